@@ -1,0 +1,270 @@
+//! The JSON document that flows through a cloon pipeline.
+//!
+//! One object, `cloonVersion` first. Each stage owns one key (`image`, `overlay`, `netns`,
+//! `bundle`, `container`) and never changes another's; unknown keys pass through untouched and in
+//! their order, so the output is deterministic.
+
+use crate::error::{Code, Error, Result};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// The document version this build reads and writes.
+pub const VERSION: &str = "1";
+
+/// A cloon document: an ordered JSON object.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Document(Map<String, Value>);
+
+impl Default for Document {
+    fn default() -> Self {
+        Document::new()
+    }
+}
+
+impl Document {
+    /// An empty document holding only `cloonVersion`.
+    pub fn new() -> Self {
+        let mut map = Map::new();
+        map.insert("cloonVersion".into(), Value::String(VERSION.into()));
+        Document(map)
+    }
+
+    /// Parses a document. Empty input (only white space) is no document at all.
+    pub fn parse(text: &str) -> Result<Option<Document>> {
+        if text.trim().is_empty() {
+            return Ok(None);
+        }
+        let value: Value = serde_json::from_str(text).map_err(|e| {
+            Error::new(Code::Decode, "the standard input is not a cloon JSON document")
+                .details(format!("{e}; give the output of another cloon tool, or no input"))
+        })?;
+        let Value::Object(map) = value else {
+            return Err(Error::new(Code::Decode, "the cloon document must be a JSON object"));
+        };
+        let doc = Document(map);
+        if doc.error().is_none() {
+            match doc.0.get("cloonVersion") {
+                Some(Value::String(v)) if v == VERSION => {}
+                Some(v) => {
+                    return Err(Error::new(
+                        Code::IncompatibleVersion,
+                        format!("this tool reads cloonVersion \"{VERSION}\", the document has {v}"),
+                    ))
+                }
+                None => {
+                    return Err(Error::new(
+                        Code::Decode,
+                        "the document has no cloonVersion: it was not written by a cloon tool",
+                    ))
+                }
+            }
+        }
+        Ok(Some(doc))
+    }
+
+    /// The error object of an error document, if this is one.
+    pub fn error(&self) -> Option<&Value> {
+        self.0.get("error")
+    }
+
+    /// The error document for `err`, raised by `stage`.
+    pub fn from_error(stage: &str, err: &Error) -> Document {
+        let mut doc = Document::new();
+        doc.0.insert(
+            "error".into(),
+            serde_json::json!({
+                "code": err.code.number(),
+                "stage": stage,
+                "msg": err.msg,
+                "details": err.details,
+            }),
+        );
+        doc
+    }
+
+    /// The exit status an error document asks for (its code, or 1).
+    pub fn error_status(&self) -> Option<u8> {
+        let err = self.error()?;
+        let code = err.get("code").and_then(Value::as_u64).unwrap_or(1);
+        Some(u8::try_from(code).ok().filter(|&c| c != 0).unwrap_or(1))
+    }
+
+    /// The container's name, which every stage's state is filed under.
+    pub fn name(&self) -> Option<&str> {
+        self.0.get("name").and_then(Value::as_str)
+    }
+
+    /// Sets the name; a different name already in the document is an error.
+    pub fn set_name(&mut self, name: &str) -> Result<()> {
+        if let Some(old) = self.name() {
+            if old != name {
+                return Err(Error::config(format!(
+                    "the document is for \"{old}\", not \"{name}\": drop --name or use another document"
+                )));
+            }
+            return Ok(());
+        }
+        self.0.insert("name".into(), Value::String(name.into()));
+        Ok(())
+    }
+
+    /// Reads the part a stage wrote under `key`, if present.
+    pub fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
+        match self.0.get(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(v) => T::deserialize(v).map(Some).map_err(|e| {
+                Error::config(format!("the document's \"{key}\" part is malformed")).details(e)
+            }),
+        }
+    }
+
+    /// Writes (or replaces) this stage's part.
+    pub fn set<T: Serialize>(&mut self, key: &str, part: &T) {
+        // Serializing plain data structs into a Value cannot fail.
+        let value = serde_json::to_value(part).unwrap_or(Value::Null);
+        self.0.insert(key.into(), value);
+    }
+
+    /// Removes this stage's part (after `down`).
+    pub fn remove(&mut self, key: &str) {
+        self.0.shift_remove(key);
+    }
+
+    /// The document as pretty JSON with a final newline.
+    pub fn to_json(&self) -> String {
+        let mut s = serde_json::to_string_pretty(&self.0).unwrap_or_else(|_| "{}".into());
+        s.push('\n');
+        s
+    }
+}
+
+/// `image`: the ext4 file holding a root filesystem (cloon-img).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Image {
+    pub path: String,
+    pub fstype: String,
+    pub bytes: u64,
+}
+
+/// `overlay`: the loop device and the copy-on-write root filesystem (cloon-overlay).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Overlay {
+    #[serde(rename = "loop")]
+    pub loop_dev: String,
+    pub lower: String,
+    pub upper: String,
+    pub work: String,
+    pub rootfs: String,
+}
+
+/// `netns`: the named network namespace and its veth pairs (cloon-netns).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Netns {
+    pub name: String,
+    pub path: String,
+    #[serde(default)]
+    pub links: Vec<Link>,
+}
+
+/// One veth pair: `host` end in the caller's namespace, `guest` end in the container's.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Link {
+    pub host: String,
+    pub guest: String,
+    pub mac: String,
+    #[serde(default)]
+    pub addrs: Vec<String>,
+}
+
+/// `bundle`: the OCI bundle directory and its config.json (cloon-spec).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Bundle {
+    pub path: String,
+    pub config: String,
+}
+
+/// `container`: the container as the OCI runtime runs it (cloon-run).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Container {
+    pub id: String,
+    pub runtime: String,
+    pub root: String,
+    pub pid: i64,
+    pub status: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_input_is_no_document() {
+        assert_eq!(Document::parse("").unwrap(), None);
+        assert_eq!(Document::parse(" \n\t").unwrap(), None);
+    }
+
+    #[test]
+    fn unknown_keys_pass_through_in_order() {
+        let text = r#"{"cloonVersion":"1","zeta":1,"name":"A","alpha":{"x":[1,2]}}"#;
+        let mut doc = Document::parse(text).unwrap().unwrap();
+        doc.set("bundle", &Bundle { path: "/b".into(), config: "/b/config.json".into() });
+        let out: Value = serde_json::from_str(&doc.to_json()).unwrap();
+        let keys: Vec<&String> = out.as_object().unwrap().keys().collect();
+        assert_eq!(keys, ["cloonVersion", "zeta", "name", "alpha", "bundle"]);
+        assert_eq!(out["alpha"]["x"][1], 2);
+    }
+
+    #[test]
+    fn output_is_deterministic() {
+        let mut a = Document::new();
+        a.set_name("Cloon1").unwrap();
+        a.set("image", &Image { path: "/i".into(), fstype: "ext4".into(), bytes: 1 });
+        let b = Document::parse(&a.to_json()).unwrap().unwrap();
+        assert_eq!(a.to_json(), b.to_json());
+        assert!(a.to_json().starts_with("{\n  \"cloonVersion\": \"1\""));
+    }
+
+    #[test]
+    fn rejects_garbage_and_wrong_versions() {
+        assert_eq!(Document::parse("{").unwrap_err().code, Code::Decode);
+        assert_eq!(Document::parse("[1]").unwrap_err().code, Code::Decode);
+        assert_eq!(Document::parse(r#"{"name":"x"}"#).unwrap_err().code, Code::Decode);
+        let e = Document::parse(r#"{"cloonVersion":"2"}"#).unwrap_err();
+        assert_eq!(e.code, Code::IncompatibleVersion);
+    }
+
+    #[test]
+    fn error_documents_are_recognised_and_keep_their_code() {
+        let err = Error::new(Code::NameTaken, "taken").details("d");
+        let doc = Document::from_error("cloon-netns", &err);
+        let back = Document::parse(&doc.to_json()).unwrap().unwrap();
+        assert_eq!(back.error_status(), Some(101));
+        assert_eq!(back.error().unwrap()["stage"], "cloon-netns");
+        assert_eq!(back.to_json(), doc.to_json());
+    }
+
+    #[test]
+    fn a_second_name_is_refused() {
+        let mut doc = Document::new();
+        doc.set_name("A").unwrap();
+        doc.set_name("A").unwrap();
+        assert_eq!(doc.set_name("B").unwrap_err().code, Code::InvalidConfig);
+    }
+
+    #[test]
+    fn malformed_parts_are_config_errors() {
+        let doc = Document::parse(r#"{"cloonVersion":"1","image":{"path":3}}"#).unwrap().unwrap();
+        assert_eq!(doc.get::<Image>("image").unwrap_err().code, Code::InvalidConfig);
+        assert_eq!(doc.get::<Bundle>("bundle").unwrap(), None);
+    }
+
+    #[test]
+    fn remove_drops_only_that_part() {
+        let mut doc = Document::new();
+        doc.set_name("A").unwrap();
+        doc.set("bundle", &Bundle { path: "/b".into(), config: "/c".into() });
+        doc.remove("bundle");
+        assert_eq!(doc.to_json(), "{\n  \"cloonVersion\": \"1\",\n  \"name\": \"A\"\n}\n");
+    }
+}

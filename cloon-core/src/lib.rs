@@ -1,0 +1,16 @@
+//! What every cloon tool shares, and nothing that belongs to one tool: the document and its parts,
+//! the error object and its codes, name validation, the state directory, host checks, the
+//! undo stack that makes `up` all or nothing, and the stdin-to-stdout driver of `main`.
+
+pub mod cli;
+pub mod doc;
+pub mod error;
+pub mod host;
+pub mod name;
+pub mod state;
+pub mod undo;
+
+pub use doc::Document;
+pub use error::{Code, Context, Error, Result};
+pub use state::StateDir;
+pub use undo::Undo;

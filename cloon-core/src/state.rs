@@ -1,0 +1,209 @@
+//! The state directory: where each tool records what it created, so that `down --name`, `check`
+//! and `show` act on what cloon owns, never on names that merely look alike.
+//!
+//! Layout: `<root>/<name>/<stage>.json` (one record per stage), plus the files a stage keeps for
+//! the container (the overlay's upper and work directories, the bundle). `<root>` is
+//! `/run/cloon` unless `--state-dir` or `CLOON_STATE_DIR` says otherwise.
+
+use crate::error::{Code, Context, Error, Result};
+use crate::name;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+/// Where state lives unless told otherwise.
+pub const DEFAULT_ROOT: &str = "/run/cloon";
+
+/// The state directory of all containers.
+#[derive(Debug, Clone)]
+pub struct StateDir {
+    root: PathBuf,
+}
+
+impl StateDir {
+    /// The state root from a flag, else `CLOON_STATE_DIR`, else `/run/cloon`. Made absolute.
+    pub fn new(flag: Option<&Path>) -> Result<Self> {
+        let root = match flag {
+            Some(p) => p.to_path_buf(),
+            None => std::env::var_os("CLOON_STATE_DIR")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| PathBuf::from(DEFAULT_ROOT)),
+        };
+        Ok(StateDir { root: absolute(&root)? })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The directory of one container (not created).
+    pub fn dir(&self, name: &str) -> Result<PathBuf> {
+        name::container(name)?;
+        Ok(self.root.join(name))
+    }
+
+    /// The directory of one container, created mode 0700 (with the root) when missing.
+    pub fn ensure_dir(&self, name: &str) -> Result<PathBuf> {
+        let dir = self.dir(name)?;
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&dir)
+            .context(|| format!("cannot create the state directory {}", dir.display()))?;
+        Ok(dir)
+    }
+
+    fn record_path(&self, name: &str, stage: &str) -> Result<PathBuf> {
+        Ok(self.dir(name)?.join(format!("{stage}.json")))
+    }
+
+    /// Writes a new record for `stage`; fails with [`Code::NameTaken`] if one exists, so that two
+    /// `up` for the same name cannot both win.
+    pub fn claim<T: Serialize>(&self, name: &str, stage: &str, record: &T) -> Result<()> {
+        self.ensure_dir(name)?;
+        let path = self.record_path(name, stage)?;
+        let file = fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&path);
+        let mut file = match file {
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                return Err(Error::new(
+                    Code::NameTaken,
+                    format!("{stage} \"{name}\" already exists: pick another name, or bring it down first"),
+                )
+                .details(format!("its record is {}", path.display())))
+            }
+            other => other.context(|| format!("cannot create {}", path.display()))?,
+        };
+        file.write_all(to_json(record).as_bytes())
+            .context(|| format!("cannot write {}", path.display()))
+    }
+
+    /// Replaces the record of `stage` (it must have been claimed).
+    pub fn update<T: Serialize>(&self, name: &str, stage: &str, record: &T) -> Result<()> {
+        let path = self.record_path(name, stage)?;
+        let tmp = path.with_extension("json.tmp");
+        fs::write(&tmp, to_json(record)).context(|| format!("cannot write {}", tmp.display()))?;
+        fs::rename(&tmp, &path).context(|| format!("cannot replace {}", path.display()))
+    }
+
+    /// Reads the record of `stage`, or `None` when there is none.
+    pub fn load<T: DeserializeOwned>(&self, name: &str, stage: &str) -> Result<Option<T>> {
+        let path = self.record_path(name, stage)?;
+        let text = match fs::read_to_string(&path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            other => other.context(|| format!("cannot read {}", path.display()))?,
+        };
+        serde_json::from_str(&text).map(Some).map_err(|e| {
+            Error::config(format!("the record {} is corrupt", path.display())).details(e)
+        })
+    }
+
+    /// Deletes the record of `stage`, then the container's directory if nothing else is in it.
+    pub fn release(&self, name: &str, stage: &str) -> Result<()> {
+        let path = self.record_path(name, stage)?;
+        match fs::remove_file(&path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(Error::io(format!("cannot remove {}", path.display()), &e))
+            }
+            _ => {}
+        }
+        let _ = fs::remove_dir(self.dir(name)?);
+        Ok(())
+    }
+}
+
+fn to_json<T: Serialize>(record: &T) -> String {
+    let mut s = serde_json::to_string_pretty(record).unwrap_or_default();
+    s.push('\n');
+    s
+}
+
+/// `path` made absolute against the current directory, without resolving symbolic links.
+pub fn absolute(path: &Path) -> Result<PathBuf> {
+    std::path::absolute(path).context(|| format!("cannot make {} absolute", path.display()))
+}
+
+/// Removes a directory tree that cloon made, without ever crossing into another filesystem:
+/// a directory on another device (a mount point) stops the removal with an error.
+pub fn remove_tree_one_fs(path: &Path) -> Result<()> {
+    let meta = match fs::symlink_metadata(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        other => other.context(|| format!("cannot inspect {}", path.display()))?,
+    };
+    remove_below(path, meta.dev())
+}
+
+fn remove_below(path: &Path, dev: u64) -> Result<()> {
+    let meta = fs::symlink_metadata(path).context(|| format!("cannot inspect {}", path.display()))?;
+    if !meta.is_dir() {
+        return fs::remove_file(path).context(|| format!("cannot remove {}", path.display()));
+    }
+    if meta.dev() != dev {
+        return Err(Error::new(
+            Code::TryAgain,
+            format!("{} is a mount point: unmount it, then run down again", path.display()),
+        ));
+    }
+    let entries = fs::read_dir(path).context(|| format!("cannot list {}", path.display()))?;
+    for entry in entries {
+        let entry = entry.context(|| format!("cannot list {}", path.display()))?;
+        remove_below(&entry.path(), dev)?;
+    }
+    fs::remove_dir(path).context(|| format!("cannot remove {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn temp_root(tag: &str) -> PathBuf {
+        let p = std::env::temp_dir().join(format!("cloon-state-test-{tag}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&p);
+        p
+    }
+
+    #[test]
+    fn claim_is_exclusive_and_release_cleans_up() {
+        let root = temp_root("claim");
+        let st = StateDir::new(Some(&root)).unwrap();
+        st.claim("A", "netns", &serde_json::json!({"x": 1})).unwrap();
+        let err = st.claim("A", "netns", &serde_json::json!({"x": 2})).unwrap_err();
+        assert_eq!(err.code, Code::NameTaken);
+        let back: serde_json::Value = st.load("A", "netns").unwrap().unwrap();
+        assert_eq!(back["x"], 1);
+        let mode = fs::metadata(st.dir("A").unwrap()).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o700);
+        st.release("A", "netns").unwrap();
+        st.release("A", "netns").unwrap();
+        assert!(!st.dir("A").unwrap().exists());
+        assert_eq!(st.load::<serde_json::Value>("A", "netns").unwrap(), None);
+        fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn names_cannot_escape_the_root() {
+        let st = StateDir::new(Some(Path::new("/run/cloon"))).unwrap();
+        assert!(st.dir("../etc").is_err());
+        assert!(st.dir("a/b").is_err());
+        assert_eq!(st.dir("x").unwrap(), Path::new("/run/cloon/x"));
+    }
+
+    #[test]
+    fn remove_tree_removes_files_and_links_not_targets() {
+        let root = temp_root("tree");
+        let outside = temp_root("outside");
+        fs::create_dir_all(root.join("a/b")).unwrap();
+        fs::create_dir_all(&outside).unwrap();
+        fs::write(outside.join("keep"), "x").unwrap();
+        fs::write(root.join("a/b/f"), "x").unwrap();
+        std::os::unix::fs::symlink(&outside, root.join("a/link")).unwrap();
+        remove_tree_one_fs(&root).unwrap();
+        assert!(!root.exists());
+        assert!(outside.join("keep").exists());
+        remove_tree_one_fs(&root).unwrap();
+        fs::remove_dir_all(&outside).unwrap();
+    }
+}
