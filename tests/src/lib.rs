@@ -1,1 +1,200 @@
-//! Shared fixtures.
+//! Shared fixtures of the integration tests: a sandbox (fresh mount and network namespaces with
+//! their own `/run`) in which the tools run as root on real kernel objects, and checks that
+//! nothing is left behind.
+//!
+//! The sandbox is a process that `unshare` put in new namespaces; every command a test runs enters
+//! them with `nsenter`. The host's interfaces, `/run/netns` and mounts are never touched. Loop
+//! devices are global: the sandbox detaches those backed by its own files when dropped.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+
+/// Where the workspace's binaries are (next to the test executable's `deps/`).
+pub fn bin_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("current_exe");
+    exe.parent().and_then(Path::parent).expect("target dir").to_path_buf()
+}
+
+/// The path of one of cloon's tools, which `cargo build --workspace` must have built.
+pub fn tool_path(tool: &str) -> PathBuf {
+    let p = bin_dir().join(tool);
+    assert!(p.is_file(), "{} is missing: run `cargo build --workspace` before the tests", p.display());
+    p
+}
+
+/// Whether privileged tests can run here. Without root they are skipped, unless
+/// `CLOON_REQUIRE_ROOT=1`, where they fail.
+pub fn have_root(test: &str) -> bool {
+    let root = nix::unistd::geteuid().is_root();
+    if !root {
+        assert!(
+            std::env::var("CLOON_REQUIRE_ROOT").as_deref() != Ok("1"),
+            "{test} needs root and CLOON_REQUIRE_ROOT=1 is set"
+        );
+        eprintln!("skipping {test}: needs root (set CLOON_REQUIRE_ROOT=1 to make this a failure)");
+    }
+    root
+}
+
+/// The result of running one command in the sandbox.
+#[derive(Debug)]
+pub struct Run {
+    pub status: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    fn from(out: Output) -> Run {
+        Run {
+            status: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    /// Asserts success and returns stdout.
+    pub fn ok(self) -> String {
+        assert_eq!(self.status, 0, "command failed:\nstdout: {}\nstderr: {}", self.stdout, self.stderr);
+        self.stdout
+    }
+
+    /// Stdout parsed as JSON.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}\nstderr: {}", self.stdout, self.stderr))
+    }
+}
+
+/// Fresh mount and network namespaces, a private `/run`, a scratch directory on the host.
+#[derive(Debug)]
+pub struct Sandbox {
+    holder: Child,
+    /// A scratch directory for images and files, removed on drop.
+    pub dir: PathBuf,
+    /// The runtime's state directory (inside the sandbox's `/run`).
+    pub runtime_root: &'static str,
+}
+
+impl Sandbox {
+    /// Enters a new sandbox, or `None` (test skipped) without root.
+    pub fn new(test: &str) -> Option<Sandbox> {
+        if !have_root(test) {
+            return None;
+        }
+        let dir = std::env::temp_dir().join(format!("cloon-{test}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("scratch dir");
+        let script = "mount -t tmpfs -o mode=755 cloon-sandbox /run && ip link set lo up && echo ready && exec sleep 100000";
+        let mut holder = Command::new("unshare")
+            .args(["--mount", "--net", "--propagation", "private", "sh", "-c", script])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("unshare (util-linux) must be installed");
+        let mut line = String::new();
+        let out = holder.stdout.take().expect("piped");
+        BufReader::new(out).read_line(&mut line).expect("sandbox output");
+        assert_eq!(line.trim(), "ready", "the sandbox did not start");
+        Some(Sandbox { holder, dir, runtime_root: "/run/crun" })
+    }
+
+    /// A command that runs inside the sandbox, with cloon's state in the sandbox's `/run`.
+    pub fn cmd(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        let mut c = Command::new("nsenter");
+        c.arg("-t").arg(self.holder.id().to_string()).args(["-m", "-n", "--"]).arg(program);
+        c.env_remove("CLOON_STATE_DIR");
+        c
+    }
+
+    /// Runs a cloon tool with `args`, giving it `stdin` (empty: no document).
+    pub fn tool(&self, tool: &str, args: &[&str], stdin: &str) -> Run {
+        self.run(self.cmd(tool_path(tool)).args(args), stdin)
+    }
+
+    /// Runs a shell script inside the sandbox.
+    pub fn sh(&self, script: &str) -> Run {
+        self.run(self.cmd("sh").args(["-c", script]), "")
+    }
+
+    fn run(&self, cmd: &mut Command, stdin: &str) -> Run {
+        let mut child = cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        let mut input = child.stdin.take().expect("piped");
+        input.write_all(stdin.as_bytes()).expect("write stdin");
+        drop(input);
+        Run::from(child.wait_with_output().expect("wait"))
+    }
+
+    /// A path in the scratch directory.
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+
+    /// Loop devices backed by a file of this sandbox.
+    pub fn loops(&self) -> Vec<String> {
+        let out = Command::new("losetup").args(["-n", "-O", "NAME,BACK-FILE", "-l"]).output().expect("losetup");
+        let dir = self.dir.to_string_lossy().into_owned();
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| l.contains(&dir))
+            .map(|l| l.split_whitespace().next().unwrap_or_default().to_string())
+            .collect()
+    }
+
+    /// Everything a test could have left: loop devices of ours, overlay and cloon mounts, named
+    /// namespaces, interfaces beyond `keep`, containers, state records. Empty when clean.
+    pub fn leftovers(&self, keep_links: &[&str]) -> Vec<String> {
+        let mut left: Vec<String> = self.loops().into_iter().map(|l| format!("loop device {l}")).collect();
+        let mounts = self.sh("findmnt -rn -o TARGET,FSTYPE").ok();
+        for m in mounts.lines() {
+            if m.contains(" overlay") || m.contains("/cloon") || m.starts_with("/run/netns/") {
+                left.push(format!("mount {m}"));
+            }
+        }
+        let netns = self.sh("ls /run/netns 2>/dev/null; true").ok();
+        left.extend(netns.lines().map(|n| format!("namespace {n}")));
+        let links = self.sh("ip -o link show | awk -F': ' '{print $2}'").ok();
+        for l in links.lines().map(|l| l.split('@').next().unwrap_or(l)) {
+            if l != "lo" && !keep_links.contains(&l) {
+                left.push(format!("link {l}"));
+            }
+        }
+        let ctrs = self.sh(&format!("crun --root {} list -q 2>/dev/null; true", self.runtime_root)).ok();
+        left.extend(ctrs.lines().map(|c| format!("container {c}")));
+        let state = self.sh("ls -A /run/cloon 2>/dev/null; true").ok();
+        left.extend(state.lines().map(|s| format!("state record {s}")));
+        left
+    }
+
+    /// Asserts that nothing is left.
+    pub fn assert_clean(&self, keep_links: &[&str]) {
+        let left = self.leftovers(keep_links);
+        assert!(left.is_empty(), "left behind: {left:#?}");
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        // Containers first (they are processes, not tied to the namespaces), then the holder:
+        // its namespaces, mounts and interfaces go with it. Then loop devices, which are global.
+        for runtime in ["crun", "runc"] {
+            let list = format!(
+                "for c in $({runtime} --root {root} list -q 2>/dev/null); do {runtime} --root {root} delete -f $c; done",
+                root = self.runtime_root
+            );
+            let _ = self.cmd("sh").args(["-c", &list]).stdin(Stdio::null()).output();
+        }
+        let _ = self.holder.kill();
+        let _ = self.holder.wait();
+        for dev in self.loops() {
+            let _ = Command::new("losetup").args(["-d", &dev]).output();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
