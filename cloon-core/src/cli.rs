@@ -72,7 +72,7 @@ pub fn run_step(stage: &str, step: impl FnOnce(Option<Document>) -> Result<Docum
 
 /// Runs a command whose output is its own JSON value rather than the document (`info`, `list`,
 /// `state`, `show`).
-pub fn run_query(stage: &str, query: impl FnOnce() -> Result<serde_json::Value>) -> ExitCode {
+pub fn run_query<T: serde::Serialize>(stage: &str, query: impl FnOnce() -> Result<T>) -> ExitCode {
     match query() {
         Ok(value) => {
             let mut s = serde_json::to_string_pretty(&value).unwrap_or_default();
@@ -102,4 +102,50 @@ pub fn pick_name(flag: Option<&str>, doc: Option<&Document>, tool: &str) -> Resu
     };
     crate::name::container(&name)?;
     Ok(name)
+}
+
+/// `down`: undoes the stage for the container named by `--name` or the document, then removes the
+/// stage's part from the document. With only `--name`, the output is a document with that name.
+pub fn run_down(
+    stage: &str,
+    part: &str,
+    name: Option<&str>,
+    down: impl FnOnce(&str) -> Result<()>,
+) -> ExitCode {
+    run_step(stage, |doc| {
+        let name = pick_name(name, doc.as_ref(), stage)?;
+        down(&name)?;
+        let mut doc = doc.unwrap_or_default();
+        doc.set_name(&name)?;
+        doc.remove(part);
+        Ok(doc)
+    })
+}
+
+/// `check`: the document passes through unchanged when what it records still exists.
+pub fn run_check(
+    stage: &str,
+    name: Option<&str>,
+    check: impl FnOnce(&str) -> Result<()>,
+) -> ExitCode {
+    run_step(stage, |doc| {
+        let name = pick_name(name, doc.as_ref(), stage)?;
+        check(&name)?;
+        let mut doc = doc.unwrap_or_default();
+        doc.set_name(&name)?;
+        Ok(doc)
+    })
+}
+
+/// `show`: prints the stage's record for the container named by `--name` or the document.
+pub fn run_show<T: serde::Serialize>(
+    stage: &str,
+    name: Option<&str>,
+    show: impl FnOnce(&str) -> Result<T>,
+) -> ExitCode {
+    let doc = match read_input() {
+        Ok(doc) => doc,
+        Err(e) => return fail(stage, &e),
+    };
+    run_query(stage, || show(&pick_name(name, doc.as_ref(), stage)?))
 }

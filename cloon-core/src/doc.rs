@@ -36,11 +36,19 @@ impl Document {
             return Ok(None);
         }
         let value: Value = serde_json::from_str(text).map_err(|e| {
-            Error::new(Code::Decode, "the standard input is not a cloon JSON document")
-                .details(format!("{e}; give the output of another cloon tool, or no input"))
+            Error::new(
+                Code::Decode,
+                "the standard input is not a cloon JSON document",
+            )
+            .details(format!(
+                "{e}; give the output of another cloon tool, or no input"
+            ))
         })?;
         let Value::Object(map) = value else {
-            return Err(Error::new(Code::Decode, "the cloon document must be a JSON object"));
+            return Err(Error::new(
+                Code::Decode,
+                "the cloon document must be a JSON object",
+            ));
         };
         let doc = Document(map);
         if doc.error().is_none() {
@@ -208,7 +216,13 @@ mod tests {
     fn unknown_keys_pass_through_in_order() {
         let text = r#"{"cloonVersion":"1","zeta":1,"name":"A","alpha":{"x":[1,2]}}"#;
         let mut doc = Document::parse(text).unwrap().unwrap();
-        doc.set("bundle", &Bundle { path: "/b".into(), config: "/b/config.json".into() });
+        doc.set(
+            "bundle",
+            &Bundle {
+                path: "/b".into(),
+                config: "/b/config.json".into(),
+            },
+        );
         let out: Value = serde_json::from_str(&doc.to_json()).unwrap();
         let keys: Vec<&String> = out.as_object().unwrap().keys().collect();
         assert_eq!(keys, ["cloonVersion", "zeta", "name", "alpha", "bundle"]);
@@ -219,7 +233,14 @@ mod tests {
     fn output_is_deterministic() {
         let mut a = Document::new();
         a.set_name("Cloon1").unwrap();
-        a.set("image", &Image { path: "/i".into(), fstype: "ext4".into(), bytes: 1 });
+        a.set(
+            "image",
+            &Image {
+                path: "/i".into(),
+                fstype: "ext4".into(),
+                bytes: 1,
+            },
+        );
         let b = Document::parse(&a.to_json()).unwrap().unwrap();
         assert_eq!(a.to_json(), b.to_json());
         assert!(a.to_json().starts_with("{\n  \"cloonVersion\": \"1\""));
@@ -229,7 +250,10 @@ mod tests {
     fn rejects_garbage_and_wrong_versions() {
         assert_eq!(Document::parse("{").unwrap_err().code, Code::Decode);
         assert_eq!(Document::parse("[1]").unwrap_err().code, Code::Decode);
-        assert_eq!(Document::parse(r#"{"name":"x"}"#).unwrap_err().code, Code::Decode);
+        assert_eq!(
+            Document::parse(r#"{"name":"x"}"#).unwrap_err().code,
+            Code::Decode
+        );
         let e = Document::parse(r#"{"cloonVersion":"2"}"#).unwrap_err();
         assert_eq!(e.code, Code::IncompatibleVersion);
     }
@@ -254,8 +278,13 @@ mod tests {
 
     #[test]
     fn malformed_parts_are_config_errors() {
-        let doc = Document::parse(r#"{"cloonVersion":"1","image":{"path":3}}"#).unwrap().unwrap();
-        assert_eq!(doc.get::<Image>("image").unwrap_err().code, Code::InvalidConfig);
+        let doc = Document::parse(r#"{"cloonVersion":"1","image":{"path":3}}"#)
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            doc.get::<Image>("image").unwrap_err().code,
+            Code::InvalidConfig
+        );
         assert_eq!(doc.get::<Bundle>("bundle").unwrap(), None);
     }
 
@@ -263,8 +292,17 @@ mod tests {
     fn remove_drops_only_that_part() {
         let mut doc = Document::new();
         doc.set_name("A").unwrap();
-        doc.set("bundle", &Bundle { path: "/b".into(), config: "/c".into() });
+        doc.set(
+            "bundle",
+            &Bundle {
+                path: "/b".into(),
+                config: "/c".into(),
+            },
+        );
         doc.remove("bundle");
-        assert_eq!(doc.to_json(), "{\n  \"cloonVersion\": \"1\",\n  \"name\": \"A\"\n}\n");
+        assert_eq!(
+            doc.to_json(),
+            "{\n  \"cloonVersion\": \"1\",\n  \"name\": \"A\"\n}\n"
+        );
     }
 }

@@ -6,6 +6,7 @@ pub mod cli;
 pub mod doc;
 pub mod error;
 pub mod host;
+pub mod mounts;
 pub mod name;
 pub mod state;
 pub mod undo;

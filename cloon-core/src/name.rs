@@ -23,7 +23,10 @@ fn check_chars(kind: &str, name: &str, max: usize) -> Result<()> {
     if name == "." || name == ".." {
         return Err(Error::invalid(format!("{} is not a usable name", what())));
     }
-    if let Some(bad) = name.chars().find(|c| !(c.is_ascii_alphanumeric() || "_.-".contains(*c))) {
+    if let Some(bad) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || "_.-".contains(*c)))
+    {
         return Err(Error::invalid(format!(
             "{} contains {:?}: use only letters, digits, '_', '.' and '-'",
             what(),
@@ -31,7 +34,10 @@ fn check_chars(kind: &str, name: &str, max: usize) -> Result<()> {
         )));
     }
     if !name.as_bytes()[0].is_ascii_alphanumeric() {
-        return Err(Error::invalid(format!("{} must start with a letter or a digit", what())));
+        return Err(Error::invalid(format!(
+            "{} must start with a letter or a digit",
+            what()
+        )));
     }
     Ok(())
 }
@@ -66,7 +72,9 @@ mod tests {
 
     #[test]
     fn refuses_what_could_escape_or_confuse() {
-        for bad in ["", ".", "..", "a/b", "../x", "a b", "a\nb", "a\0", "-x", ".hidden", "é"] {
+        for bad in [
+            "", ".", "..", "a/b", "../x", "a b", "a\nb", "a\0", "-x", ".hidden", "é",
+        ] {
             assert!(container(bad).is_err(), "{bad:?} accepted");
         }
         assert!(container(&"a".repeat(65)).is_err());

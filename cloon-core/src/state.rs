@@ -32,7 +32,9 @@ impl StateDir {
                 .map(PathBuf::from)
                 .unwrap_or_else(|| PathBuf::from(DEFAULT_ROOT)),
         };
-        Ok(StateDir { root: absolute(&root)? })
+        Ok(StateDir {
+            root: absolute(&root)?,
+        })
     }
 
     pub fn root(&self) -> &Path {
@@ -65,15 +67,19 @@ impl StateDir {
     pub fn claim<T: Serialize>(&self, name: &str, stage: &str, record: &T) -> Result<()> {
         self.ensure_dir(name)?;
         let path = self.record_path(name, stage)?;
-        let file = fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&path);
+        let file = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path);
         let mut file = match file {
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                return Err(Error::new(
-                    Code::NameTaken,
-                    format!("{stage} \"{name}\" already exists: pick another name, or bring it down first"),
-                )
-                .details(format!("its record is {}", path.display())))
-            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Err(Error::new(
+                Code::NameTaken,
+                format!(
+                    "{stage} \"{name}\" already exists: pick another name, or bring it down first"
+                ),
+            )
+            .details(format!("its record is {}", path.display()))),
             other => other.context(|| format!("cannot create {}", path.display()))?,
         };
         file.write_all(to_json(record).as_bytes())
@@ -136,14 +142,18 @@ pub fn remove_tree_one_fs(path: &Path) -> Result<()> {
 }
 
 fn remove_below(path: &Path, dev: u64) -> Result<()> {
-    let meta = fs::symlink_metadata(path).context(|| format!("cannot inspect {}", path.display()))?;
+    let meta =
+        fs::symlink_metadata(path).context(|| format!("cannot inspect {}", path.display()))?;
     if !meta.is_dir() {
         return fs::remove_file(path).context(|| format!("cannot remove {}", path.display()));
     }
     if meta.dev() != dev {
         return Err(Error::new(
             Code::TryAgain,
-            format!("{} is a mount point: unmount it, then run down again", path.display()),
+            format!(
+                "{} is a mount point: unmount it, then run down again",
+                path.display()
+            ),
         ));
     }
     let entries = fs::read_dir(path).context(|| format!("cannot list {}", path.display()))?;
@@ -169,12 +179,18 @@ mod tests {
     fn claim_is_exclusive_and_release_cleans_up() {
         let root = temp_root("claim");
         let st = StateDir::new(Some(&root)).unwrap();
-        st.claim("A", "netns", &serde_json::json!({"x": 1})).unwrap();
-        let err = st.claim("A", "netns", &serde_json::json!({"x": 2})).unwrap_err();
+        st.claim("A", "netns", &serde_json::json!({"x": 1}))
+            .unwrap();
+        let err = st
+            .claim("A", "netns", &serde_json::json!({"x": 2}))
+            .unwrap_err();
         assert_eq!(err.code, Code::NameTaken);
         let back: serde_json::Value = st.load("A", "netns").unwrap().unwrap();
         assert_eq!(back["x"], 1);
-        let mode = fs::metadata(st.dir("A").unwrap()).unwrap().permissions().mode();
+        let mode = fs::metadata(st.dir("A").unwrap())
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o700);
         st.release("A", "netns").unwrap();
         st.release("A", "netns").unwrap();

@@ -13,13 +13,20 @@ use std::process::{Child, Command, Output, Stdio};
 /// Where the workspace's binaries are (next to the test executable's `deps/`).
 pub fn bin_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("current_exe");
-    exe.parent().and_then(Path::parent).expect("target dir").to_path_buf()
+    exe.parent()
+        .and_then(Path::parent)
+        .expect("target dir")
+        .to_path_buf()
 }
 
 /// The path of one of cloon's tools, which `cargo build --workspace` must have built.
 pub fn tool_path(tool: &str) -> PathBuf {
     let p = bin_dir().join(tool);
-    assert!(p.is_file(), "{} is missing: run `cargo build --workspace` before the tests", p.display());
+    assert!(
+        p.is_file(),
+        "{} is missing: run `cargo build --workspace` before the tests",
+        p.display()
+    );
     p
 }
 
@@ -56,7 +63,11 @@ impl Run {
 
     /// Asserts success and returns stdout.
     pub fn ok(self) -> String {
-        assert_eq!(self.status, 0, "command failed:\nstdout: {}\nstderr: {}", self.stdout, self.stderr);
+        assert_eq!(
+            self.status, 0,
+            "command failed:\nstdout: {}\nstderr: {}",
+            self.stdout, self.stderr
+        );
         self.stdout
     }
 
@@ -88,22 +99,39 @@ impl Sandbox {
         std::fs::create_dir_all(&dir).expect("scratch dir");
         let script = "mount -t tmpfs -o mode=755 cloon-sandbox /run && ip link set lo up && echo ready && exec sleep 100000";
         let mut holder = Command::new("unshare")
-            .args(["--mount", "--net", "--propagation", "private", "sh", "-c", script])
+            .args([
+                "--mount",
+                "--net",
+                "--propagation",
+                "private",
+                "sh",
+                "-c",
+                script,
+            ])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .spawn()
             .expect("unshare (util-linux) must be installed");
         let mut line = String::new();
         let out = holder.stdout.take().expect("piped");
-        BufReader::new(out).read_line(&mut line).expect("sandbox output");
+        BufReader::new(out)
+            .read_line(&mut line)
+            .expect("sandbox output");
         assert_eq!(line.trim(), "ready", "the sandbox did not start");
-        Some(Sandbox { holder, dir, runtime_root: "/run/crun" })
+        Some(Sandbox {
+            holder,
+            dir,
+            runtime_root: "/run/crun",
+        })
     }
 
     /// A command that runs inside the sandbox, with cloon's state in the sandbox's `/run`.
     pub fn cmd(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
         let mut c = Command::new("nsenter");
-        c.arg("-t").arg(self.holder.id().to_string()).args(["-m", "-n", "--"]).arg(program);
+        c.arg("-t")
+            .arg(self.holder.id().to_string())
+            .args(["-m", "-n", "--"])
+            .arg(program);
         c.env_remove("CLOON_STATE_DIR");
         c
     }
@@ -138,7 +166,10 @@ impl Sandbox {
 
     /// Loop devices backed by a file of this sandbox.
     pub fn loops(&self) -> Vec<String> {
-        let out = Command::new("losetup").args(["-n", "-O", "NAME,BACK-FILE", "-l"]).output().expect("losetup");
+        let out = Command::new("losetup")
+            .args(["-n", "-O", "NAME,BACK-FILE", "-l"])
+            .output()
+            .expect("losetup");
         let dir = self.dir.to_string_lossy().into_owned();
         String::from_utf8_lossy(&out.stdout)
             .lines()
@@ -150,7 +181,11 @@ impl Sandbox {
     /// Everything a test could have left: loop devices of ours, overlay and cloon mounts, named
     /// namespaces, interfaces beyond `keep`, containers, state records. Empty when clean.
     pub fn leftovers(&self, keep_links: &[&str]) -> Vec<String> {
-        let mut left: Vec<String> = self.loops().into_iter().map(|l| format!("loop device {l}")).collect();
+        let mut left: Vec<String> = self
+            .loops()
+            .into_iter()
+            .map(|l| format!("loop device {l}"))
+            .collect();
         let mounts = self.sh("findmnt -rn -o TARGET,FSTYPE").ok();
         for m in mounts.lines() {
             if m.contains(" overlay") || m.contains("/cloon") || m.starts_with("/run/netns/") {
@@ -165,7 +200,12 @@ impl Sandbox {
                 left.push(format!("link {l}"));
             }
         }
-        let ctrs = self.sh(&format!("crun --root {} list -q 2>/dev/null; true", self.runtime_root)).ok();
+        let ctrs = self
+            .sh(&format!(
+                "crun --root {} list -q 2>/dev/null; true",
+                self.runtime_root
+            ))
+            .ok();
         left.extend(ctrs.lines().map(|c| format!("container {c}")));
         let state = self.sh("ls -A /run/cloon 2>/dev/null; true").ok();
         left.extend(state.lines().map(|s| format!("state record {s}")));
@@ -188,7 +228,11 @@ impl Drop for Sandbox {
                 "for c in $({runtime} --root {root} list -q 2>/dev/null); do {runtime} --root {root} delete -f $c; done",
                 root = self.runtime_root
             );
-            let _ = self.cmd("sh").args(["-c", &list]).stdin(Stdio::null()).output();
+            let _ = self
+                .cmd("sh")
+                .args(["-c", &list])
+                .stdin(Stdio::null())
+                .output();
         }
         let _ = self.holder.kill();
         let _ = self.holder.wait();

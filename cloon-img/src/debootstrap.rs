@@ -1,0 +1,164 @@
+//! The article's Debian image: `debootstrap --include=... bookworm DIR MIRROR`, with the mirror
+//! taken from the host's apt sources.
+
+use cloon_core::{host, Code, Context, Error, Result};
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+/// The packages the article adds to its bookworm image.
+pub const ARTICLE_PACKAGES: &str = "openssh-client,vim,bash-completion,net-tools,tcpdump,tini";
+
+/// Used when the host's apt sources name no Debian mirror.
+pub const FALLBACK_MIRROR: &str = "http://deb.debian.org/debian";
+
+/// The first Debian mirror in apt sources text, one-line (`deb URL SUITE ...`) or deb822
+/// (`Types: deb` / `URIs: URL` / `Suites: ...`) format; security archives are skipped.
+pub fn mirror_in(text: &str) -> Option<String> {
+    let plain = |url: &str, suites: &str| {
+        let ok = (url.starts_with("http://") || url.starts_with("https://"))
+            && !suites.split_whitespace().all(|s| s.ends_with("-security"))
+            && !url.contains("security");
+        ok.then(|| url.trim_end_matches('/').to_string())
+    };
+    // One-line format.
+    for line in text.lines().map(str::trim) {
+        let mut words = line.split_whitespace();
+        if words.next() != Some("deb") {
+            continue;
+        }
+        let mut rest: Vec<&str> = words.collect();
+        if rest.first().is_some_and(|w| w.starts_with('[')) {
+            let close = rest.iter().position(|w| w.ends_with(']')).unwrap_or(0);
+            rest.drain(..=close);
+        }
+        if let (Some(url), Some(suite)) = (rest.first(), rest.get(1)) {
+            if let Some(m) = plain(url, suite) {
+                return Some(m);
+            }
+        }
+    }
+    // deb822 format: paragraphs separated by blank lines.
+    for para in text.split("\n\n") {
+        let field = |name: &str| {
+            para.lines()
+                .filter(|l| !l.trim_start().starts_with('#'))
+                .find_map(|l| l.strip_prefix(name).and_then(|r| r.strip_prefix(':')))
+                .map(str::trim)
+        };
+        let is_deb = field("Types").is_some_and(|t| t.split_whitespace().any(|t| t == "deb"));
+        let enabled = field("Enabled").is_none_or(|e| e != "no");
+        if let (true, true, Some(uris), Some(suites)) =
+            (is_deb, enabled, field("URIs"), field("Suites"))
+        {
+            if let Some(m) = uris.split_whitespace().find_map(|u| plain(u, suites)) {
+                return Some(m);
+            }
+        }
+    }
+    None
+}
+
+/// The host's Debian mirror from `/etc/apt/sources.list` and `/etc/apt/sources.list.d/`.
+pub fn host_mirror() -> String {
+    let mut files = vec![std::path::PathBuf::from("/etc/apt/sources.list")];
+    if let Ok(dir) = std::fs::read_dir("/etc/apt/sources.list.d") {
+        let mut more: Vec<_> = dir
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "list" || x == "sources"))
+            .collect();
+        more.sort();
+        files.extend(more);
+    }
+    files
+        .iter()
+        .filter_map(|f| std::fs::read_to_string(f).ok())
+        .find_map(|text| mirror_in(&text))
+        .unwrap_or_else(|| FALLBACK_MIRROR.to_string())
+}
+
+/// Runs debootstrap into `root`. Its output goes to stderr (stdout carries the document), and it
+/// runs in a private mount namespace, so the `/proc` and `/sys` it mounts in `root` vanish with
+/// it even if it dies half-way.
+pub fn run(suite: &str, include: &str, mirror: &str, root: &Path) -> Result<()> {
+    let program = host::require_program("debootstrap", "debootstrap")?;
+    if suite.is_empty() || !suite.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+        return Err(Error::invalid(format!(
+            "--debootstrap {suite:?} is not a suite name: write for example bookworm"
+        )));
+    }
+    let mut cmd = Command::new(program);
+    if !include.is_empty() {
+        cmd.arg(format!("--include={include}"));
+    }
+    cmd.arg(suite).arg(root).arg(mirror);
+    let stderr = std::io::stderr()
+        .as_fd()
+        .try_clone_to_owned()
+        .context(|| "cannot duplicate stderr".into())?;
+    cmd.stdin(Stdio::null()).stdout(Stdio::from(stderr));
+    // SAFETY: the closure runs in the forked child before exec and only makes two system calls
+    // (unshare, mount) that are async-signal-safe; it allocates nothing.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut cmd, || {
+            nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS)?;
+            nix::mount::mount(
+                None::<&str>,
+                "/",
+                None::<&str>,
+                nix::mount::MsFlags::MS_REC | nix::mount::MsFlags::MS_PRIVATE,
+                None::<&str>,
+            )?;
+            Ok(())
+        });
+    }
+    let status = cmd.status().context(|| "cannot start debootstrap".into())?;
+    if !status.success() {
+        let log = root.join("debootstrap/debootstrap.log");
+        return Err(Error::new(
+            Code::Io,
+            format!("debootstrap {suite} from {mirror} failed: check the mirror (--mirror URL) and the suite name"),
+        )
+        .details(format!("{status}; its log was {}", log.display())));
+    }
+    Ok(())
+}
+
+use std::os::fd::AsFd;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_the_mirror_in_one_line_sources() {
+        let text = "# comment\ndeb [arch=amd64 signed-by=/k.gpg] http://ftp.fr.debian.org/debian/ bookworm main\n";
+        assert_eq!(
+            mirror_in(text).as_deref(),
+            Some("http://ftp.fr.debian.org/debian")
+        );
+    }
+
+    #[test]
+    fn skips_security_and_source_lines() {
+        let text = "deb-src http://a/debian bookworm main\ndeb http://security.debian.org/debian-security bookworm-security main\ndeb http://b/debian bookworm main\n";
+        assert_eq!(mirror_in(text).as_deref(), Some("http://b/debian"));
+    }
+
+    #[test]
+    fn finds_the_mirror_in_deb822_sources() {
+        let text = "Types: deb\n# http://snapshot\nURIs: http://deb.debian.org/debian\nSuites: bookworm bookworm-updates\nComponents: main\n\nTypes: deb\nURIs: http://deb.debian.org/debian-security\nSuites: bookworm-security\n";
+        assert_eq!(
+            mirror_in(text).as_deref(),
+            Some("http://deb.debian.org/debian")
+        );
+        assert_eq!(
+            mirror_in("Types: deb\nEnabled: no\nURIs: http://x/debian\nSuites: b\n"),
+            None
+        );
+    }
+
+    #[test]
+    fn no_mirror_in_empty_sources() {
+        assert_eq!(mirror_in(""), None);
+    }
+}

@@ -1,0 +1,62 @@
+//! Writing the image: a sparse file of the right size, formatted by `mkfs.ext4 -d DIR`, which
+//! copies the directory into the new filesystem without mounting anything.
+
+use cloon_core::{host, Code, Context, Error, Result};
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+/// Bytes of disk the files under `dir` take (like `du -s`), without crossing mount points.
+pub fn disk_usage(dir: &Path) -> Result<u64> {
+    let top =
+        std::fs::symlink_metadata(dir).context(|| format!("cannot read {}", dir.display()))?;
+    let mut total = 0;
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).context(|| format!("cannot list {}", d.display()))? {
+            let entry = entry.context(|| format!("cannot list {}", d.display()))?;
+            let meta = entry
+                .metadata()
+                .context(|| format!("cannot read {}", entry.path().display()))?;
+            total += meta.blocks() * 512;
+            if meta.is_dir() && meta.dev() == top.dev() {
+                stack.push(entry.path());
+            }
+        }
+    }
+    Ok(total)
+}
+
+/// Makes `file` a sparse file of `bytes` and formats it as ext4 holding the tree `content`.
+pub fn format(file: &Path, bytes: u64, content: &Path, label: &str) -> Result<()> {
+    let mkfs = host::require_program("mkfs.ext4", "e2fsprogs")?;
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(file)
+        .context(|| format!("cannot create {}", file.display()))?;
+    f.set_len(bytes)
+        .context(|| format!("cannot size {}", file.display()))?;
+    drop(f);
+    let out = Command::new(mkfs)
+        .args(["-q", "-F", "-t", "ext4", "-L", label, "-d"])
+        .arg(content)
+        .arg(file)
+        .stdin(Stdio::null())
+        .output()
+        .context(|| "cannot run mkfs.ext4".into())?;
+    if !out.status.success() {
+        let msg = String::from_utf8_lossy(&out.stderr).trim().to_string();
+        let hint = if msg.contains("No space") || msg.contains("Could not allocate") {
+            ": the files do not fit, give a larger --size"
+        } else {
+            ""
+        };
+        return Err(Error::new(
+            Code::Io,
+            format!("mkfs.ext4 failed on {}{hint}", file.display()),
+        )
+        .details(msg));
+    }
+    Ok(())
+}

@@ -1,0 +1,178 @@
+//! cloon-overlay: step 2 of the article, the copy-on-write view of the image.
+//!
+//! The article runs `losetup`, mounts the image on `lower`, and mounts
+//! `overlay -o lowerdir=lower,upperdir=upper,workdir=work` on `rootfs`. Writes land in `upper`;
+//! the image, attached read-only and mounted read-only, never changes.
+
+pub mod loopdev;
+pub mod mount;
+
+use cloon_core::doc::Overlay;
+use cloon_core::state::remove_tree_one_fs;
+use cloon_core::{host, mounts, Code, Context, Error, Result, StateDir, Undo};
+use serde::{Deserialize, Serialize};
+use std::fs;
+use std::os::unix::fs::DirBuilderExt;
+use std::path::{Path, PathBuf};
+
+/// The key of this stage in the document and in the state directory.
+pub const PART: &str = "overlay";
+
+/// What cloon-overlay records: the document's part, and the image's identity, so that a loop
+/// device is only ever detached while it still backs this image.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Record {
+    pub image: String,
+    pub image_dev: u64,
+    pub image_ino: u64,
+    #[serde(flatten)]
+    pub overlay: Overlay,
+}
+
+impl Record {
+    fn image_id(&self) -> (u64, u64) {
+        (self.image_dev, self.image_ino)
+    }
+}
+
+/// The directories of one container's overlay under its state directory.
+fn layout(dir: &Path) -> Overlay {
+    let p = |leaf: &str| dir.join(leaf).to_string_lossy().into_owned();
+    Overlay {
+        loop_dev: String::new(),
+        lower: p("lower"),
+        upper: p("upper"),
+        work: p("work"),
+        rootfs: p("rootfs"),
+    }
+}
+
+/// Attaches `image`, mounts it read-only and the overlay over it; all or nothing.
+pub fn up(state: &StateDir, name: &str, image: &Path) -> Result<Overlay> {
+    host::require_root("cloon-overlay", "attach loop devices and mount")?;
+    let image_part = cloon_img::info(image)?;
+    let image = PathBuf::from(&image_part.path);
+    let (image_dev, image_ino) = loopdev::file_id(&image)?;
+    let dir = state.dir(name)?.join(PART);
+    let mut record = Record {
+        image: image_part.path.clone(),
+        image_dev,
+        image_ino,
+        overlay: layout(&dir),
+    };
+    state.claim(name, PART, &record)?;
+    let mut undo = Undo::new();
+    {
+        let (state, name) = (state.clone(), name.to_string());
+        undo.push(move || {
+            let _ = state.release(&name, PART);
+        });
+    }
+    fs::DirBuilder::new()
+        .mode(0o700)
+        .create(&dir)
+        .context(|| format!("cannot create {}", dir.display()))?;
+    {
+        let dir = dir.clone();
+        undo.push(move || {
+            let _ = remove_tree_one_fs(&dir);
+        });
+    }
+    let o = record.overlay.clone();
+    let (lower, upper, work, rootfs) = (
+        Path::new(&o.lower),
+        Path::new(&o.upper),
+        Path::new(&o.work),
+        Path::new(&o.rootfs),
+    );
+    for d in [lower, upper, work, rootfs] {
+        fs::DirBuilder::new()
+            .mode(0o755)
+            .create(d)
+            .context(|| format!("cannot create {}", d.display()))?;
+    }
+    let options = mount::overlay_options(lower, upper, work)?;
+
+    let attached = loopdev::attach_read_only(&image)?;
+    record.overlay.loop_dev = attached.path.to_string_lossy().into_owned();
+    state.update(name, PART, &record)?;
+    mount::mount_lower(&attached.path, lower)?;
+    {
+        let lower = lower.to_path_buf();
+        undo.push(move || {
+            let _ = mount::unmount(&lower);
+        });
+    }
+    // The mount now holds the device; autoclear detaches it when the lower is unmounted.
+    drop(attached);
+    mount::mount_overlay(&options, rootfs)?;
+    undo.commit();
+    Ok(record.overlay)
+}
+
+/// Unmounts the overlay and the lower, lets the loop device go, removes the directories and
+/// the record. What is already gone counts as done.
+pub fn down(state: &StateDir, name: &str) -> Result<()> {
+    let Some(record) = state.load::<Record>(name, PART)? else {
+        return Ok(());
+    };
+    host::require_root("cloon-overlay", "unmount and detach loop devices")?;
+    let o = &record.overlay;
+    mount::unmount(Path::new(&o.rootfs))?;
+    mount::unmount(Path::new(&o.lower))?;
+    if !o.loop_dev.is_empty() {
+        loopdev::detach_if_ours(Path::new(&o.loop_dev), record.image_id())?;
+    }
+    remove_tree_one_fs(&state.dir(name)?.join(PART))?;
+    state.release(name, PART)
+}
+
+/// Compares the record with the mount table and the loop device; lists every difference.
+pub fn check(state: &StateDir, name: &str) -> Result<Overlay> {
+    let record = state.load::<Record>(name, PART)?.ok_or_else(|| {
+        Error::new(
+            Code::Unknown,
+            format!("cloon-overlay has no record of \"{name}\""),
+        )
+    })?;
+    let o = &record.overlay;
+    let mut drift = Vec::new();
+    match mounts::at(Path::new(&o.rootfs))? {
+        Some(m) if m.fstype == "overlay" => {}
+        Some(m) => drift.push(format!(
+            "{} is a {} mount, not the overlay",
+            o.rootfs, m.fstype
+        )),
+        None => drift.push(format!("the overlay is not mounted on {}", o.rootfs)),
+    }
+    match mounts::at(Path::new(&o.lower))? {
+        Some(m) if m.source == o.loop_dev => {}
+        Some(m) => drift.push(format!(
+            "{} is mounted from {}, not {}",
+            o.lower, m.source, o.loop_dev
+        )),
+        None => drift.push(format!("the image is not mounted on {}", o.lower)),
+    }
+    if !loopdev::backs(Path::new(&o.loop_dev), record.image_id()) {
+        drift.push(format!("{} no longer backs {}", o.loop_dev, record.image));
+    }
+    if drift.is_empty() {
+        Ok(record.overlay)
+    } else {
+        Err(Error::new(
+            Code::Drift,
+            format!("the overlay of \"{name}\" has drifted"),
+        )
+        .details(drift.join("; ")))
+    }
+}
+
+/// The record of `name`.
+pub fn show(state: &StateDir, name: &str) -> Result<Record> {
+    state.load::<Record>(name, PART)?.ok_or_else(|| {
+        Error::new(
+            Code::Unknown,
+            format!("cloon-overlay has no record of \"{name}\""),
+        )
+    })
+}
