@@ -141,9 +141,10 @@ impl Sandbox {
         self.run(self.cmd(tool_path(tool)).args(args), stdin)
     }
 
-    /// Runs a shell script inside the sandbox.
+    /// Runs a shell script inside the sandbox, with cloon's tools first in `PATH`.
     pub fn sh(&self, script: &str) -> Run {
-        self.run(self.cmd("sh").args(["-c", script]), "")
+        let path = format!("{}:{}", bin_dir().display(), std::env::var("PATH").unwrap_or_default());
+        self.run(self.cmd("sh").args(["-c", script]).env("PATH", path), "")
     }
 
     fn run(&self, cmd: &mut Command, stdin: &str) -> Run {
