@@ -73,13 +73,15 @@ impl StateDir {
             .mode(0o600)
             .open(&path);
         let mut file = match file {
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Err(Error::new(
-                Code::NameTaken,
-                format!(
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                return Err(Error::new(
+                    Code::NameTaken,
+                    format!(
                     "{stage} \"{name}\" already exists: pick another name, or bring it down first"
                 ),
-            )
-            .details(format!("its record is {}", path.display()))),
+                )
+                .details(format!("its record is {}", path.display())))
+            }
             other => other.context(|| format!("cannot create {}", path.display()))?,
         };
         file.write_all(to_json(record).as_bytes())

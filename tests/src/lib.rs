@@ -143,7 +143,11 @@ impl Sandbox {
 
     /// Runs a shell script inside the sandbox, with cloon's tools first in `PATH`.
     pub fn sh(&self, script: &str) -> Run {
-        let path = format!("{}:{}", bin_dir().display(), std::env::var("PATH").unwrap_or_default());
+        let path = format!(
+            "{}:{}",
+            bin_dir().display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
         self.run(self.cmd("sh").args(["-c", script]).env("PATH", path), "")
     }
 

@@ -4,39 +4,78 @@ use cloon_tests::Sandbox;
 
 fn image(sb: &Sandbox) -> (String, String) {
     let img = sb.path("bb.img");
-    let doc = sb.tool("cloon-img", &["create", "--busybox", img.to_str().unwrap()], "").ok();
+    let doc = sb
+        .tool(
+            "cloon-img",
+            &["create", "--busybox", img.to_str().unwrap()],
+            "",
+        )
+        .ok();
     (img.to_string_lossy().into_owned(), doc)
 }
 
 fn sha(path: &str) -> String {
-    let out = std::process::Command::new("sha256sum").arg(path).output().unwrap();
-    String::from_utf8_lossy(&out.stdout).split(' ').next().unwrap().to_string()
+    let out = std::process::Command::new("sha256sum")
+        .arg(path)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .split(' ')
+        .next()
+        .unwrap()
+        .to_string()
 }
 
 #[test]
 fn up_mounts_a_copy_on_write_rootfs_and_down_removes_it() {
-    let Some(sb) = Sandbox::new("overlay-updown") else { return };
+    let Some(sb) = Sandbox::new("overlay-updown") else {
+        return;
+    };
     let (img, doc) = image(&sb);
     let before = sha(&img);
     let run = sb.tool("cloon-overlay", &["--name", "Cloon1"], &doc);
     let out = run.json();
     assert_eq!(run.status, 0, "{}", run.stderr);
     assert_eq!(out["name"], "Cloon1");
-    assert_eq!(out["image"]["path"], img.as_str(), "the image part passes through");
+    assert_eq!(
+        out["image"]["path"],
+        img.as_str(),
+        "the image part passes through"
+    );
     let o = &out["overlay"];
     let rootfs = o["rootfs"].as_str().unwrap();
     assert_eq!(sb.loops(), [o["loop"].as_str().unwrap()]);
     let mounts = sb.sh("findmnt -rn -o TARGET,FSTYPE,SOURCE,OPTIONS").ok();
-    assert!(mounts.contains(&format!("{rootfs} overlay overlay")), "{mounts}");
-    let lower_line = mounts.lines().find(|l| l.starts_with(o["lower"].as_str().unwrap())).unwrap();
-    assert!(lower_line.contains(" ext4 ") && lower_line.contains(" ro,"), "{lower_line}");
-    let ro = sb.sh(&format!("cat /sys/block/{}/ro", o["loop"].as_str().unwrap().trim_start_matches("/dev/"))).ok();
+    assert!(
+        mounts.contains(&format!("{rootfs} overlay overlay")),
+        "{mounts}"
+    );
+    let lower_line = mounts
+        .lines()
+        .find(|l| l.starts_with(o["lower"].as_str().unwrap()))
+        .unwrap();
+    assert!(
+        lower_line.contains(" ext4 ") && lower_line.contains(" ro,"),
+        "{lower_line}"
+    );
+    let ro = sb
+        .sh(&format!(
+            "cat /sys/block/{}/ro",
+            o["loop"].as_str().unwrap().trim_start_matches("/dev/")
+        ))
+        .ok();
     assert_eq!(ro.trim(), "1", "the loop device is not read-only");
 
-    sb.sh(&format!("echo written > {rootfs}/tmp/new && rm {rootfs}/etc/hosts")).ok();
+    sb.sh(&format!(
+        "echo written > {rootfs}/tmp/new && rm {rootfs}/etc/hosts"
+    ))
+    .ok();
     let upper = o["upper"].as_str().unwrap();
     assert_eq!(sb.sh(&format!("cat {upper}/tmp/new")).ok(), "written\n");
-    assert_eq!(sb.sh(&format!("stat -c %F {upper}/etc/hosts")).ok().trim(), "character special file");
+    assert_eq!(
+        sb.sh(&format!("stat -c %F {upper}/etc/hosts")).ok().trim(),
+        "character special file"
+    );
     sb.tool("cloon-overlay", &["check"], &run.stdout).ok();
 
     let down = sb.tool("cloon-overlay", &["down"], &run.stdout);
@@ -51,14 +90,30 @@ fn up_mounts_a_copy_on_write_rootfs_and_down_removes_it() {
 
 #[test]
 fn two_containers_share_one_image() {
-    let Some(sb) = Sandbox::new("overlay-two") else { return };
+    let Some(sb) = Sandbox::new("overlay-two") else {
+        return;
+    };
     let (img, _) = image(&sb);
     let a = sb.tool("cloon-overlay", &["--image", &img, "--name", "A"], "");
     let b = sb.tool("cloon-overlay", &["--image", &img, "--name", "B"], "");
-    let (ra, rb) = (a.json()["overlay"]["rootfs"].clone(), b.json()["overlay"]["rootfs"].clone());
-    sb.sh(&format!("echo a > {}/tmp/f && echo b > {}/tmp/f", ra.as_str().unwrap(), rb.as_str().unwrap())).ok();
-    assert_eq!(sb.sh(&format!("cat {}/tmp/f", ra.as_str().unwrap())).ok(), "a\n");
-    assert_eq!(sb.sh(&format!("cat {}/tmp/f", rb.as_str().unwrap())).ok(), "b\n");
+    let (ra, rb) = (
+        a.json()["overlay"]["rootfs"].clone(),
+        b.json()["overlay"]["rootfs"].clone(),
+    );
+    sb.sh(&format!(
+        "echo a > {}/tmp/f && echo b > {}/tmp/f",
+        ra.as_str().unwrap(),
+        rb.as_str().unwrap()
+    ))
+    .ok();
+    assert_eq!(
+        sb.sh(&format!("cat {}/tmp/f", ra.as_str().unwrap())).ok(),
+        "a\n"
+    );
+    assert_eq!(
+        sb.sh(&format!("cat {}/tmp/f", rb.as_str().unwrap())).ok(),
+        "b\n"
+    );
     sb.tool("cloon-overlay", &["down", "--name", "B"], "").ok();
     sb.tool("cloon-overlay", &["check", "--name", "A"], "").ok();
     sb.tool("cloon-overlay", &["down", "--name", "A"], "").ok();
@@ -67,9 +122,13 @@ fn two_containers_share_one_image() {
 
 #[test]
 fn a_taken_name_is_refused_and_the_winner_kept() {
-    let Some(sb) = Sandbox::new("overlay-taken") else { return };
+    let Some(sb) = Sandbox::new("overlay-taken") else {
+        return;
+    };
     let (img, _) = image(&sb);
-    let first = sb.tool("cloon-overlay", &["--image", &img, "--name", "A"], "").ok();
+    let first = sb
+        .tool("cloon-overlay", &["--image", &img, "--name", "A"], "")
+        .ok();
     let second = sb.tool("cloon-overlay", &["--image", &img, "--name", "A"], "");
     assert_eq!(second.status, 101, "{}", second.stderr);
     assert_eq!(sb.loops().len(), 1);
@@ -80,12 +139,20 @@ fn a_taken_name_is_refused_and_the_winner_kept() {
 
 #[test]
 fn a_busy_rootfs_is_not_torn_down_under_its_users() {
-    let Some(sb) = Sandbox::new("overlay-busy") else { return };
+    let Some(sb) = Sandbox::new("overlay-busy") else {
+        return;
+    };
     let (img, _) = image(&sb);
-    let up = sb.tool("cloon-overlay", &["--image", &img, "--name", "A"], "").ok();
+    let up = sb
+        .tool("cloon-overlay", &["--image", &img, "--name", "A"], "")
+        .ok();
     let doc: serde_json::Value = serde_json::from_str(&up).unwrap();
     let rootfs = doc["overlay"]["rootfs"].as_str().unwrap().to_string();
-    let mut holder = sb.cmd("sh").args(["-c", &format!("cd {rootfs} && exec sleep 60")]).spawn().unwrap();
+    let mut holder = sb
+        .cmd("sh")
+        .args(["-c", &format!("cd {rootfs} && exec sleep 60")])
+        .spawn()
+        .unwrap();
     std::thread::sleep(std::time::Duration::from_millis(200));
     let busy = sb.tool("cloon-overlay", &["down"], &up);
     assert_eq!(busy.status, 11, "{}", busy.stderr);
@@ -98,7 +165,9 @@ fn a_busy_rootfs_is_not_torn_down_under_its_users() {
 
 #[test]
 fn bad_inputs_leave_nothing() {
-    let Some(sb) = Sandbox::new("overlay-bad") else { return };
+    let Some(sb) = Sandbox::new("overlay-bad") else {
+        return;
+    };
     std::fs::write(sb.path("notext4.img"), vec![0u8; 1 << 20]).unwrap();
     let notext4 = sb.path("notext4.img").to_string_lossy().into_owned();
     let cases: &[(&[&str], &str, i32)] = &[
@@ -109,7 +178,11 @@ fn bad_inputs_leave_nothing() {
         (&["--image", &notext4, "--name", "../etc"], "", 4),
         (&["--name", "A"], "{\"cloonVersion\":\"9\"}", 1),
         (&["--name", "A"], "{not json", 6),
-        (&["--name", "B"], "{\"cloonVersion\":\"1\",\"name\":\"A\"}", 7),
+        (
+            &["--name", "B"],
+            "{\"cloonVersion\":\"1\",\"name\":\"A\"}",
+            7,
+        ),
     ];
     for (args, stdin, code) in cases {
         let run = sb.tool("cloon-overlay", args, stdin);

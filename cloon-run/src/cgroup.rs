@@ -1,0 +1,103 @@
+//! crun 1.x and hybrid cgroup hosts: crun refuses to run ("cgroups in hybrid mode not supported,
+//! drop all controllers from cgroupv2") while the cgroup v2 hierarchy mounted at
+//! `/sys/fs/cgroup/unified` has controllers. Mounting each such controller on its own v1
+//! hierarchy takes it away from v2 and clears the condition.
+
+use cloon_core::{Code, Context, Error, Result};
+use std::path::Path;
+
+/// The controller list of the v2 hierarchy of a hybrid host.
+pub const UNIFIED_CONTROLLERS: &str = "/sys/fs/cgroup/unified/cgroup.controllers";
+
+/// The controllers that make crun refuse to run, from the contents of [`UNIFIED_CONTROLLERS`].
+pub fn hybrid_controllers(contents: &str) -> Vec<String> {
+    contents.split_whitespace().map(str::to_string).collect()
+}
+
+/// The commands that move `controllers` to their own v1 hierarchies.
+pub fn fix_commands(controllers: &[String]) -> String {
+    controllers
+        .iter()
+        .map(|c| {
+            format!(
+                "mkdir -p /sys/fs/cgroup/{c} && mount -t cgroup -o {c} cgroup /sys/fs/cgroup/{c}"
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// The error for a hybrid host whose v2 hierarchy has `controllers`, or `None` when crun can run.
+pub fn hybrid_error(controllers: &[String]) -> Option<Error> {
+    if controllers.is_empty() {
+        return None;
+    }
+    Some(
+        Error::new(
+            Code::Prerequisite,
+            format!(
+                "crun cannot run on this host's hybrid cgroups: {UNIFIED_CONTROLLERS} lists {}; mount each on its own v1 hierarchy (as root: `{}`), or use --runtime runc",
+                controllers.join(" "),
+                fix_commands(controllers)
+            ),
+        )
+        .details("crun 1.x fails with \"cgroups in hybrid mode not supported, drop all controllers from cgroupv2\""),
+    )
+}
+
+/// Fails with [`Code::Prerequisite`] when crun would refuse this host's cgroups. A host without
+/// the file (pure v1 or pure v2) is fine.
+pub fn check_for_crun(file: &Path) -> Result<()> {
+    let contents = match std::fs::read_to_string(file) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        other => other.context(|| format!("cannot read {}", file.display()))?,
+    };
+    match hybrid_error(&hybrid_controllers(&contents)) {
+        Some(err) => Err(err),
+        None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_controllers_are_fine() {
+        assert!(hybrid_controllers("").is_empty());
+        assert!(hybrid_controllers("\n").is_empty());
+        assert!(hybrid_error(&hybrid_controllers("\n")).is_none());
+    }
+
+    #[test]
+    fn listed_controllers_are_named_with_their_fix() {
+        let list = hybrid_controllers("hugetlb misc\n");
+        assert_eq!(list, ["hugetlb", "misc"]);
+        let err = hybrid_error(&list).unwrap();
+        assert_eq!(err.code, Code::Prerequisite);
+        assert!(
+            err.msg
+                .contains("mount -t cgroup -o hugetlb cgroup /sys/fs/cgroup/hugetlb"),
+            "{}",
+            err.msg
+        );
+        assert!(
+            err.msg.contains("mkdir -p /sys/fs/cgroup/misc"),
+            "{}",
+            err.msg
+        );
+        assert!(err.msg.contains("--runtime runc"), "{}", err.msg);
+    }
+
+    #[test]
+    fn a_missing_file_means_no_hybrid_hierarchy() {
+        check_for_crun(Path::new("/nonexistent/cgroup.controllers")).unwrap();
+        let f = std::env::temp_dir().join(format!("cloon-run-cg-{}", std::process::id()));
+        std::fs::write(&f, "hugetlb\n").unwrap();
+        let err = check_for_crun(&f).unwrap_err();
+        std::fs::write(&f, "").unwrap();
+        check_for_crun(&f).unwrap();
+        std::fs::remove_file(&f).unwrap();
+        assert_eq!(err.code, Code::Prerequisite);
+    }
+}

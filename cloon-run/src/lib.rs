@@ -1,0 +1,542 @@
+//! cloon-run: the article's step 5. Creates and starts the container of an OCI bundle with crun
+//! (or runc), adds the `container` part to the document, runs commands in it (`exec`), and kills
+//! and deletes it (`down`).
+//!
+//! The runtime and the container never get cloon-run's stdout or stderr: their stdin and stdout
+//! are /dev/null and their stderr is `<state>/<name>/container.log`, so a pipeline ends when
+//! cloon-run does while the container keeps running.
+
+pub mod cgroup;
+pub mod runtime;
+
+use cloon_core::doc::{Bundle, Container};
+use cloon_core::state::absolute;
+use cloon_core::{cli, host, name, Code, Context, Document, Error, Result, StateDir, Undo};
+use runtime::{Kind, Runtime};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// The stage name in error documents.
+pub const STAGE: &str = "cloon-run";
+/// The name of this stage's record in the state directory.
+pub const RECORD: &str = "run";
+/// The file that gets the runtime's and the container's stderr.
+pub const LOG: &str = "container.log";
+
+/// Flags of `cloon-run up`.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct UpArgs {
+    /// The container's name, also its runtime id [default: the document's]
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+    /// The OCI bundle [default: the document's bundle.path]
+    #[arg(long, value_name = "DIR")]
+    pub bundle: Option<PathBuf>,
+    /// The OCI runtime: crun, runc, or the path of a program with their command line
+    /// [default: crun]
+    #[arg(long, value_name = "crun|runc|PATH")]
+    pub runtime: Option<String>,
+    /// The runtime's state directory [default: the runtime's own, /run/crun or /run/runc]
+    #[arg(long, value_name = "DIR")]
+    pub root: Option<PathBuf>,
+}
+
+/// The signal `down` stops the container with.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Signal {
+    /// SIGKILL, the article's `kill -9`
+    #[default]
+    #[value(name = "KILL")]
+    Kill,
+    /// SIGTERM, for a process that handles it (pid 1 of a namespace ignores it otherwise);
+    /// followed by KILL after the timeout
+    #[value(name = "TERM")]
+    Term,
+}
+
+impl Signal {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Signal::Kill => "KILL",
+            Signal::Term => "TERM",
+        }
+    }
+}
+
+/// Flags of `cloon-run down`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct DownArgs {
+    /// The container's name [default: the document's]
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+    /// The signal that stops the container
+    #[arg(long, value_enum, ignore_case = true, default_value = "KILL")]
+    pub signal: Signal,
+    /// Seconds to wait for the container to stop before killing it with KILL
+    #[arg(long, value_name = "SECS", default_value_t = 10)]
+    pub timeout: u64,
+}
+
+impl Default for DownArgs {
+    fn default() -> Self {
+        DownArgs {
+            name: None,
+            signal: Signal::Kill,
+            timeout: 10,
+        }
+    }
+}
+
+/// Flags of `check` and `show`.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct NameArgs {
+    /// The container's name [default: the document's]
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+}
+
+/// Flags of `cloon-run exec`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ExecArgs {
+    /// Give the command a terminal (automatic when stdin is a terminal)
+    #[arg(short, long)]
+    pub tty: bool,
+    /// The container's name
+    pub name: String,
+    /// The command and its arguments
+    #[arg(
+        required = true,
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "CMD"
+    )]
+    pub cmd: Vec<String>,
+}
+
+/// What `up` recorded in `<state>/<name>/run.json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunRecord {
+    /// The runtime's id of the container (its name).
+    pub id: String,
+    /// The `--runtime` value.
+    pub runtime: String,
+    /// The runtime program, absolute.
+    pub program: String,
+    /// The runtime's `--root`.
+    pub root: String,
+    pub bundle: String,
+    /// The container's stderr.
+    pub log: String,
+    /// The container's process on the host, once started (0 before).
+    pub pid: i64,
+}
+
+impl RunRecord {
+    fn runtime(&self) -> Result<Runtime> {
+        Runtime::recorded(&self.runtime, &self.program, &self.root)
+    }
+}
+
+/// The record of `name`, or [`Code::Unknown`].
+pub fn record(state: &StateDir, name: &str) -> Result<RunRecord> {
+    state.load(name, RECORD)?.ok_or_else(|| {
+        Error::new(
+            Code::Unknown,
+            format!("cloon-run has no container \"{name}\""),
+        )
+        .details(format!("no record under {}", state.root().display()))
+    })
+}
+
+/// `up`: creates and starts the container, records it, adds `container`.
+pub fn up(args: &UpArgs, state: &StateDir, input: Option<Document>) -> Result<Document> {
+    let mut doc = input.unwrap_or_default();
+    let name = cli::pick_name(args.name.as_deref(), Some(&doc), STAGE)?;
+    let bundle = match &args.bundle {
+        Some(dir) => absolute(dir)?,
+        None => match doc.get::<Bundle>("bundle")? {
+            Some(b) => PathBuf::from(b.path),
+            None => return Err(Error::config(
+                "cloon-run needs an OCI bundle: give --bundle DIR, or the document of cloon-spec",
+            )),
+        },
+    };
+    if !bundle.join("config.json").is_file() {
+        return Err(Error::config(format!(
+            "{} is not an OCI bundle: it has no config.json (make it with cloon-spec)",
+            bundle.display()
+        )));
+    }
+    let rt = Runtime::select(args.runtime.as_deref(), args.root.as_deref())?;
+    host::require_root(STAGE, "run containers")?;
+    if rt.kind == Kind::Crun {
+        cgroup::check_for_crun(Path::new(cgroup::UNIFIED_CONTROLLERS))?;
+    }
+
+    let dir = state.dir(&name)?;
+    let log = dir.join(LOG);
+    let mut rec = RunRecord {
+        id: name.clone(),
+        runtime: rt.name.clone(),
+        program: rt.program.display().to_string(),
+        root: rt.root.display().to_string(),
+        bundle: bundle.display().to_string(),
+        log: log.display().to_string(),
+        pid: 0,
+    };
+    let mut undo = Undo::new();
+    state.claim(&name, RECORD, &rec)?;
+    let (st, n) = (state.clone(), name.clone());
+    undo.push(move || {
+        let _ = st.release(&n, RECORD);
+    });
+    if rt.state(&name)?.is_some() {
+        return Err(Error::new(
+            Code::NameTaken,
+            format!(
+                "{} already has a container \"{name}\" that cloon did not create: pick another name",
+                rt.root.display()
+            ),
+        ));
+    }
+    std::fs::write(&log, "").context(|| format!("cannot create {}", log.display()))?;
+    let l = log.clone();
+    undo.push(move || {
+        let _ = std::fs::remove_file(&l);
+    });
+    let (r, id) = (rt.clone(), name.clone());
+    undo.push(move || {
+        let _ = r.delete(&id, true);
+    });
+
+    rt.create(&bundle, &name, &log)?;
+    rt.start(&name, &log)?;
+    let live = rt.state(&name)?.ok_or_else(|| {
+        Error::new(
+            Code::Runtime,
+            format!("the container \"{name}\" vanished after its start"),
+        )
+    })?;
+    if live.status == "stopped" || live.pid <= 0 {
+        let said = std::fs::read_to_string(&log).unwrap_or_default();
+        return Err(Error::new(
+            Code::Runtime,
+            format!("the container \"{name}\" stopped at once: its command failed or exited"),
+        )
+        .details(if said.trim().is_empty() {
+            "no message in its log".to_string()
+        } else {
+            said.trim().to_string()
+        }));
+    }
+    rec.pid = live.pid;
+    state.update(&name, RECORD, &rec)?;
+
+    doc.set_name(&name)?;
+    doc.set(
+        "container",
+        &Container {
+            id: name,
+            runtime: rec.runtime,
+            root: rec.root,
+            pid: live.pid,
+            status: live.status,
+        },
+    );
+    undo.commit();
+    Ok(doc)
+}
+
+/// Polls the runtime until the container is stopped or gone; false after `timeout`.
+fn wait_stopped(rt: &Runtime, id: &str, timeout: Duration) -> Result<bool> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        match rt.state(id)? {
+            None => return Ok(true),
+            Some(s) if s.status == "stopped" => return Ok(true),
+            Some(_) if Instant::now() >= deadline => return Ok(false),
+            Some(_) => std::thread::sleep(Duration::from_millis(50)),
+        }
+    }
+}
+
+/// Stops (signal, wait, KILL) and deletes the container; one already gone is done.
+pub fn stop_and_delete(rt: &Runtime, id: &str, signal: Signal, timeout: Duration) -> Result<()> {
+    let Some(live) = rt.state(id)? else {
+        return Ok(());
+    };
+    if live.status != "stopped" {
+        // It may stop by itself meanwhile: what counts is the state afterwards.
+        let _ = rt.kill(id, signal.as_str());
+        if !wait_stopped(rt, id, timeout)? {
+            let _ = rt.kill(id, Signal::Kill.as_str());
+            wait_stopped(rt, id, Duration::from_secs(5))?;
+        }
+    }
+    if rt.delete(id, false).is_err() {
+        rt.delete(id, true)?;
+    }
+    if rt.state(id)?.is_some() {
+        return Err(Error::new(
+            Code::Runtime,
+            format!(
+                "{} still has the container \"{id}\" after delete -f",
+                rt.root.display()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// `down`: kills and deletes the container, drops the record and `container`. Without a record
+/// there is nothing of cloon's to stop: success.
+pub fn down(args: &DownArgs, state: &StateDir, input: Option<Document>) -> Result<Document> {
+    let mut doc = input.unwrap_or_default();
+    let name = cli::pick_name(args.name.as_deref(), Some(&doc), STAGE)?;
+    if let Some(rec) = state.load::<RunRecord>(&name, RECORD)? {
+        host::require_root(STAGE, "stop containers")?;
+        let rt = rec.runtime()?;
+        stop_and_delete(&rt, &rec.id, args.signal, Duration::from_secs(args.timeout))?;
+        let log = state.dir(&name)?.join(LOG);
+        match std::fs::remove_file(&log) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(Error::io(format!("cannot remove {}", log.display()), &e))
+            }
+            _ => {}
+        }
+        state.release(&name, RECORD)?;
+    }
+    doc.set_name(&name)?;
+    doc.remove("container");
+    Ok(doc)
+}
+
+/// `check`: the container exists and runs with the recorded process.
+pub fn check(args: &NameArgs, state: &StateDir, input: Option<Document>) -> Result<Document> {
+    let mut doc = input.unwrap_or_default();
+    let name = cli::pick_name(args.name.as_deref(), Some(&doc), STAGE)?;
+    let rec = record(state, &name)?;
+    let drift = |msg: String| Error::new(Code::Drift, msg);
+    let live = rec.runtime()?.state(&rec.id)?.ok_or_else(|| {
+        drift(format!(
+            "the container \"{}\" no longer exists in {}",
+            rec.id, rec.root
+        ))
+    })?;
+    if live.status != "running" {
+        return Err(drift(format!(
+            "the container \"{}\" is {}, not running",
+            rec.id, live.status
+        )));
+    }
+    if live.pid != rec.pid {
+        return Err(drift(format!(
+            "the container \"{}\" runs process {}, not the recorded {}",
+            rec.id, live.pid, rec.pid
+        )));
+    }
+    if let Some(c) = doc.get::<Container>("container")? {
+        if c.id != rec.id || c.root != rec.root || c.pid != rec.pid {
+            return Err(drift(format!(
+                "the document's container ({} in {}, pid {}) is not the one recorded ({} in {}, pid {})",
+                c.id, c.root, c.pid, rec.id, rec.root, rec.pid
+            )));
+        }
+    }
+    doc.set_name(&name)?;
+    Ok(doc)
+}
+
+/// `show`: the record, as JSON.
+pub fn show(args: &NameArgs, state: &StateDir, input: Option<Document>) -> Result<Value> {
+    let name = cli::pick_name(args.name.as_deref(), input.as_ref(), STAGE)?;
+    serde_json::to_value(record(state, &name)?)
+        .map_err(|e| Error::new(Code::Io, "cannot show the record").details(e))
+}
+
+/// `state NAME`: the runtime's state of the container, as it prints it.
+pub fn live_state(name: &str, state: &StateDir) -> Result<Value> {
+    name::container(name)?;
+    let rec = record(state, name)?;
+    rec.runtime()?.state_json(&rec.id)?.ok_or_else(|| {
+        Error::new(
+            Code::Unknown,
+            format!(
+                "the container \"{}\" no longer exists in {}",
+                rec.id, rec.root
+            ),
+        )
+    })
+}
+
+/// `list`: cloon's containers (those with a run record), by name, with their live status.
+pub fn list(state: &StateDir) -> Result<Value> {
+    let entries = match std::fs::read_dir(state.root()) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(json!([])),
+        other => other.context(|| format!("cannot list {}", state.root().display()))?,
+    };
+    let mut names: Vec<String> = entries
+        .filter_map(|e| e.ok())
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|n| name::container(n).is_ok())
+        .collect();
+    names.sort();
+    let mut out = Vec::new();
+    for name in names {
+        let Ok(Some(rec)) = state.load::<RunRecord>(&name, RECORD) else {
+            continue;
+        };
+        let (status, pid) = match rec.runtime().and_then(|rt| rt.state(&rec.id)) {
+            Ok(Some(s)) => (s.status, s.pid),
+            Ok(None) => ("gone".to_string(), 0),
+            Err(_) => ("unknown".to_string(), 0),
+        };
+        out.push(json!({
+            "name": name,
+            "id": rec.id,
+            "runtime": rec.runtime,
+            "root": rec.root,
+            "pid": pid,
+            "status": status,
+        }));
+    }
+    Ok(Value::Array(out))
+}
+
+/// `exec`: runs a command in the container with the caller's stdio; its exit status.
+pub fn exec(args: &ExecArgs, state: &StateDir) -> Result<i32> {
+    use std::io::IsTerminal;
+    name::container(&args.name)?;
+    let rec = record(state, &args.name)?;
+    host::require_root(STAGE, "enter containers")?;
+    let rt = rec.runtime()?;
+    let tty = args.tty || std::io::stdin().is_terminal();
+    let status = rt
+        .exec_command(&rec.id, tty, &args.cmd)
+        .status()
+        .context(|| format!("cannot run {} exec", rt.program.display()))?;
+    Ok(runtime::shell_status(status))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fs;
+
+    fn state(tag: &str) -> (StateDir, PathBuf) {
+        let root = std::env::temp_dir().join(format!("cloon-run-lib-{tag}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&root);
+        (StateDir::new(Some(&root)).unwrap(), root)
+    }
+
+    #[test]
+    fn down_without_record_is_success() {
+        let (st, root) = state("down");
+        let doc = down(
+            &DownArgs {
+                name: Some("Gone1".into()),
+                ..Default::default()
+            },
+            &st,
+            None,
+        )
+        .unwrap();
+        assert_eq!(doc.name(), Some("Gone1"));
+        assert!(!root.exists());
+    }
+
+    #[test]
+    fn unknown_names_are_reported() {
+        let (st, _root) = state("unknown");
+        assert_eq!(record(&st, "Nope").unwrap_err().code, Code::Unknown);
+        assert_eq!(live_state("Nope", &st).unwrap_err().code, Code::Unknown);
+        assert_eq!(
+            check(
+                &NameArgs {
+                    name: Some("Nope".into())
+                },
+                &st,
+                None
+            )
+            .unwrap_err()
+            .code,
+            Code::Unknown
+        );
+        let exec_args = ExecArgs {
+            tty: false,
+            name: "Nope".into(),
+            cmd: vec!["true".into()],
+        };
+        assert_eq!(exec(&exec_args, &st).unwrap_err().code, Code::Unknown);
+        assert_eq!(
+            live_state("../x", &st).unwrap_err().code,
+            Code::InvalidArgument
+        );
+        assert_eq!(list(&st).unwrap(), json!([]));
+    }
+
+    #[test]
+    fn up_needs_a_bundle() {
+        let (st, root) = state("bundle");
+        let err = up(
+            &UpArgs {
+                name: Some("B1".into()),
+                ..Default::default()
+            },
+            &st,
+            None,
+        )
+        .unwrap_err();
+        assert_eq!(err.code, Code::InvalidConfig);
+        let args = UpArgs {
+            name: Some("B1".into()),
+            bundle: Some(root.join("none")),
+            ..Default::default()
+        };
+        assert_eq!(up(&args, &st, None).unwrap_err().code, Code::InvalidConfig);
+        assert!(!root.join("B1").exists());
+    }
+
+    #[test]
+    fn list_reports_recorded_containers_only() {
+        let (st, root) = state("list");
+        let rec = RunRecord {
+            id: "L1".into(),
+            runtime: "/bin/sh".into(),
+            program: "/bin/sh".into(),
+            root: root.join("rt").display().to_string(),
+            bundle: "/b".into(),
+            log: "/l".into(),
+            pid: 7,
+        };
+        st.claim("L1", RECORD, &rec).unwrap();
+        st.claim("L0", "spec", &json!({})).unwrap();
+        let v = list(&st).unwrap();
+        assert_eq!(v.as_array().unwrap().len(), 1);
+        assert_eq!(v[0]["name"], "L1");
+        assert_eq!(v[0]["status"], "gone");
+        assert_eq!(
+            show(
+                &NameArgs {
+                    name: Some("L1".into())
+                },
+                &st,
+                None
+            )
+            .unwrap()["pid"],
+            7
+        );
+        fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn signals_by_name() {
+        use clap::ValueEnum;
+        assert_eq!(Signal::from_str("KILL", true).unwrap(), Signal::Kill);
+        assert_eq!(Signal::from_str("term", true).unwrap(), Signal::Term);
+        assert!(Signal::from_str("HUP", true).is_err());
+        assert_eq!(Signal::default().as_str(), "KILL");
+    }
+}

@@ -1,0 +1,442 @@
+//! The OCI runtime (crun, runc, or another binary with their command line): selecting it, and
+//! running its commands without ever lending it cloon's own stdout or stderr.
+
+use cloon_core::{host, Code, Context, Error, Result};
+use serde::Deserialize;
+use serde_json::Value;
+use std::ffi::OsStr;
+use std::fs;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus, Stdio};
+
+/// The runtime used unless `--runtime` says otherwise.
+pub const DEFAULT_RUNTIME: &str = "crun";
+
+/// Which runtime a program is, by its file name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Crun,
+    Runc,
+    Other,
+}
+
+/// The file name of a `--runtime` value (`crun`, `/usr/bin/runc`, ...).
+fn base_name(value: &str) -> &str {
+    value.rsplit('/').next().unwrap_or(value)
+}
+
+/// The kind of a `--runtime` value.
+pub fn kind_of(value: &str) -> Kind {
+    match base_name(value) {
+        "crun" => Kind::Crun,
+        "runc" => Kind::Runc,
+        _ => Kind::Other,
+    }
+}
+
+/// The runtime's own default state directory: `/run/crun`, `/run/runc`, `/run/<name>`.
+pub fn default_root(value: &str) -> PathBuf {
+    Path::new("/run").join(base_name(value))
+}
+
+/// A runtime program and the state directory (`--root`) it keeps its containers in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Runtime {
+    /// The `--runtime` value, as given.
+    pub name: String,
+    /// The program, absolute.
+    pub program: PathBuf,
+    pub kind: Kind,
+    /// The runtime's `--root`.
+    pub root: PathBuf,
+}
+
+/// What the runtime's `state` command says about a container.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct State {
+    pub id: String,
+    #[serde(default)]
+    pub pid: i64,
+    pub status: String,
+    #[serde(default)]
+    pub bundle: Option<String>,
+}
+
+/// Parses the JSON of `RUNTIME state ID`.
+pub fn parse_state(value: &Value) -> Result<State> {
+    State::deserialize(value).map_err(|e| {
+        Error::new(
+            Code::Runtime,
+            "the runtime's state is not the JSON of an OCI state",
+        )
+        .details(e)
+    })
+}
+
+impl Runtime {
+    /// The runtime from `--runtime` (default crun) and `--root` (default the runtime's own).
+    pub fn select(runtime: Option<&str>, root: Option<&Path>) -> Result<Runtime> {
+        let name = runtime.unwrap_or(DEFAULT_RUNTIME);
+        if name.is_empty() {
+            return Err(Error::invalid(
+                "--runtime is empty: give crun, runc or a path",
+            ));
+        }
+        let program = if name.contains('/') {
+            let p = cloon_core::state::absolute(Path::new(name))?;
+            if !p.is_file() {
+                return Err(Error::new(
+                    Code::Prerequisite,
+                    format!("the runtime {} does not exist", p.display()),
+                ));
+            }
+            p
+        } else {
+            let package = if kind_of(name) == Kind::Other {
+                name
+            } else {
+                base_name(name)
+            };
+            host::require_program(name, package)?
+        };
+        let root = match root {
+            Some(r) => cloon_core::state::absolute(r)?,
+            None => default_root(name),
+        };
+        Ok(Runtime {
+            name: name.to_string(),
+            program,
+            kind: kind_of(name),
+            root,
+        })
+    }
+
+    /// A runtime as recorded by `up`.
+    pub fn recorded(name: &str, program: &str, root: &str) -> Result<Runtime> {
+        let program = PathBuf::from(program);
+        if !program.is_file() {
+            return Err(Error::new(
+                Code::Prerequisite,
+                format!(
+                    "the runtime {} that ran this container is gone",
+                    program.display()
+                ),
+            ));
+        }
+        Ok(Runtime {
+            name: name.to_string(),
+            program,
+            kind: kind_of(name),
+            root: root.into(),
+        })
+    }
+
+    fn command(&self) -> Command {
+        let mut c = Command::new(&self.program);
+        c.arg("--root").arg(&self.root);
+        c
+    }
+
+    fn label(&self, verb: &str) -> String {
+        format!("{} {verb}", self.program.display())
+    }
+
+    /// Runs a command that leaves no process behind, its output captured on pipes of its own.
+    fn run_captured(&self, verb: &str, args: &[&OsStr]) -> Result<std::process::Output> {
+        self.command()
+            .arg(verb)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .output()
+            .context(|| format!("cannot run {}", self.label(verb)))
+    }
+
+    /// Runs a command whose children may outlive it (`create` forks the container): stdin and
+    /// stdout are /dev/null, stderr is appended to `log`, which the container inherits. On
+    /// failure, the error carries what the runtime wrote to the log.
+    fn run_logged(&self, verb: &str, args: &[&OsStr], log: &Path) -> Result<()> {
+        let file = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .context(|| format!("cannot open the log {}", log.display()))?;
+        let start = file.metadata().map(|m| m.len()).unwrap_or(0);
+        let status = self
+            .command()
+            .arg(verb)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(file)
+            .status()
+            .context(|| format!("cannot run {}", self.label(verb)))?;
+        if status.success() {
+            return Ok(());
+        }
+        Err(Error::new(
+            Code::Runtime,
+            format!("{} failed ({})", self.label(verb), describe(status)),
+        )
+        .details(read_from(log, start)))
+    }
+
+    /// `create --bundle BUNDLE ID`.
+    pub fn create(&self, bundle: &Path, id: &str, log: &Path) -> Result<()> {
+        self.run_logged(
+            "create",
+            &[OsStr::new("--bundle"), bundle.as_os_str(), OsStr::new(id)],
+            log,
+        )
+    }
+
+    /// `start ID`.
+    pub fn start(&self, id: &str, log: &Path) -> Result<()> {
+        self.run_logged("start", &[OsStr::new(id)], log)
+    }
+
+    /// `state ID` as JSON, or `None` when the runtime has no such container.
+    pub fn state_json(&self, id: &str) -> Result<Option<Value>> {
+        let out = self.run_captured("state", &[OsStr::new(id)])?;
+        if !out.status.success() {
+            // Both crun and runc keep a container's state in `<root>/<id>`: without it, the
+            // container does not exist, whatever the wording of the message.
+            if !self.root.join(id).exists() {
+                return Ok(None);
+            }
+            return Err(Error::new(
+                Code::Runtime,
+                format!(
+                    "{} {id} failed ({})",
+                    self.label("state"),
+                    describe(out.status)
+                ),
+            )
+            .details(String::from_utf8_lossy(&out.stderr).trim()));
+        }
+        serde_json::from_slice(&out.stdout).map(Some).map_err(|e| {
+            Error::new(
+                Code::Runtime,
+                format!("{} {id} did not print JSON", self.label("state")),
+            )
+            .details(e)
+        })
+    }
+
+    /// `state ID`, parsed, or `None` when the runtime has no such container.
+    pub fn state(&self, id: &str) -> Result<Option<State>> {
+        self.state_json(id)?.as_ref().map(parse_state).transpose()
+    }
+
+    /// `kill ID SIGNAL`.
+    pub fn kill(&self, id: &str, signal: &str) -> Result<()> {
+        self.checked("kill", &[OsStr::new(id), OsStr::new(signal)])
+    }
+
+    /// `delete [-f] ID`.
+    pub fn delete(&self, id: &str, force: bool) -> Result<()> {
+        if force {
+            self.checked("delete", &[OsStr::new("-f"), OsStr::new(id)])
+        } else {
+            self.checked("delete", &[OsStr::new(id)])
+        }
+    }
+
+    fn checked(&self, verb: &str, args: &[&OsStr]) -> Result<()> {
+        let out = self.run_captured(verb, args)?;
+        if out.status.success() {
+            return Ok(());
+        }
+        Err(Error::new(
+            Code::Runtime,
+            format!("{} failed ({})", self.label(verb), describe(out.status)),
+        )
+        .details(String::from_utf8_lossy(&out.stderr).trim()))
+    }
+
+    /// `exec [--tty] ID CMD...`, with the caller's stdio: an interactive command.
+    pub fn exec_command(&self, id: &str, tty: bool, cmd: &[String]) -> Command {
+        let mut c = self.command();
+        c.arg("exec");
+        if tty {
+            c.arg("--tty");
+        }
+        c.arg(id).args(cmd);
+        c
+    }
+}
+
+/// "exit status 1", "killed by signal 9".
+pub fn describe(status: ExitStatus) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    match (status.code(), status.signal()) {
+        (Some(code), _) => format!("exit status {code}"),
+        (None, Some(sig)) => format!("killed by signal {sig}"),
+        _ => status.to_string(),
+    }
+}
+
+/// The exit status a shell would report for `status`: the code, or 128 + the signal.
+pub fn shell_status(status: ExitStatus) -> i32 {
+    use std::os::unix::process::ExitStatusExt;
+    status
+        .code()
+        .or_else(|| status.signal().map(|s| 128 + s))
+        .unwrap_or(1)
+}
+
+/// What was appended to `log` from byte `start` on, trimmed; at most the last 4 KiB.
+fn read_from(log: &Path, start: u64) -> String {
+    let mut text = String::new();
+    if let Ok(mut f) = fs::File::open(log) {
+        let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+        let from = start.max(len.saturating_sub(4096));
+        if f.seek(SeekFrom::Start(from)).is_ok() {
+            let mut bytes = Vec::new();
+            let _ = f.read_to_end(&mut bytes);
+            text = String::from_utf8_lossy(&bytes).trim().to_string();
+        }
+    }
+    if text.is_empty() {
+        "the runtime wrote no message".to_string()
+    } else {
+        text
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn kinds_and_default_roots() {
+        assert_eq!(kind_of("crun"), Kind::Crun);
+        assert_eq!(kind_of("/usr/sbin/runc"), Kind::Runc);
+        assert_eq!(kind_of("/bin/false"), Kind::Other);
+        assert_eq!(default_root("crun"), Path::new("/run/crun"));
+        assert_eq!(default_root("/usr/sbin/runc"), Path::new("/run/runc"));
+        assert_eq!(default_root("/opt/x/youki"), Path::new("/run/youki"));
+    }
+
+    #[test]
+    fn selection_by_path_and_root() {
+        let rt = Runtime::select(Some("/bin/sh"), None).unwrap();
+        assert_eq!(rt.program, Path::new("/bin/sh"));
+        assert_eq!(rt.root, Path::new("/run/sh"));
+        assert_eq!(rt.kind, Kind::Other);
+        let rt = Runtime::select(Some("/bin/sh"), Some(Path::new("/tmp/r"))).unwrap();
+        assert_eq!(rt.root, Path::new("/tmp/r"));
+        let err = Runtime::select(Some("/nonexistent/crun"), None).unwrap_err();
+        assert_eq!(err.code, Code::Prerequisite);
+        let err = Runtime::select(Some("cloon-no-such-runtime"), None).unwrap_err();
+        assert_eq!(err.code, Code::Prerequisite);
+        assert!(
+            err.msg.contains("apt-get install cloon-no-such-runtime"),
+            "{}",
+            err.msg
+        );
+        assert_eq!(
+            Runtime::select(Some(""), None).unwrap_err().code,
+            Code::InvalidArgument
+        );
+    }
+
+    #[test]
+    fn the_default_runtime_is_crun_in_run_crun() {
+        match Runtime::select(None, None) {
+            Ok(rt) => {
+                assert_eq!(rt.kind, Kind::Crun);
+                assert_eq!(rt.name, "crun");
+                assert_eq!(rt.root, Path::new("/run/crun"));
+                assert!(rt.program.is_absolute());
+            }
+            Err(e) => {
+                assert_eq!(e.code, Code::Prerequisite);
+                assert!(e.msg.contains("apt-get install crun"), "{}", e.msg);
+            }
+        }
+    }
+
+    #[test]
+    fn state_json_of_crun_and_runc_parses() {
+        let crun = json!({
+            "ociVersion": "1.0.0", "id": "Cloon1", "pid": 4242, "status": "running",
+            "bundle": "/run/cloon/Cloon1/bundle", "rootfs": "/x", "created": "2024-01-01T00:00:00Z",
+            "owner": ""
+        });
+        let s = parse_state(&crun).unwrap();
+        assert_eq!(
+            s,
+            State {
+                id: "Cloon1".into(),
+                pid: 4242,
+                status: "running".into(),
+                bundle: Some("/run/cloon/Cloon1/bundle".into())
+            }
+        );
+        let runc_stopped = json!({"ociVersion": "1.0.2-dev", "id": "c", "pid": 0, "status": "stopped",
+                                  "bundle": "/b", "rootfs": "/r", "created": "x", "owner": ""});
+        assert_eq!(parse_state(&runc_stopped).unwrap().status, "stopped");
+        let minimal = json!({"id": "c", "status": "created"});
+        assert_eq!(parse_state(&minimal).unwrap().pid, 0);
+        assert_eq!(
+            parse_state(&json!({"pid": 1})).unwrap_err().code,
+            Code::Runtime
+        );
+        assert_eq!(parse_state(&json!([1])).unwrap_err().code, Code::Runtime);
+    }
+
+    #[test]
+    fn exec_command_line() {
+        let rt = Runtime {
+            name: "crun".into(),
+            program: "/usr/bin/crun".into(),
+            kind: Kind::Crun,
+            root: "/run/crun".into(),
+        };
+        let c = rt.exec_command("C1", true, &["sh".into(), "-c".into(), "exit 7".into()]);
+        let args: Vec<&OsStr> = c.get_args().collect();
+        assert_eq!(
+            args,
+            [
+                "--root",
+                "/run/crun",
+                "exec",
+                "--tty",
+                "C1",
+                "sh",
+                "-c",
+                "exit 7"
+            ]
+        );
+        let c = rt.exec_command("C1", false, &["hostname".into()]);
+        assert_eq!(c.get_args().count(), 5);
+    }
+
+    #[test]
+    fn failed_logged_commands_report_the_log() {
+        let dir = std::env::temp_dir().join(format!("cloon-run-log-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let script = dir.join("fake-runtime");
+        fs::write(
+            &script,
+            "#!/bin/sh\necho \"no luck with $3 $4\" >&2\nexit 3\n",
+        )
+        .unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(&script, fs::Permissions::from_mode(0o755)).unwrap();
+        let log = dir.join("container.log");
+        fs::write(&log, "earlier line\n").unwrap();
+        let rt = Runtime::select(Some(script.to_str().unwrap()), Some(&dir.join("root"))).unwrap();
+        let err = rt.start("C1", &log).unwrap_err();
+        assert_eq!(err.code, Code::Runtime);
+        assert!(err.msg.contains("exit status 3"), "{}", err.msg);
+        assert_eq!(err.details, "no luck with start C1");
+        // A container the runtime has no directory for does not exist.
+        assert_eq!(rt.state("C1").unwrap(), None);
+        fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -1,0 +1,475 @@
+//! cloon-spec: the article's step 4. Writes the OCI bundle of a container (`crun spec`, then the
+//! article's edits: root path, writable root, no terminal, the network namespace, CAP_NET_RAW and
+//! CAP_NET_ADMIN) and adds the `bundle` part to the document.
+//!
+//! The bundle lives in the state directory, `<state>/<name>/bundle/config.json`, next to the
+//! `spec` record that says cloon made it.
+
+pub mod bundle;
+pub mod command;
+pub mod spec;
+
+use cloon_core::doc::{Bundle, Netns, Overlay};
+use cloon_core::state::absolute;
+use cloon_core::{cli, name, Code, Document, Error, Result, StateDir, Undo};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// The stage name in error documents.
+pub const STAGE: &str = "cloon-spec";
+/// The name of this stage's record in the state directory.
+pub const RECORD: &str = "spec";
+
+/// Flags of `cloon-spec up`.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct UpArgs {
+    /// The container's name [default: the document's]
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+    /// The root filesystem [default: the document's overlay.rootfs]
+    #[arg(long, value_name = "DIR")]
+    pub rootfs: Option<PathBuf>,
+    /// The network namespace to join: a name under /run/netns, or a path [default: the
+    /// document's netns.path; with neither, the container gets a fresh network namespace with
+    /// only a loopback interface]
+    #[arg(long, value_name = "NAME|PATH")]
+    pub netns: Option<String>,
+    /// A capability to grant besides AUDIT_WRITE, KILL, NET_BIND_SERVICE, NET_RAW and NET_ADMIN
+    /// (NET_ADMIN or CAP_NET_ADMIN); repeatable
+    #[arg(long = "cap-add", value_name = "CAP")]
+    pub cap_add: Vec<String>,
+    /// An environment variable besides PATH and TERM (or replacing them); repeatable
+    #[arg(long, value_name = "KEY=VALUE")]
+    pub env: Vec<String>,
+    /// A host path bind-mounted into the container, read-only with :ro; repeatable
+    #[arg(long, value_name = "SRC:DST[:ro]")]
+    pub bind: Vec<String>,
+    /// The container's hostname [default: its name]
+    #[arg(long, value_name = "HOSTNAME")]
+    pub hostname: Option<String>,
+    /// The container's command, after `--` [default: sleep infinity]
+    #[arg(last = true, value_name = "ARGS")]
+    pub args: Vec<String>,
+}
+
+/// Flags of `down`, `check` and `show`.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct NameArgs {
+    /// The container's name [default: the document's]
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+}
+
+/// What `up` recorded in `<state>/<name>/spec.json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SpecRecord {
+    /// The bundle directory.
+    pub bundle: String,
+    /// Its config.json.
+    pub config: String,
+    /// The root filesystem the configuration names.
+    pub rootfs: String,
+    /// The network namespace joined, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub netns: Option<String>,
+}
+
+/// The path of a `--netns` value: a path when it has a `/`, else a name under `/run/netns`.
+pub fn netns_path(value: &str) -> Result<PathBuf> {
+    if value.contains('/') {
+        absolute(Path::new(value))
+    } else {
+        name::netns(value)?;
+        Ok(Path::new("/run/netns").join(value))
+    }
+}
+
+/// The bundle directory of `name`.
+pub fn bundle_dir(state: &StateDir, name: &str) -> Result<PathBuf> {
+    Ok(state.dir(name)?.join("bundle"))
+}
+
+/// `up`: builds the configuration, writes the bundle, records it, adds `bundle`.
+pub fn up(args: &UpArgs, state: &StateDir, input: Option<Document>) -> Result<Document> {
+    let mut doc = input.unwrap_or_default();
+    let name = cli::pick_name(args.name.as_deref(), Some(&doc), STAGE)?;
+
+    let rootfs = match &args.rootfs {
+        Some(dir) => absolute(dir)?,
+        None => match doc.get::<Overlay>("overlay")? {
+            Some(overlay) => PathBuf::from(overlay.rootfs),
+            None => {
+                return Err(Error::config(
+                    "cloon-spec needs a root filesystem: give --rootfs DIR, or the document of cloon-overlay",
+                ))
+            }
+        },
+    };
+    spec::require_absolute("the root filesystem", &rootfs)?;
+
+    let netns = match &args.netns {
+        Some(value) => Some(netns_path(value)?),
+        None => doc.get::<Netns>("netns")?.map(|n| PathBuf::from(n.path)),
+    };
+    if let Some(path) = &netns {
+        spec::require_absolute("the network namespace", path)?;
+        if std::fs::symlink_metadata(path).is_err() {
+            return Err(Error::new(
+                Code::Unknown,
+                format!(
+                    "the network namespace {} does not exist: make it first (ip netns add, or cloon-netns), or drop --netns",
+                    path.display()
+                ),
+            ));
+        }
+    }
+
+    let caps = args
+        .cap_add
+        .iter()
+        .map(|c| spec::parse_cap(c))
+        .collect::<Result<Vec<_>>>()?;
+    let env = args
+        .env
+        .iter()
+        .map(|e| spec::parse_env(e))
+        .collect::<Result<Vec<_>>>()?;
+    let binds = args
+        .bind
+        .iter()
+        .map(|b| spec::parse_bind(b))
+        .collect::<Result<Vec<_>>>()?;
+    let hostname = args.hostname.clone().unwrap_or_else(|| name.clone());
+    spec::check_hostname(&hostname)?;
+    let inputs = spec::Inputs {
+        rootfs: rootfs.clone(),
+        netns: netns.clone(),
+        hostname,
+        caps,
+        env,
+        binds,
+        args: args.args.clone(),
+    };
+    let search = spec::search_path(&spec::environment(&inputs.env));
+    command::check(&rootfs, &spec::command(&inputs.args), &search)?;
+    let config = spec::to_json(&spec::build(&inputs)?)?;
+
+    let dir = bundle_dir(state, &name)?;
+    let config_path = bundle::config_path(&dir);
+    let record = SpecRecord {
+        bundle: dir.display().to_string(),
+        config: config_path.display().to_string(),
+        rootfs: rootfs.display().to_string(),
+        netns: netns.map(|p| p.display().to_string()),
+    };
+    let mut undo = Undo::new();
+    state.claim(&name, RECORD, &record)?;
+    let (st, n) = (state.clone(), name.clone());
+    undo.push(move || {
+        let _ = st.release(&n, RECORD);
+    });
+    let d = dir.clone();
+    undo.push(move || {
+        let _ = bundle::remove(&d);
+    });
+    bundle::write(&dir, &config)?;
+
+    doc.set_name(&name)?;
+    doc.set(
+        "bundle",
+        &Bundle {
+            path: record.bundle,
+            config: record.config,
+        },
+    );
+    undo.commit();
+    Ok(doc)
+}
+
+/// `down`: removes the bundle and the record, drops `bundle` from the document. What is already
+/// gone counts as done.
+pub fn down(args: &NameArgs, state: &StateDir, input: Option<Document>) -> Result<Document> {
+    let mut doc = input.unwrap_or_default();
+    let name = cli::pick_name(args.name.as_deref(), Some(&doc), STAGE)?;
+    bundle::remove(&bundle_dir(state, &name)?)?;
+    state.release(&name, RECORD)?;
+    doc.set_name(&name)?;
+    doc.remove("bundle");
+    Ok(doc)
+}
+
+/// The record of `name`, or [`Code::Unknown`].
+pub fn record(state: &StateDir, name: &str) -> Result<SpecRecord> {
+    state.load(name, RECORD)?.ok_or_else(|| {
+        Error::new(
+            Code::Unknown,
+            format!("cloon-spec has no bundle for \"{name}\""),
+        )
+        .details(format!("no record under {}", state.root().display()))
+    })
+}
+
+/// `check`: the recorded config.json exists, parses, and is the one the document names.
+pub fn check(args: &NameArgs, state: &StateDir, input: Option<Document>) -> Result<Document> {
+    let mut doc = input.unwrap_or_default();
+    let name = cli::pick_name(args.name.as_deref(), Some(&doc), STAGE)?;
+    let rec = record(state, &name)?;
+    let config = PathBuf::from(&rec.config);
+    if !config.is_file() {
+        return Err(Error::new(
+            Code::Drift,
+            format!(
+                "the bundle of \"{name}\" lost its config.json {}",
+                config.display()
+            ),
+        ));
+    }
+    bundle::load(&config).map_err(|e| {
+        Error::new(
+            Code::Drift,
+            format!("the config.json of \"{name}\" no longer parses"),
+        )
+        .details(e)
+    })?;
+    if let Some(b) = doc.get::<Bundle>("bundle")? {
+        if b.config != rec.config || b.path != rec.bundle {
+            return Err(Error::new(
+                Code::Drift,
+                format!(
+                    "the document's bundle {} is not the one recorded, {}",
+                    b.path, rec.bundle
+                ),
+            ));
+        }
+    }
+    doc.set_name(&name)?;
+    Ok(doc)
+}
+
+/// `show`: the record, as JSON.
+pub fn show(
+    args: &NameArgs,
+    state: &StateDir,
+    input: Option<Document>,
+) -> Result<serde_json::Value> {
+    let name = cli::pick_name(args.name.as_deref(), input.as_ref(), STAGE)?;
+    let rec = record(state, &name)?;
+    serde_json::to_value(rec).map_err(|e| Error::new(Code::Io, "cannot show the record").details(e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fs;
+
+    fn state(tag: &str) -> (StateDir, PathBuf) {
+        let root =
+            std::env::temp_dir().join(format!("cloon-spec-lib-{tag}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&root);
+        (StateDir::new(Some(&root)).unwrap(), root)
+    }
+
+    #[test]
+    fn netns_values() {
+        assert_eq!(
+            netns_path("cloonix_1_1").unwrap(),
+            Path::new("/run/netns/cloonix_1_1")
+        );
+        assert_eq!(
+            netns_path("/proc/1/ns/net").unwrap(),
+            Path::new("/proc/1/ns/net")
+        );
+        assert!(netns_path("..").is_err());
+    }
+
+    #[test]
+    fn up_check_show_down_without_root() {
+        let (st, root) = state("cycle");
+        let args = UpArgs {
+            name: Some("C1".into()),
+            rootfs: Some(root.join("rootfs")),
+            cap_add: vec!["SYS_TIME".into()],
+            ..Default::default()
+        };
+        let doc = up(&args, &st, None).unwrap();
+        let b: Bundle = doc.get("bundle").unwrap().unwrap();
+        assert_eq!(Path::new(&b.config), root.join("C1/bundle/config.json"));
+        assert_eq!(doc.name(), Some("C1"));
+        let text = fs::read_to_string(&b.config).unwrap();
+        assert!(text.contains("CAP_SYS_TIME") && text.contains("CAP_NET_ADMIN"));
+
+        let again = up(&args, &st, None).unwrap_err();
+        assert_eq!(again.code, Code::NameTaken);
+        assert!(
+            Path::new(&b.config).is_file(),
+            "a refused up must not undo the first one"
+        );
+
+        let checked = check(&NameArgs::default(), &st, Some(doc.clone())).unwrap();
+        assert_eq!(checked, doc);
+        let shown = show(
+            &NameArgs {
+                name: Some("C1".into()),
+            },
+            &st,
+            None,
+        )
+        .unwrap();
+        assert_eq!(shown["config"], b.config.as_str());
+
+        fs::write(&b.config, "[]").unwrap();
+        assert_eq!(
+            check(&NameArgs::default(), &st, Some(doc.clone()))
+                .unwrap_err()
+                .code,
+            Code::Drift
+        );
+
+        let after = down(&NameArgs::default(), &st, Some(doc)).unwrap();
+        assert_eq!(after.get::<Bundle>("bundle").unwrap(), None);
+        assert!(!root.join("C1").exists());
+        down(
+            &NameArgs {
+                name: Some("C1".into()),
+            },
+            &st,
+            None,
+        )
+        .unwrap();
+        let err = check(
+            &NameArgs {
+                name: Some("C1".into()),
+            },
+            &st,
+            None,
+        )
+        .unwrap_err();
+        assert_eq!(err.code, Code::Unknown);
+        let _ = fs::remove_dir_all(&root);
+    }
+
+    #[test]
+    fn failures_leave_nothing() {
+        let (st, root) = state("fail");
+        fs::create_dir_all(root.join("rootfs/bin")).unwrap();
+        let base = UpArgs {
+            name: Some("C2".into()),
+            rootfs: Some(root.join("rootfs")),
+            ..Default::default()
+        };
+        let cases: Vec<(UpArgs, Code)> = vec![
+            (
+                UpArgs {
+                    args: vec![],
+                    ..base.clone()
+                },
+                Code::InvalidConfig,
+            ), // no sleep in rootfs
+            (
+                UpArgs {
+                    cap_add: vec!["NOPE".into()],
+                    ..base.clone()
+                },
+                Code::InvalidArgument,
+            ),
+            (
+                UpArgs {
+                    env: vec!["X".into()],
+                    ..base.clone()
+                },
+                Code::InvalidArgument,
+            ),
+            (
+                UpArgs {
+                    bind: vec!["rel:/x".into()],
+                    ..base.clone()
+                },
+                Code::InvalidArgument,
+            ),
+            (
+                UpArgs {
+                    netns: Some("cloon-no-such-ns".into()),
+                    ..base.clone()
+                },
+                Code::Unknown,
+            ),
+            (
+                UpArgs {
+                    rootfs: None,
+                    ..base.clone()
+                },
+                Code::InvalidConfig,
+            ),
+            (
+                UpArgs {
+                    name: None,
+                    ..base.clone()
+                },
+                Code::InvalidArgument,
+            ),
+        ];
+        for (args, code) in cases {
+            let err = up(&args, &st, None).unwrap_err();
+            assert_eq!(err.code, code, "{args:?}: {err}");
+            assert!(!root.join("C2").exists(), "{args:?} left state");
+        }
+        let _ = fs::remove_dir_all(&root);
+    }
+
+    #[test]
+    fn the_document_gives_rootfs_and_netns() {
+        let (st, root) = state("doc");
+        let text = format!(
+            r#"{{"cloonVersion":"1","name":"C3","mine":true,
+               "overlay":{{"loop":"/dev/loop9","lower":"/l","upper":"/u","work":"/w","rootfs":"{}"}},
+               "netns":{{"name":"n","path":"/proc/self/ns/net","links":[]}}}}"#,
+            root.join("nowhere").display()
+        );
+        let doc = Document::parse(&text).unwrap().unwrap();
+        let out = up(&UpArgs::default(), &st, Some(doc)).unwrap();
+        let b: Bundle = out.get("bundle").unwrap().unwrap();
+        let v: serde_json::Value =
+            serde_json::from_str(&fs::read_to_string(&b.config).unwrap()).unwrap();
+        assert_eq!(
+            v["root"]["path"],
+            root.join("nowhere").display().to_string()
+        );
+        assert_eq!(v["linux"]["namespaces"][1]["path"], "/proc/self/ns/net");
+        assert_eq!(v["hostname"], "C3");
+        assert!(out.to_json().contains("\"mine\": true"));
+        down(&NameArgs::default(), &st, Some(out)).unwrap();
+        let _ = fs::remove_dir_all(&root);
+    }
+
+    #[test]
+    fn oci_validate_accepts_the_config() {
+        let tool = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/tools/oci-validate");
+        if !tool.is_file() {
+            eprintln!("skipping: {} is not there", tool.display());
+            return;
+        }
+        let (st, root) = state("validate");
+        let args = UpArgs {
+            name: Some("C4".into()),
+            rootfs: Some(root.join("rootfs")),
+            netns: Some("/proc/self/ns/net".into()),
+            env: vec!["A=b".into()],
+            bind: vec![format!("{}:/mnt:ro", std::env::temp_dir().display())],
+            args: vec!["/bin/sh".into()],
+            ..Default::default()
+        };
+        let doc = up(&args, &st, None).unwrap();
+        let b: Bundle = doc.get("bundle").unwrap().unwrap();
+        let out = std::process::Command::new(&tool)
+            .arg(&b.config)
+            .output()
+            .unwrap();
+        let _ = fs::remove_dir_all(&root);
+        assert!(
+            out.status.success(),
+            "oci-validate: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}

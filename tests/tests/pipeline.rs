@@ -1,0 +1,214 @@
+//! The article's container, end to end: the five tools in one pipeline, on real kernel objects,
+//! inside the sandbox; then the pipeline in reverse leaves nothing.
+
+use cloon_tests::Sandbox;
+use serde_json::Value;
+
+const UP: &str = "cloon-img create --busybox --force bb.img \
+    | cloon-overlay --name Cloon1 \
+    | cloon-netns --netns cloonix_1_1 --veth vgt_1_1_0:eth0,addr=10.0.0.2/24 \
+    | cloon-spec \
+    | cloon-run --root /run/crun";
+const DOWN: &str =
+    "cloon-run down < Cloon1.json | cloon-spec down | cloon-netns down | cloon-overlay down";
+
+fn in_dir(sb: &Sandbox, script: &str) -> String {
+    format!("cd {} && {script}", sb.dir.display())
+}
+
+fn pipeline_up_and_down(sb: &Sandbox, runtime_flag: &str) {
+    let up = UP.replace(
+        "cloon-run --root",
+        &format!("cloon-run {runtime_flag} --root"),
+    );
+    sb.sh(&in_dir(sb, &format!("{up} > Cloon1.json"))).ok();
+    let doc: Value =
+        serde_json::from_str(&std::fs::read_to_string(sb.path("Cloon1.json")).unwrap()).unwrap();
+    let keys: Vec<&String> = doc.as_object().unwrap().keys().collect();
+    assert_eq!(
+        keys,
+        [
+            "cloonVersion",
+            "image",
+            "name",
+            "overlay",
+            "netns",
+            "bundle",
+            "container"
+        ]
+    );
+    assert_eq!(doc["container"]["status"], "running");
+    let pid = doc["container"]["pid"].as_i64().unwrap();
+    assert!(std::path::Path::new(&format!("/proc/{pid}")).exists());
+
+    // The container sees its own eth0 with the address, and the sandbox reaches it through the veth.
+    let addr = sb.sh("cloon-run exec Cloon1 -- ip -o addr show eth0").ok();
+    assert!(addr.contains("10.0.0.2/24"), "{addr}");
+    assert_eq!(
+        sb.sh("cloon-run exec Cloon1 -- hostname").ok().trim(),
+        "Cloon1"
+    );
+    sb.sh("ip addr add 10.0.0.1/24 dev vgt_1_1_0 && busybox ping -c 1 -W 2 10.0.0.2")
+        .ok();
+
+    // Copy-on-write: the write lands in upper, the image is unchanged.
+    let img = sb.path("bb.img");
+    let sum = sb.sh(&format!("sha256sum {}", img.display())).ok();
+    sb.sh("cloon-run exec Cloon1 -- sh -c 'echo inside > /root/hello'")
+        .ok();
+    let upper = doc["overlay"]["upper"].as_str().unwrap();
+    assert_eq!(sb.sh(&format!("cat {upper}/root/hello")).ok(), "inside\n");
+    assert_eq!(sb.sh(&format!("sha256sum {}", img.display())).ok(), sum);
+
+    let down = sb.sh(&in_dir(sb, DOWN));
+    let rest = down.json();
+    assert_eq!(down.status, 0, "{}", down.stderr);
+    let keys: Vec<&String> = rest.as_object().unwrap().keys().collect();
+    assert_eq!(keys, ["cloonVersion", "image", "name"]);
+}
+
+#[test]
+fn the_articles_pipeline_with_crun() {
+    let Some(sb) = Sandbox::new("pipeline-crun") else {
+        return;
+    };
+    pipeline_up_and_down(&sb, "");
+    sb.assert_clean(&[]);
+    // down is idempotent, also from the name alone.
+    sb.sh(&in_dir(&sb, DOWN)).ok();
+    for tool in ["cloon-run", "cloon-spec", "cloon-netns", "cloon-overlay"] {
+        sb.sh(&format!("{tool} down --name Cloon1 </dev/null")).ok();
+    }
+    sb.assert_clean(&[]);
+}
+
+#[test]
+fn the_articles_pipeline_with_runc() {
+    let Some(sb) = Sandbox::new("pipeline-runc") else {
+        return;
+    };
+    pipeline_up_and_down(&sb, "--runtime runc");
+    sb.assert_clean(&[]);
+}
+
+#[test]
+fn the_hosts_eth0_is_left_exactly_as_it_was() {
+    let Some(sb) = Sandbox::new("pipeline-eth0") else {
+        return;
+    };
+    sb.sh(
+        "ip link add eth0 type bridge && ip addr add 192.0.2.1/24 dev eth0 && ip link set eth0 up",
+    )
+    .ok();
+    let eth0 = "ip -o link show eth0; ip -o addr show eth0";
+    let before = sb.sh(eth0).ok();
+    sb.sh(&in_dir(&sb, &format!("{UP} > Cloon1.json"))).ok();
+    assert_eq!(
+        sb.sh(eth0).ok(),
+        before,
+        "the sandbox's own eth0 changed during up"
+    );
+    let inside = sb.sh("cloon-run exec Cloon1 -- ip -o addr show eth0").ok();
+    assert!(
+        inside.contains("10.0.0.2/24") && !inside.contains("192.0.2.1"),
+        "{inside}"
+    );
+    sb.sh(&in_dir(&sb, DOWN)).ok();
+    assert_eq!(
+        sb.sh(eth0).ok(),
+        before,
+        "the sandbox's own eth0 changed during down"
+    );
+    sb.assert_clean(&["eth0"]);
+}
+
+#[test]
+fn the_design_cards_short_pipeline_on_a_namespace_made_by_hand() {
+    let Some(sb) = Sandbox::new("pipeline-short") else {
+        return;
+    };
+    sb.sh("ip netns add cloonix_1_1 && ip -n cloonix_1_1 link add dummy0 type bridge")
+        .ok();
+    sb.sh(&in_dir(
+        &sb,
+        "cloon-img create --busybox bb.img </dev/null >/dev/null",
+    ))
+    .ok();
+    let up = in_dir(
+        &sb,
+        "cloon-overlay --image bb.img --name Cloon1 </dev/null | cloon-spec --netns cloonix_1_1 | cloon-run --root /run/crun > Cloon1.json",
+    );
+    sb.sh(&up).ok();
+    let links = sb.sh("cloon-run exec Cloon1 -- ip -o link").ok();
+    assert!(links.contains("dummy0"), "{links}");
+    sb.sh(&in_dir(
+        &sb,
+        "cloon-run down < Cloon1.json | cloon-spec down | cloon-overlay down",
+    ))
+    .ok();
+    assert!(
+        sb.sh("ip netns ls").ok().contains("cloonix_1_1"),
+        "a namespace cloon did not make was removed"
+    );
+    sb.sh("ip netns del cloonix_1_1").ok();
+    sb.assert_clean(&[]);
+}
+
+#[test]
+fn the_first_error_reaches_the_end_of_the_pipeline() {
+    let Some(sb) = Sandbox::new("pipeline-error") else {
+        return;
+    };
+    let script = in_dir(
+        &sb,
+        "cloon-img create --busybox bb.img \
+         | cloon-overlay --name Cloon1 \
+         | cloon-netns --netns cloonix_1_1 --veth vgt_1_1_0_much_too_long:eth0 \
+         | cloon-spec | cloon-run --root /run/crun",
+    );
+    let run = sb.sh(&script);
+    assert_ne!(run.status, 0);
+    let err = &run.json()["error"];
+    assert_eq!(err["stage"], "cloon-netns");
+    assert_eq!(err["code"], 4);
+    assert!(err["msg"].as_str().unwrap().contains("15"), "{err}");
+    // cloon-netns made nothing; the overlay made before the failure comes down by name.
+    sb.sh("cloon-overlay down --name Cloon1 </dev/null").ok();
+    sb.assert_clean(&[]);
+}
+
+/// The article's own image: Debian bookworm by debootstrap with its package list, run once.
+/// Downloads about 100 MB from the host's Debian mirror.
+#[test]
+fn the_articles_bookworm_image_runs() {
+    let Some(sb) = Sandbox::new("pipeline-bookworm") else {
+        return;
+    };
+    if std::env::var("CLOON_SKIP_DEBOOTSTRAP").as_deref() == Ok("1") {
+        eprintln!("skipping the debootstrap test: CLOON_SKIP_DEBOOTSTRAP=1");
+        return;
+    }
+    let up = in_dir(
+        &sb,
+        "cloon-img create --debootstrap bookworm bookworm.img \
+         | cloon-overlay --name Cloon1 \
+         | cloon-netns --netns cloonix_1_1 --veth vgt_1_1_0:eth0,addr=10.0.0.2/24 \
+         | cloon-spec -- /usr/bin/tini -s -- sleep infinity \
+         | cloon-run --root /run/crun > Cloon1.json",
+    );
+    sb.sh(&up).ok();
+    assert!(sb
+        .sh("cloon-run exec Cloon1 -- cat /etc/debian_version")
+        .ok()
+        .starts_with("12."));
+    for tool in ["tini", "tcpdump", "vim", "ssh", "ifconfig", "bash"] {
+        sb.sh(&format!(
+            "cloon-run exec Cloon1 -- bash -c 'command -v {tool}'"
+        ))
+        .ok();
+    }
+    let ifconfig = sb.sh("cloon-run exec Cloon1 -- ifconfig eth0").ok();
+    assert!(ifconfig.contains("10.0.0.2"), "{ifconfig}");
+    sb.sh(&in_dir(&sb, DOWN)).ok();
+    sb.assert_clean(&[]);
+}

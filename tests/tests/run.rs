@@ -1,0 +1,486 @@
+//! cloon-run with real crun and runc containers, as root inside a sandbox: up, exec, list,
+//! check, down, failures that leave nothing, a namespace made beforehand, and a pipeline that does
+//! not hang while the container runs.
+//!
+//! The root filesystem is a plain directory holding a static busybox, so these tests do not
+//! depend on cloon-img or cloon-overlay.
+
+use cloon_tests::{tool_path, Run, Sandbox};
+use serde_json::{json, Value};
+use std::collections::BTreeSet;
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::symlink;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// A root filesystem with busybox and the applets the tests use.
+fn busybox_rootfs(sb: &Sandbox) -> PathBuf {
+    let root = sb.path("rootfs");
+    for dir in ["bin", "proc", "sys", "dev", "tmp", "etc"] {
+        fs::create_dir_all(root.join(dir)).expect("rootfs dir");
+    }
+    fs::copy("/bin/busybox", root.join("bin/busybox")).expect("busybox-static must be installed");
+    for applet in ["sh", "sleep", "ip", "hostname", "cat", "ls", "ps", "true"] {
+        symlink("busybox", root.join("bin").join(applet)).expect("applet link");
+    }
+    root
+}
+
+/// A container name no other test (or concurrent run) uses: crun names cgroups after it.
+fn unique(tag: &str) -> String {
+    format!("{tag}{}", std::process::id())
+}
+
+/// Runs a shell command line in the sandbox and fails the test if it has not finished, output
+/// closed, within `secs`: a container holding the tool's stdout or stderr would keep it open.
+fn sh_within(sb: &Sandbox, script: &str, secs: u64) -> Run {
+    let mut child = sb
+        .cmd("sh")
+        .args(["-c", script])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    drop(child.stdin.take());
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    let out = rx
+        .recv_timeout(Duration::from_secs(secs))
+        .unwrap_or_else(|_| panic!("`{script}` did not finish within {secs} s: the pipeline hangs"))
+        .expect("wait");
+    Run {
+        status: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// Whether process `pid` is gone (or a zombie its reaper has not collected yet).
+fn dead(pid: i64) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        let state = status
+            .lines()
+            .find(|l| l.starts_with("State:"))
+            .unwrap_or("State: gone");
+        if state.contains("gone") || state.contains('Z') {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn spec(sb: &Sandbox, name: &str, rootfs: &str, extra: &[&str]) -> String {
+    let mut args = vec!["--name", name, "--rootfs", rootfs];
+    args.extend_from_slice(extra);
+    sb.tool("cloon-spec", &args, "").ok()
+}
+
+fn error_code(run: &Run) -> u64 {
+    run.json()["error"]["code"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no error document: {}", run.stdout))
+}
+
+/// Interface names in `ip -o link` output (busybox's or iproute2's).
+fn link_names(text: &str) -> BTreeSet<String> {
+    text.lines()
+        .filter_map(|l| l.split(": ").nth(1))
+        .map(|n| n.split('@').next().unwrap_or(n).to_string())
+        .collect()
+}
+
+/// Deletes a container of `runtime` in `root` even when a test fails half-way.
+struct Cleanup<'a> {
+    sb: &'a Sandbox,
+    runtime: &'static str,
+    root: &'static str,
+    name: String,
+}
+
+impl Drop for Cleanup<'_> {
+    fn drop(&mut self) {
+        let cmd = format!(
+            "{} --root {} delete -f {} 2>/dev/null; true",
+            self.runtime, self.root, self.name
+        );
+        let _ = self.sb.sh(&cmd);
+    }
+}
+
+#[test]
+fn crun_up_exec_list_check_down() {
+    let Some(sb) = Sandbox::new("run-basic") else {
+        return;
+    };
+    let rootfs = busybox_rootfs(&sb);
+    let name = unique("rb");
+    let _cleanup = Cleanup {
+        sb: &sb,
+        runtime: "crun",
+        root: "/run/crun",
+        name: name.clone(),
+    };
+    let spec = tool_path("cloon-spec");
+    let run = tool_path("cloon-run");
+
+    // The article's pipeline: it must return while the container keeps running.
+    let started = Instant::now();
+    let up = sh_within(
+        &sb,
+        &format!(
+            "{} --name {name} --rootfs {} | {} --root {}",
+            spec.display(),
+            rootfs.display(),
+            run.display(),
+            sb.runtime_root
+        ),
+        30,
+    );
+    assert_eq!(up.status, 0, "{}{}", up.stdout, up.stderr);
+    assert!(started.elapsed() < Duration::from_secs(30));
+    let doc = up.json();
+    let c = &doc["container"];
+    assert_eq!(c["id"], name.as_str());
+    assert_eq!(c["runtime"], "crun");
+    assert_eq!(c["root"], sb.runtime_root);
+    assert_eq!(c["status"], "running");
+    let pid = c["pid"].as_i64().expect("pid");
+    assert!(pid > 1);
+    assert!(
+        PathBuf::from(format!("/proc/{pid}")).exists(),
+        "the container's process is not alive"
+    );
+    assert_eq!(doc["bundle"]["path"], format!("/run/cloon/{name}/bundle"));
+
+    // The runtime sees it running, with the recorded pid.
+    let state = sb.tool("cloon-run", &["state", &name], "").json();
+    assert_eq!(
+        (state["status"].as_str(), state["pid"].as_i64()),
+        (Some("running"), Some(pid))
+    );
+    let listed = sb.tool("cloon-run", &["list"], "").json();
+    assert_eq!(listed.as_array().map(Vec::len), Some(1));
+    assert_eq!(listed[0]["name"], name.as_str());
+    assert_eq!(listed[0]["status"], "running");
+    let shown = sb.tool("cloon-run", &["show", "--name", &name], "").json();
+    assert_eq!(shown["pid"], pid);
+    assert_eq!(shown["root"], sb.runtime_root);
+    assert_eq!(sb.tool("cloon-run", &["check"], &up.stdout).ok(), up.stdout);
+
+    // exec: hostname, exit status, capabilities.
+    let host = sb.tool("cloon-run", &["exec", &name, "--", "hostname"], "");
+    assert_eq!(host.ok().trim(), name);
+    let seven = sb.tool(
+        "cloon-run",
+        &["exec", &name, "--", "sh", "-c", "exit 7"],
+        "",
+    );
+    assert_eq!(seven.status, 7);
+    let seven = sb.tool("cloon-run", &["exec", &name, "sh", "-c", "exit 7"], "");
+    assert_eq!(seven.status, 7, "CMD without --");
+    let caps = sb
+        .tool(
+            "cloon-run",
+            &["exec", &name, "--", "cat", "/proc/1/status"],
+            "",
+        )
+        .ok();
+    let eff = caps
+        .lines()
+        .find(|l| l.starts_with("CapEff:"))
+        .expect("CapEff");
+    let bits = u64::from_str_radix(eff.split_whitespace().nth(1).unwrap(), 16).unwrap();
+    assert_eq!(
+        bits & (1 << 12 | 1 << 13),
+        1 << 12 | 1 << 13,
+        "NET_ADMIN and NET_RAW: {eff}"
+    );
+
+    // down by name, without the document; then again with it: nothing left to do.
+    let down = sb.tool("cloon-run", &["down", "--name", &name], "").json();
+    assert!(down.get("container").is_none());
+    assert!(dead(pid), "the container's process {pid} survived down");
+    let again = sb.tool("cloon-run", &["down"], &up.stdout);
+    let again_doc = again.json();
+    assert_eq!(again.status, 0);
+    assert!(again_doc.get("container").is_none());
+    assert!(
+        again_doc.get("bundle").is_some(),
+        "down touches only its own part"
+    );
+    assert_eq!(
+        sb.tool("cloon-run", &["check", "--name", &name], "").status,
+        3
+    );
+    assert_eq!(
+        sb.tool("cloon-run", &["exec", &name, "--", "true"], "")
+            .status,
+        3
+    );
+    sb.tool("cloon-spec", &["down"], &again.stdout).ok();
+    sb.assert_clean(&[]);
+}
+
+#[test]
+fn crun_joins_a_namespace_made_beforehand() {
+    let Some(sb) = Sandbox::new("run-netns") else {
+        return;
+    };
+    let rootfs = busybox_rootfs(&sb);
+    let name = unique("rn");
+    let ns = unique("cloonix_");
+    let _cleanup = Cleanup {
+        sb: &sb,
+        runtime: "crun",
+        root: "/run/crun",
+        name: name.clone(),
+    };
+    sb.sh(&format!(
+        "ip netns add {ns} && ip -n {ns} link add d0 type veth peer name d1 && ip -n {ns} link set d0 up && ip -n {ns} link set lo up"
+    ))
+    .ok();
+    let doc = spec(&sb, &name, rootfs.to_str().unwrap(), &["--netns", &ns]);
+    let up = sb.tool("cloon-run", &[], &doc);
+    assert_eq!(up.status, 0, "{}{}", up.stdout, up.stderr);
+
+    let inside = sb
+        .tool("cloon-run", &["exec", &name, "--", "ip", "-o", "link"], "")
+        .ok();
+    let outside = sb.sh(&format!("ip netns exec {ns} ip -o link")).ok();
+    assert_eq!(
+        link_names(&inside),
+        link_names(&outside),
+        "inside:\n{inside}\noutside:\n{outside}"
+    );
+    assert!(link_names(&inside).contains("d0"));
+
+    let down = sb.tool("cloon-run", &["down"], &up.stdout);
+    sb.tool("cloon-spec", &["down"], &down.ok()).ok();
+    sb.sh(&format!("ip netns delete {ns}")).ok();
+    sb.assert_clean(&[]);
+}
+
+#[test]
+fn runc_works_too() {
+    let Some(sb) = Sandbox::new("run-runc") else {
+        return;
+    };
+    let rootfs = busybox_rootfs(&sb);
+    let name = unique("rr");
+    let _cleanup = Cleanup {
+        sb: &sb,
+        runtime: "runc",
+        root: "/run/runc",
+        name: name.clone(),
+    };
+    let doc = spec(&sb, &name, rootfs.to_str().unwrap(), &[]);
+    let up = sb.tool("cloon-run", &["--runtime", "runc"], &doc);
+    assert_eq!(up.status, 0, "{}{}", up.stdout, up.stderr);
+    let c = up.json()["container"].clone();
+    assert_eq!(
+        (c["runtime"].as_str(), c["root"].as_str()),
+        (Some("runc"), Some("/run/runc"))
+    );
+    assert_eq!(c["status"], "running");
+    let host = sb.tool("cloon-run", &["exec", &name, "--", "hostname"], "");
+    assert_eq!(host.ok().trim(), name);
+    assert_eq!(
+        sb.tool(
+            "cloon-run",
+            &["exec", &name, "--", "sh", "-c", "exit 7"],
+            ""
+        )
+        .status,
+        7
+    );
+    sb.sh(&format!("runc --root /run/runc state {name}")).ok();
+
+    // TERM is ignored by pid 1 without a handler: down waits --timeout, then kills.
+    let started = Instant::now();
+    let down = sb.tool(
+        "cloon-run",
+        &["down", "--signal", "TERM", "--timeout", "1"],
+        &up.stdout,
+    );
+    assert!(started.elapsed() >= Duration::from_secs(1));
+    sb.tool("cloon-spec", &["down"], &down.ok()).ok();
+    assert_eq!(sb.sh("runc --root /run/runc list -q").ok().trim(), "");
+    sb.assert_clean(&[]);
+}
+
+#[test]
+fn failures_leave_no_container_and_no_record() {
+    let Some(sb) = Sandbox::new("run-fail") else {
+        return;
+    };
+    let rootfs = busybox_rootfs(&sb);
+    let name = unique("rf");
+    let _cleanup = Cleanup {
+        sb: &sb,
+        runtime: "crun",
+        root: "/run/crun",
+        name: name.clone(),
+    };
+    let doc = spec(&sb, &name, rootfs.to_str().unwrap(), &[]);
+    let no_run_record = |sb: &Sandbox| {
+        let files = sb.sh(&format!("ls /run/cloon/{name}")).ok();
+        assert_eq!(
+            files.split_whitespace().collect::<Vec<_>>(),
+            ["bundle", "spec.json"]
+        );
+        assert_eq!(sb.sh("crun --root /run/crun list -q").ok().trim(), "");
+    };
+
+    // A runtime that fails.
+    let run = sb.tool("cloon-run", &["--runtime", "/bin/false"], &doc);
+    assert_eq!((run.status, error_code(&run)), (102, 102));
+    assert_eq!(run.json()["error"]["stage"], "cloon-run");
+    no_run_record(&sb);
+
+    // A command that is not in the root filesystem (the bundle edited after cloon-spec).
+    let config = format!("/run/cloon/{name}/bundle/config.json");
+    sb.sh(&format!(
+        "sed -i 's|\"sleep\"|\"/bin/cloon-nonexistent\"|' {config}"
+    ))
+    .ok();
+    let run = sb.tool("cloon-run", &[], &doc);
+    assert_eq!((run.status, error_code(&run)), (102, 102));
+    let err = &run.json()["error"];
+    assert!(
+        err["details"]
+            .as_str()
+            .unwrap()
+            .contains("cloon-nonexistent"),
+        "{err}"
+    );
+    no_run_record(&sb);
+
+    // No bundle at all.
+    let run = sb.tool("cloon-run", &["--name", &name], "");
+    assert_eq!(run.status, 7);
+    // A name already taken in the runtime's root by a container cloon did not make.
+    sb.sh(&format!(
+        "sed -i 's|\"/bin/cloon-nonexistent\"|\"sleep\"|' {config}"
+    ))
+    .ok();
+    sb.sh(&format!("crun --root /run/crun create --bundle /run/cloon/{name}/bundle {name} </dev/null >/dev/null 2>&1")).ok();
+    let run = sb.tool("cloon-run", &[], &doc);
+    assert_eq!((run.status, error_code(&run)), (101, 101));
+    assert_eq!(
+        sb.sh("crun --root /run/crun list -q").ok().trim(),
+        name,
+        "cloon deleted a container it did not make"
+    );
+    sb.sh(&format!("crun --root /run/crun delete -f {name}"))
+        .ok();
+    no_run_record(&sb);
+
+    // An error document passes through cloon-run untouched, and nothing runs.
+    let err_doc = json!({"cloonVersion": "1", "error": {"code": 7, "stage": "cloon-spec", "msg": "m", "details": ""}});
+    let run = sb.tool("cloon-run", &[], &err_doc.to_string());
+    assert_eq!(run.status, 7);
+    assert_eq!(run.json(), err_doc);
+    sb.tool("cloon-spec", &["down"], &doc).ok();
+    sb.assert_clean(&[]);
+}
+
+#[test]
+fn down_of_a_container_that_died_or_vanished() {
+    let Some(sb) = Sandbox::new("run-gone") else {
+        return;
+    };
+    let rootfs = busybox_rootfs(&sb);
+    let name = unique("rg");
+    let _cleanup = Cleanup {
+        sb: &sb,
+        runtime: "crun",
+        root: "/run/crun",
+        name: name.clone(),
+    };
+    let doc = spec(&sb, &name, rootfs.to_str().unwrap(), &[]);
+    let up = sb.tool("cloon-run", &[], &doc);
+    assert_eq!(up.status, 0, "{}", up.stderr);
+    let pid = up.json()["container"]["pid"].as_i64().unwrap();
+
+    // The process killed behind cloon's back (the article's `kill -9`): check says drift.
+    sb.sh(&format!("kill -9 {pid}")).ok();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while sb.tool("cloon-run", &["state", &name], "").json()["status"] != "stopped" {
+        assert!(Instant::now() < deadline, "the container did not stop");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(sb.tool("cloon-run", &["check"], &up.stdout).status, 104);
+    let listed: Value = sb.tool("cloon-run", &["list"], "").json();
+    assert_eq!(listed[0]["status"], "stopped");
+    // The container deleted behind cloon's back: down still succeeds.
+    sb.sh(&format!("crun --root /run/crun delete -f {name}"))
+        .ok();
+    assert_eq!(sb.tool("cloon-run", &["check"], &up.stdout).status, 104);
+    let down = sb.tool("cloon-run", &["down"], &up.stdout);
+    sb.tool("cloon-spec", &["down"], &down.ok()).ok();
+    sb.assert_clean(&[]);
+}
+
+#[test]
+fn exec_gets_a_terminal_when_stdin_is_one() {
+    let Some(sb) = Sandbox::new("run-tty") else {
+        return;
+    };
+    if sb.sh("command -v script").status != 0 {
+        eprintln!("skipping: script (util-linux) is not installed");
+        return;
+    }
+    let rootfs = busybox_rootfs(&sb);
+    let name = unique("rt");
+    let _cleanup = Cleanup {
+        sb: &sb,
+        runtime: "crun",
+        root: "/run/crun",
+        name: name.clone(),
+    };
+    let doc = spec(&sb, &name, rootfs.to_str().unwrap(), &[]);
+    let up = sb.tool("cloon-run", &[], &doc);
+    assert_eq!(up.status, 0, "{}", up.stderr);
+    let run = tool_path("cloon-run");
+    // `script` gives the command a pseudo-terminal as stdin: exec adds --tty by itself.
+    let tty = sb.sh(&format!(
+        "script -qec '{} exec {name} -- sh -c \"test -t 0 && echo TTY\"' /dev/null",
+        run.display()
+    ));
+    assert!(tty.stdout.contains("TTY"), "{}{}", tty.stdout, tty.stderr);
+    let plain = sb.tool(
+        "cloon-run",
+        &["exec", &name, "--", "sh", "-c", "test -t 0 || echo PLAIN"],
+        "",
+    );
+    assert_eq!(plain.ok().trim(), "PLAIN");
+    let mut child = sb
+        .cmd(&run)
+        .args(["exec", &name, "--", "cat"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"through stdin\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "through stdin\n");
+    let down = sb.tool("cloon-run", &["down"], &up.stdout);
+    sb.tool("cloon-spec", &["down"], &down.ok()).ok();
+    sb.assert_clean(&[]);
+}

@@ -1,0 +1,215 @@
+//! cloon-spec on its own, as root inside a sandbox: the bundle it writes, what it refuses, and
+//! that `down` leaves nothing.
+//!
+//! The root filesystem is a plain directory holding a static busybox, so these tests do not
+//! depend on cloon-img or cloon-overlay.
+
+use cloon_tests::{Run, Sandbox};
+use serde_json::{json, Value};
+use std::fs;
+use std::os::unix::fs::symlink;
+use std::path::{Path, PathBuf};
+
+/// A root filesystem with busybox and the applets the tests use.
+fn busybox_rootfs(sb: &Sandbox) -> PathBuf {
+    let root = sb.path("rootfs");
+    for dir in ["bin", "proc", "sys", "dev", "tmp", "etc"] {
+        fs::create_dir_all(root.join(dir)).expect("rootfs dir");
+    }
+    fs::copy("/bin/busybox", root.join("bin/busybox")).expect("busybox-static must be installed");
+    for applet in ["sh", "sleep", "ip", "hostname", "cat", "ls", "ps", "true"] {
+        symlink("busybox", root.join("bin").join(applet)).expect("applet link");
+    }
+    root
+}
+
+/// A container name no other test (or concurrent run) uses: crun names cgroups after it.
+fn unique(tag: &str) -> String {
+    format!("{tag}{}", std::process::id())
+}
+
+fn oci_validate() -> Option<PathBuf> {
+    let tool = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/tools/oci-validate");
+    tool.is_file().then_some(tool)
+}
+
+/// The path and contents of the bundle's config.json (in the sandbox's `/run`).
+fn config_of(sb: &Sandbox, doc: &Value) -> (String, Value) {
+    let path = doc["bundle"]["config"]
+        .as_str()
+        .expect("bundle.config")
+        .to_string();
+    let text = sb.sh(&format!("cat {path}")).ok();
+    (
+        path,
+        serde_json::from_str(&text).expect("config.json is JSON"),
+    )
+}
+
+fn exists(sb: &Sandbox, path: &str) -> bool {
+    sb.sh(&format!("test -e {path}")).status == 0
+}
+
+fn error_code(run: &Run) -> u64 {
+    run.json()["error"]["code"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no error document: {}", run.stdout))
+}
+
+#[test]
+fn spec_up_writes_a_valid_bundle_and_down_removes_it() {
+    let Some(sb) = Sandbox::new("spec-basic") else {
+        return;
+    };
+    let rootfs = busybox_rootfs(&sb);
+    let name = unique("sb");
+    let r = rootfs.to_str().unwrap();
+    let run = sb.tool(
+        "cloon-spec",
+        &["--name", &name, "--rootfs", r, "--cap-add", "SYS_TIME"],
+        "",
+    );
+    let out = run.json();
+    assert_eq!(run.status, 0, "{}{}", run.stdout, run.stderr);
+    assert_eq!(out["name"], name.as_str());
+    assert_eq!(out["bundle"]["path"], format!("/run/cloon/{name}/bundle"));
+    let (path, config) = config_of(&sb, &out);
+    assert_eq!(path, format!("/run/cloon/{name}/bundle/config.json"));
+
+    if let Some(tool) = oci_validate() {
+        let v = sb.sh(&format!("{} {path}", tool.display()));
+        assert_eq!(v.status, 0, "oci-validate: {}{}", v.stdout, v.stderr);
+    } else {
+        eprintln!("oci-validate not found: schema check skipped");
+    }
+    assert_eq!(config["root"], json!({"path": r, "readonly": false}));
+    assert_eq!(config["process"]["terminal"], false);
+    assert_eq!(config["hostname"], name.as_str());
+    assert_eq!(config["process"]["args"], json!(["sleep", "infinity"]));
+    for set in ["bounding", "effective", "permitted", "ambient"] {
+        let caps = config["process"]["capabilities"][set].as_array().unwrap();
+        for cap in ["CAP_NET_RAW", "CAP_NET_ADMIN", "CAP_SYS_TIME", "CAP_KILL"] {
+            assert!(caps.contains(&json!(cap)), "{set} lacks {cap}");
+        }
+    }
+    assert_eq!(config["linux"]["namespaces"][1], json!({"type": "network"}));
+
+    // check passes the document through; show prints the record.
+    let checked = sb.tool("cloon-spec", &["check"], &run.stdout);
+    assert_eq!(checked.ok(), run.stdout);
+    let shown = sb.tool("cloon-spec", &["show", "--name", &name], "").json();
+    assert_eq!(shown["config"], path.as_str());
+
+    // A second up for the same name is refused and does not undo the first.
+    let again = sb.tool("cloon-spec", &["--name", &name, "--rootfs", r], "");
+    assert_eq!((again.status, error_code(&again)), (101, 101));
+    assert!(exists(&sb, &path));
+
+    let down = sb.tool("cloon-spec", &["down"], &run.stdout).json();
+    assert!(down.get("bundle").is_none());
+    assert_eq!(down["name"], name.as_str());
+    assert!(!exists(&sb, &path));
+    // Idempotent, with or without the document.
+    sb.tool("cloon-spec", &["down"], &run.stdout).ok();
+    sb.tool("cloon-spec", &["down", "--name", &name], "").ok();
+    let gone = sb.tool("cloon-spec", &["check", "--name", &name], "");
+    assert_eq!(gone.status, 3);
+    sb.assert_clean(&[]);
+}
+
+#[test]
+fn spec_takes_the_netns_and_rootfs_from_the_document() {
+    let Some(sb) = Sandbox::new("spec-doc") else {
+        return;
+    };
+    let rootfs = busybox_rootfs(&sb);
+    let name = unique("sd");
+    let ns = unique("cloonspec");
+    sb.sh(&format!("ip netns add {ns}")).ok();
+    let doc = json!({
+        "cloonVersion": "1",
+        "name": name,
+        "user": {"kept": [1, 2]},
+        "overlay": {"loop": "/dev/loop99", "lower": "/l", "upper": "/u", "work": "/w",
+                    "rootfs": rootfs.to_str().unwrap()},
+        "netns": {"name": ns, "path": format!("/run/netns/{ns}"), "links": []}
+    });
+    let run = sb.tool(
+        "cloon-spec",
+        &["--", "sh", "-c", "sleep 1000"],
+        &doc.to_string(),
+    );
+    let out = run.json();
+    assert_eq!(run.status, 0, "{}", run.stderr);
+    assert_eq!(out["user"], json!({"kept": [1, 2]}));
+    let (_, config) = config_of(&sb, &out);
+    assert_eq!(config["root"]["path"], rootfs.to_str().unwrap());
+    assert_eq!(
+        config["linux"]["namespaces"][1],
+        json!({"type": "network", "path": format!("/run/netns/{ns}")})
+    );
+    assert_eq!(config["process"]["args"], json!(["sh", "-c", "sleep 1000"]));
+    sb.tool("cloon-spec", &["down"], &run.stdout).ok();
+
+    // --netns NAME means /run/netns/NAME.
+    let r = rootfs.to_str().unwrap();
+    let run = sb.tool(
+        "cloon-spec",
+        &["--name", &name, "--rootfs", r, "--netns", &ns],
+        "",
+    );
+    let (_, config) = config_of(&sb, &run.json());
+    assert_eq!(
+        config["linux"]["namespaces"][1]["path"],
+        format!("/run/netns/{ns}")
+    );
+    sb.tool("cloon-spec", &["down", "--name", &name], "").ok();
+    sb.sh(&format!("ip netns delete {ns}")).ok();
+    sb.assert_clean(&[]);
+}
+
+#[test]
+fn spec_refusals_leave_nothing() {
+    let Some(sb) = Sandbox::new("spec-refuse") else {
+        return;
+    };
+    let rootfs = busybox_rootfs(&sb);
+    let name = unique("sr");
+    let r = rootfs.to_str().unwrap();
+    let host_dir = sb.dir.to_str().unwrap().to_string();
+    let cases: Vec<(Vec<&str>, u64, &str)> = vec![
+        (vec!["--", "bash"], 7, "\"bash\""),
+        (vec!["--", "/usr/bin/sleep", "1"], 7, "/usr/bin/sleep"),
+        (
+            vec!["--netns", "cloon-missing-ns"],
+            3,
+            "/run/netns/cloon-missing-ns",
+        ),
+        (
+            vec!["--cap-add", "NET_ADMINISTRATOR"],
+            4,
+            "unknown capability",
+        ),
+        (vec!["--env", "1X=y"], 4, "--env"),
+        (vec!["--bind", "/nonexistent/cloon:/x"], 4, "does not exist"),
+        (vec!["--bind", &host_dir], 4, "SRC:DST"),
+        (vec!["--hostname", "a b"], 4, "hostname"),
+    ];
+    for (extra, code, words) in cases {
+        let mut args = vec!["--name", name.as_str(), "--rootfs", r];
+        args.extend(extra.iter().copied());
+        let run = sb.tool("cloon-spec", &args, "");
+        assert_eq!(run.status as u64, code, "{extra:?}: {}", run.stderr);
+        assert_eq!(error_code(&run), code);
+        let msg = run.json()["error"]["msg"].as_str().unwrap().to_string();
+        assert!(msg.contains(words), "{extra:?}: {msg}");
+        assert!(run.stderr.contains(&msg), "the message goes to stderr too");
+        sb.assert_clean(&[]);
+    }
+    // An error document passes through untouched.
+    let err = r#"{"cloonVersion":"1","error":{"code":5,"stage":"cloon-overlay","msg":"m","details":"d"}}"#;
+    let run = sb.tool("cloon-spec", &[], err);
+    assert_eq!(run.status, 5);
+    assert_eq!(run.json()["error"]["stage"], "cloon-overlay");
+    sb.assert_clean(&[]);
+}
