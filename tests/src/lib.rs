@@ -30,6 +30,20 @@ pub fn tool_path(tool: &str) -> PathBuf {
     p
 }
 
+/// The SHA-256 of a file, to prove an image was not changed.
+pub fn sha256(path: &str) -> String {
+    let out = Command::new("sha256sum")
+        .arg(path)
+        .output()
+        .expect("sha256sum");
+    assert!(out.status.success(), "sha256sum {path} failed");
+    String::from_utf8_lossy(&out.stdout)
+        .split(' ')
+        .next()
+        .unwrap_or_default()
+        .to_string()
+}
+
 /// Whether privileged tests can run here. Without root they are skipped, unless
 /// `CLOON_REQUIRE_ROOT=1`, where they fail.
 pub fn have_root(test: &str) -> bool {

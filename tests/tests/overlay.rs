@@ -1,29 +1,17 @@
 //! cloon-overlay on real loop devices and mounts, inside the sandbox.
 
-use cloon_tests::Sandbox;
+use cloon_tests::{sha256 as sha, Sandbox};
 
 fn image(sb: &Sandbox) -> (String, String) {
     let img = sb.path("bb.img");
     let doc = sb
         .tool(
             "cloon-img",
-            &["create", "--busybox", img.to_str().unwrap()],
+            &["create", "--busybox", img.to_str().expect("utf-8 path")],
             "",
         )
         .ok();
     (img.to_string_lossy().into_owned(), doc)
-}
-
-fn sha(path: &str) -> String {
-    let out = std::process::Command::new("sha256sum")
-        .arg(path)
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout)
-        .split(' ')
-        .next()
-        .unwrap()
-        .to_string()
 }
 
 #[test]

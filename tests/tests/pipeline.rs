@@ -1,7 +1,7 @@
 //! The article's container, end to end: the five tools in one pipeline, on real kernel objects,
 //! inside the sandbox; then the pipeline in reverse leaves nothing.
 
-use cloon_tests::Sandbox;
+use cloon_tests::{sha256, Sandbox};
 use serde_json::Value;
 
 const UP: &str = "cloon-img create --busybox --force bb.img \
@@ -53,12 +53,12 @@ fn pipeline_up_and_down(sb: &Sandbox, runtime_flag: &str) {
 
     // Copy-on-write: the write lands in upper, the image is unchanged.
     let img = sb.path("bb.img");
-    let sum = sb.sh(&format!("sha256sum {}", img.display())).ok();
+    let sum = sha256(&img.to_string_lossy());
     sb.sh("cloon-run exec Cloon1 -- sh -c 'echo inside > /root/hello'")
         .ok();
     let upper = doc["overlay"]["upper"].as_str().unwrap();
     assert_eq!(sb.sh(&format!("cat {upper}/root/hello")).ok(), "inside\n");
-    assert_eq!(sb.sh(&format!("sha256sum {}", img.display())).ok(), sum);
+    assert_eq!(sha256(&img.to_string_lossy()), sum);
 
     let down = sb.sh(&in_dir(sb, DOWN));
     let rest = down.json();
