@@ -113,12 +113,18 @@ pub fn run(suite: &str, include: &str, mirror: &str, root: &Path) -> Result<()> 
     }
     let status = cmd.status().context(|| "cannot start debootstrap".into())?;
     if !status.success() {
-        let log = root.join("debootstrap/debootstrap.log");
+        // The staging directory, and the log in it, are removed on failure: keep the log's end.
+        let log =
+            std::fs::read_to_string(root.join("debootstrap/debootstrap.log")).unwrap_or_default();
+        let tail: Vec<&str> = log.lines().rev().take(5).collect();
+        let tail: Vec<&str> = tail.into_iter().rev().collect();
         return Err(Error::new(
             Code::Io,
-            format!("debootstrap {suite} from {mirror} failed: check the mirror (--mirror URL) and the suite name"),
+            format!(
+                "debootstrap {suite} from {mirror} failed: check the network, the mirror (--mirror URL) and the suite name"
+            ),
         )
-        .details(format!("{status}; its log was {}", log.display())));
+        .details(format!("{status}; {}", tail.join(" | "))));
     }
     Ok(())
 }
