@@ -22,6 +22,21 @@ impl Common {
     }
 }
 
+/// `--name`, the flag of the actions on one container's record (`down`, `check`, `show`).
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct NameArgs {
+    /// The container's name [default: the document's]
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+}
+
+impl NameArgs {
+    /// The name given, if any.
+    pub fn get(&self) -> Option<&str> {
+        self.name.as_deref()
+    }
+}
+
 /// Reads the document on stdin; a terminal or an empty input is no document.
 pub fn read_input() -> Result<Option<Document>> {
     let mut stdin = std::io::stdin();
@@ -112,29 +127,70 @@ pub fn run_down(
     name: Option<&str>,
     down: impl FnOnce(&str) -> Result<()>,
 ) -> ExitCode {
-    run_step(stage, |doc| {
-        let name = pick_name(name, doc.as_ref(), stage)?;
-        down(&name)?;
-        let mut doc = doc.unwrap_or_default();
-        doc.set_name(&name)?;
-        doc.remove(part);
-        Ok(doc)
-    })
+    run_step(stage, |doc| down_document(stage, part, name, doc, down))
 }
 
-/// `check`: the document passes through unchanged when what it records still exists.
-pub fn run_check(
+fn down_document(
     stage: &str,
+    part: &str,
     name: Option<&str>,
-    check: impl FnOnce(&str) -> Result<()>,
-) -> ExitCode {
-    run_step(stage, |doc| {
-        let name = pick_name(name, doc.as_ref(), stage)?;
-        check(&name)?;
-        let mut doc = doc.unwrap_or_default();
-        doc.set_name(&name)?;
-        Ok(doc)
-    })
+    doc: Option<Document>,
+    down: impl FnOnce(&str) -> Result<()>,
+) -> Result<Document> {
+    let name = pick_name(name, doc.as_ref(), stage)?;
+    down(&name)?;
+    let mut doc = doc.unwrap_or_default();
+    doc.set_name(&name)?;
+    doc.remove(part);
+    Ok(doc)
+}
+
+/// `check`: `check` compares what the stage made with its record and returns the stage's part as
+/// recorded. The document passes through unchanged when its part, if it has one, is the recorded
+/// one (else a [`Code::Drift`] error); with only `--name`, the output is a document with that name.
+pub fn run_check<P>(
+    stage: &str,
+    part: &str,
+    name: Option<&str>,
+    check: impl FnOnce(&str) -> Result<P>,
+) -> ExitCode
+where
+    P: serde::Serialize + serde::de::DeserializeOwned + PartialEq,
+{
+    run_step(stage, |doc| check_document(stage, part, name, doc, check))
+}
+
+fn check_document<P>(
+    stage: &str,
+    part: &str,
+    name: Option<&str>,
+    doc: Option<Document>,
+    check: impl FnOnce(&str) -> Result<P>,
+) -> Result<Document>
+where
+    P: serde::Serialize + serde::de::DeserializeOwned + PartialEq,
+{
+    let name = pick_name(name, doc.as_ref(), stage)?;
+    let recorded = check(&name)?;
+    let mut doc = doc.unwrap_or_default();
+    if let Some(given) = doc.get::<P>(part)? {
+        if given != recorded {
+            let json = |p: &P| serde_json::to_string(p).unwrap_or_default();
+            return Err(Error::new(
+                Code::Drift,
+                format!(
+                    "the document's {part} part is not the one {stage} recorded for \"{name}\""
+                ),
+            )
+            .details(format!(
+                "document: {}; record: {}",
+                json(&given),
+                json(&recorded)
+            )));
+        }
+    }
+    doc.set_name(&name)?;
+    Ok(doc)
 }
 
 /// `show`: prints the stage's record for the container named by `--name` or the document.
@@ -148,4 +204,76 @@ pub fn run_show<T: serde::Serialize>(
         Err(e) => return fail(stage, &e),
     };
     run_query(stage, || show(&pick_name(name, doc.as_ref(), stage)?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::doc::Bundle;
+
+    fn bundle(path: &str) -> Bundle {
+        Bundle {
+            path: path.into(),
+            config: format!("{path}/config.json"),
+        }
+    }
+
+    fn doc_with_bundle(name: &str, path: &str) -> Document {
+        let mut doc = Document::new();
+        doc.set_name(name).unwrap();
+        doc.set("mine", &1);
+        doc.set("bundle", &bundle(path));
+        doc
+    }
+
+    #[test]
+    fn names_come_from_the_flag_or_the_document() {
+        let doc = doc_with_bundle("A", "/b");
+        assert_eq!(pick_name(None, Some(&doc), "t").unwrap(), "A");
+        assert_eq!(pick_name(Some("A"), Some(&doc), "t").unwrap(), "A");
+        assert_eq!(pick_name(Some("B"), None, "t").unwrap(), "B");
+        let e = pick_name(Some("B"), Some(&doc), "t").unwrap_err();
+        assert_eq!(e.code, Code::InvalidConfig);
+        assert_eq!(
+            pick_name(None, None, "t").unwrap_err().code,
+            Code::InvalidArgument
+        );
+        assert_eq!(
+            pick_name(Some("../x"), None, "t").unwrap_err().code,
+            Code::InvalidArgument
+        );
+    }
+
+    #[test]
+    fn down_removes_only_its_part() {
+        let out = down_document("t", "bundle", None, Some(doc_with_bundle("A", "/b")), |n| {
+            assert_eq!(n, "A");
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(out.get::<Bundle>("bundle").unwrap(), None);
+        assert_eq!(out.get::<i32>("mine").unwrap(), Some(1));
+        let out = down_document("t", "bundle", Some("A"), None, |_| Ok(())).unwrap();
+        assert_eq!(
+            out.to_json(),
+            "{\n  \"cloonVersion\": \"1\",\n  \"name\": \"A\"\n}\n"
+        );
+    }
+
+    #[test]
+    fn check_passes_the_document_through_or_reports_drift() {
+        let doc = doc_with_bundle("A", "/b");
+        let out = check_document("t", "bundle", None, Some(doc.clone()), |_| Ok(bundle("/b")));
+        assert_eq!(out.unwrap(), doc);
+        let out = check_document("t", "bundle", None, Some(doc), |_| Ok(bundle("/c")));
+        assert_eq!(out.unwrap_err().code, Code::Drift);
+        let out = check_document("t", "bundle", Some("A"), None, |_| Ok(bundle("/c"))).unwrap();
+        assert_eq!(
+            out.to_json(),
+            "{\n  \"cloonVersion\": \"1\",\n  \"name\": \"A\"\n}\n"
+        );
+        let err = Error::new(Code::Unknown, "none");
+        let out = check_document("t", "bundle", Some("A"), None, |_| Err::<Bundle, _>(err));
+        assert_eq!(out.unwrap_err().code, Code::Unknown);
+    }
 }

@@ -16,6 +16,11 @@ use cloon_core::state::{absolute, remove_tree_one_fs};
 use cloon_core::{host, Code, Context, Error, Result, Undo};
 use std::path::{Path, PathBuf};
 
+/// The stage name in error documents.
+pub const STAGE: &str = "cloon-img";
+/// The key of this stage in the document.
+pub const PART: &str = "image";
+
 /// Where the root filesystem comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Source {
@@ -67,7 +72,7 @@ pub fn info(path: &Path) -> Result<Image> {
 
 /// Builds the image; on failure nothing is left (no half-written image, no staging directory).
 pub fn create(req: &Create) -> Result<Image> {
-    host::require_root("cloon-img", "give the image's files to root")?;
+    host::require_root(STAGE, "give the image's files to root")?;
     let image = absolute(&req.image)?;
     let parent = image.parent().filter(|p| p.is_dir()).ok_or_else(|| {
         Error::invalid(format!(

@@ -2,24 +2,23 @@
 
 use clap::{Parser, Subcommand};
 use cloon_core::{cli, Document};
-use cloon_img::{debootstrap, Create, Source};
+use cloon_img::{debootstrap, Create, Source, PART, STAGE};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-const STAGE: &str = "cloon-img";
-
-#[derive(Parser, Debug)]
+#[derive(Debug, Parser)]
 #[command(
+    name = "cloon-img",
     version,
     about = "Make the ext4 image that holds a container's root filesystem (step 1 of the article)",
     after_help = "Examples:\n  cloon-img create --busybox bb.img\n  cloon-img create --debootstrap bookworm bookworm.img\n  cloon-img create --from-dir ./rootfs --size 512M my.img\n  cloon-img info bb.img"
 )]
-struct Args {
+struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
 }
 
-#[derive(Subcommand, Debug)]
+#[derive(Debug, Subcommand)]
 enum Cmd {
     /// Create IMG and add the `image` part to the document read on stdin (if any)
     Create {
@@ -59,7 +58,7 @@ fn parse_size(text: &str) -> Result<u64, String> {
 }
 
 fn main() -> ExitCode {
-    match Args::parse().cmd {
+    match Cli::parse().cmd {
         Cmd::Info { image } => cli::run_query(STAGE, || cloon_img::info(&image)),
         Cmd::Create {
             image,
@@ -89,7 +88,7 @@ fn main() -> ExitCode {
             cli::run_step(STAGE, |doc| {
                 let mut doc = doc.unwrap_or_else(Document::new);
                 let part = cloon_img::create(&req)?;
-                doc.set("image", &part);
+                doc.set(PART, &part);
                 Ok(doc)
             })
         }

@@ -1,14 +1,15 @@
-//! `check` and `show`: compare the record with the kernel, print the record.
+//! `check` and the record `show` prints: compare the record with the kernel.
 
 use crate::link::Netlink;
 use crate::namespace::{self, Namespace, Probe};
-use crate::record::{Record, STAGE};
-use crate::TOOL;
-use cloon_core::{cli, doc, host, Code, Document, Error, Result, StateDir};
+use crate::record::Record;
+use crate::{PART, STAGE};
+use cloon_core::{doc, host, Code, Error, Result, StateDir};
 use std::path::Path;
 
-fn load(state: &StateDir, name: &str) -> Result<Record> {
-    state.load::<Record>(name, STAGE)?.ok_or_else(|| {
+/// The record of `name` (what `show` prints), or [`Code::Unknown`].
+pub fn record(state: &StateDir, name: &str) -> Result<Record> {
+    state.load::<Record>(name, PART)?.ok_or_else(|| {
         Error::new(
             Code::Unknown,
             format!(
@@ -18,23 +19,12 @@ fn load(state: &StateDir, name: &str) -> Result<Record> {
     })
 }
 
-/// Runs `check`: the document unchanged (or rebuilt from the record when none was given) if the
-/// kernel still matches the record, else a [`Code::Drift`] error listing the differences.
-pub fn check(state: &StateDir, name: Option<&str>, input: Option<Document>) -> Result<Document> {
-    let name = cli::pick_name(name, input.as_ref(), TOOL)?;
-    let record = load(state, &name)?;
-    host::require_root(TOOL, "look inside network namespaces")?;
-    let mut drift = Vec::new();
-    if let Some(doc) = &input {
-        match doc.get::<doc::Netns>(STAGE)? {
-            None => drift.push("the document has no netns part".to_string()),
-            Some(part) if part != record.to_part() => {
-                drift.push("the document's netns part differs from the record".to_string())
-            }
-            Some(_) => {}
-        }
-    }
-    drift.extend(differences(&record)?);
+/// Runs `check`: the `netns` part as recorded if the kernel still matches the record, else a
+/// [`Code::Drift`] error listing the differences.
+pub fn check(state: &StateDir, name: &str) -> Result<doc::Netns> {
+    let record = record(state, name)?;
+    host::require_root(STAGE, "look inside network namespaces")?;
+    let drift = differences(&record)?;
     if !drift.is_empty() {
         return Err(Error::new(
             Code::Drift,
@@ -45,13 +35,7 @@ pub fn check(state: &StateDir, name: Option<&str>, input: Option<Document>) -> R
             ),
         ));
     }
-    Ok(input.unwrap_or_else(|| {
-        let mut doc = Document::new();
-        // The name was validated by pick_name and the document is empty: this cannot fail.
-        let _ = doc.set_name(&name);
-        doc.set(STAGE, &record.to_part());
-        doc
-    }))
+    Ok(record.to_part())
 }
 
 /// What differs between the record and the kernel, one sentence each.
@@ -113,11 +97,4 @@ fn differences(record: &Record) -> Result<Vec<String>> {
         drift.extend(inside);
     }
     Ok(drift)
-}
-
-/// Runs `show`: the record of `name`, as JSON.
-pub fn show(state: &StateDir, name: &str) -> Result<serde_json::Value> {
-    let record = load(state, name)?;
-    serde_json::to_value(&record)
-        .map_err(|e| Error::new(Code::Io, "cannot print the record").details(e))
 }

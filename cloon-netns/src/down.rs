@@ -3,30 +3,19 @@
 
 use crate::link::Netlink;
 use crate::namespace::{self, Probe};
-use crate::record::{Record, STAGE};
-use crate::TOOL;
-use cloon_core::{cli, host, Document, Result, StateDir};
+use crate::record::Record;
+use crate::{PART, STAGE};
+use cloon_core::{host, Result, StateDir};
 use std::path::Path;
 
-/// Runs `down` for the container named by `name` or the document; returns the document without
-/// its `netns` part (a minimal document with the name when none was given).
-pub fn down(state: &StateDir, name: Option<&str>, input: Option<Document>) -> Result<Document> {
-    let name = cli::pick_name(name, input.as_ref(), TOOL)?;
-    let mut doc = match input {
-        Some(doc) => doc,
-        None => {
-            let mut doc = Document::new();
-            doc.set_name(&name)?;
-            doc
-        }
-    };
-    if let Some(record) = state.load::<Record>(&name, STAGE)? {
-        host::require_root(TOOL, "delete network namespaces and interfaces")?;
+/// Runs `down` for the container `name`: deletes what its record lists, then the record.
+pub fn down(state: &StateDir, name: &str) -> Result<()> {
+    if let Some(record) = state.load::<Record>(name, PART)? {
+        host::require_root(STAGE, "delete network namespaces and interfaces")?;
         tear_down(&record)?;
-        state.release(&name, STAGE)?;
+        state.release(name, PART)?;
     }
-    doc.remove(STAGE);
-    Ok(doc)
+    Ok(())
 }
 
 /// Deletes the host ends first (each takes its guest end with it at once; deleting the namespace
@@ -38,7 +27,7 @@ fn tear_down(record: &Record) -> Result<()> {
             if let Some(found) = host.delete_if_same(&link.host, link.host_index)? {
                 if found.index != link.host_index {
                     eprintln!(
-                        "{TOOL}: leaving interface {}: it is not the one cloon created \
+                        "{STAGE}: leaving interface {}: it is not the one cloon created \
                          (index {}, recorded {})",
                         link.host, found.index, link.host_index
                     );
@@ -50,7 +39,7 @@ fn tear_down(record: &Record) -> Result<()> {
         if let Probe::Namespace(inode) = namespace::remove(Path::new(&record.path), record.inode)? {
             if inode != record.inode {
                 eprintln!(
-                    "{TOOL}: leaving {}: it is another namespace than the one cloon created",
+                    "{STAGE}: leaving {}: it is another namespace than the one cloon created",
                     record.path
                 );
             }

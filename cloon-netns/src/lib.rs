@@ -6,7 +6,7 @@
 //! Modules, one concept each: [`parse`] (the `--veth` flag), [`namespace`] (named namespaces,
 //! made without forking), [`link`] (rtnetlink: veths, link state, addresses), [`record`] (what is
 //! kept under the state directory), [`errors`] (failures into cloon errors), and the actions
-//! [`up`], [`down`], [`check`] (with `show`).
+//! [`up`], [`down`], [`check`] (with the record `show` prints).
 
 pub mod check;
 pub mod down;
@@ -17,20 +17,26 @@ pub mod parse;
 pub mod record;
 pub mod up;
 
-pub use check::{check, show};
+pub use check::{check, record};
 pub use down::down;
 pub use up::up;
 
-/// The tool's name, as `stage` of its error documents.
-pub const TOOL: &str = "cloon-netns";
+/// The stage name in error documents.
+pub const STAGE: &str = "cloon-netns";
+/// The key of this stage in the document and in the state directory.
+pub const PART: &str = "netns";
 
-/// The flags of `up`, as given on the command line (parsed and validated by [`up::Plan`]).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// Flags of `cloon-netns up`, as given on the command line (parsed and validated by
+/// [`up::Plan`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq, clap::Args)]
 pub struct UpArgs {
-    /// `--netns NAME|PATH`.
+    /// The namespace: a NAME to create under /run/netns, or the PATH of an existing one
+    #[arg(long, value_name = "NAME|PATH")]
     pub netns: Option<String>,
-    /// Each `--veth HOST:GUEST[,addr=CIDR]...[,mac=MAC]`, unparsed.
+    /// A veth pair: host end, guest end (inside the namespace), its addresses and MAC address
+    #[arg(long, value_name = "HOST:GUEST[,addr=CIDR]...[,mac=MAC]")]
     pub veth: Vec<String>,
-    /// `--name CONTAINER`.
+    /// The container's name [default: the document's, else the namespace's]
+    #[arg(long, value_name = "CONTAINER")]
     pub name: Option<String>,
 }

@@ -4,9 +4,6 @@
 use cloon_core::doc;
 use serde::{Deserialize, Serialize};
 
-/// The stage name, used as the record's file name and in messages.
-pub const STAGE: &str = "netns";
-
 /// The record of one container's namespace and veth pairs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

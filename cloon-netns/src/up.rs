@@ -4,8 +4,8 @@
 use crate::link::{LinkState, Netlink};
 use crate::namespace::{self, Namespace, Target, RUN_DIR};
 use crate::parse::{parse_veths, VethSpec};
-use crate::record::{LinkRecord, Record, STAGE};
-use crate::{UpArgs, TOOL};
+use crate::record::{LinkRecord, Record};
+use crate::{UpArgs, PART, STAGE};
 use cloon_core::{cli, host, name, Code, Document, Error, Result, StateDir, Undo};
 use std::path::Path;
 use std::rc::Rc;
@@ -39,7 +39,7 @@ impl Plan {
         let target = Target::parse(netns)?;
         let veths = parse_veths(&args.veth)?;
         let name = if args.name.is_some() || input.and_then(Document::name).is_some() {
-            cli::pick_name(args.name.as_deref(), input, TOOL)?
+            cli::pick_name(args.name.as_deref(), input, STAGE)?
         } else {
             let name = target.name();
             name::container(&name).map_err(|e| {
@@ -61,7 +61,7 @@ impl Plan {
 /// Runs `up` and returns the document with its `netns` part.
 pub fn up(state: &StateDir, args: &UpArgs, input: Option<Document>) -> Result<Document> {
     let plan = Plan::new(args, input.as_ref())?;
-    host::require_root(TOOL, "create network namespaces and interfaces")?;
+    host::require_root(STAGE, "create network namespaces and interfaces")?;
     let host = Rc::new(Netlink::connect()?);
     for veth in &plan.veths {
         if host.link_by_name(&veth.host)?.is_some() {
@@ -82,12 +82,12 @@ pub fn up(state: &StateDir, args: &UpArgs, input: Option<Document>) -> Result<Do
         inode: 0,
         links: Vec::new(),
     };
-    state.claim(&plan.name, STAGE, &record)?;
+    state.claim(&plan.name, PART, &record)?;
     let mut undo = Undo::new();
     {
         let (state, name) = (state.clone(), plan.name.clone());
         undo.push(move || {
-            let _ = state.release(&name, STAGE);
+            let _ = state.release(&name, PART);
         });
     }
 
@@ -105,7 +105,7 @@ pub fn up(state: &StateDir, args: &UpArgs, input: Option<Document>) -> Result<Do
         Target::Existing(path) => Namespace::open(path)?,
     };
     record.inode = netns.inode();
-    state.update(&plan.name, STAGE, &record)?;
+    state.update(&plan.name, PART, &record)?;
 
     for veth in &plan.veths {
         host.add_veth(
@@ -134,7 +134,7 @@ pub fn up(state: &StateDir, args: &UpArgs, input: Option<Document>) -> Result<Do
             mac: String::new(),
             addrs: veth.addrs.iter().map(ToString::to_string).collect(),
         });
-        state.update(&plan.name, STAGE, &record)?;
+        state.update(&plan.name, PART, &record)?;
         host.set_up(made.index, &veth.host)?;
     }
 
@@ -143,12 +143,12 @@ pub fn up(state: &StateDir, args: &UpArgs, input: Option<Document>) -> Result<Do
         link.guest_index = guest.index;
         link.mac = guest.mac;
     }
-    state.update(&plan.name, STAGE, &record)?;
+    state.update(&plan.name, PART, &record)?;
     undo.commit();
 
     let mut doc = input.unwrap_or_default();
     doc.set_name(&plan.name)?;
-    doc.set(STAGE, &record.to_part());
+    doc.set(PART, &record.to_part());
     Ok(doc)
 }
 

@@ -7,16 +7,29 @@
 pub mod loopdev;
 pub mod mount;
 
-use cloon_core::doc::Overlay;
+use cloon_core::doc::{Image, Overlay};
 use cloon_core::state::remove_tree_one_fs;
-use cloon_core::{host, mounts, Code, Context, Error, Result, StateDir, Undo};
+use cloon_core::{cli, host, mounts, Code, Context, Document, Error, Result, StateDir, Undo};
 use serde::{Deserialize, Serialize};
 use std::fs;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
+/// The stage name in error documents.
+pub const STAGE: &str = "cloon-overlay";
 /// The key of this stage in the document and in the state directory.
 pub const PART: &str = "overlay";
+
+/// Flags of `cloon-overlay up`.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct UpArgs {
+    /// The ext4 image [default: the document's image.path]
+    #[arg(long)]
+    pub image: Option<PathBuf>,
+    /// The container's name [default: the document's]
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+}
 
 /// What cloon-overlay records: the document's part, and the image's identity, so that a loop
 /// device is only ever detached while it still backs this image.
@@ -47,9 +60,28 @@ fn layout(dir: &Path) -> Overlay {
     }
 }
 
+/// `up`: mounts the overlay of the image given by `--image` or the document, adds `overlay`.
+pub fn up(state: &StateDir, args: &UpArgs, input: Option<Document>) -> Result<Document> {
+    let mut doc = input.unwrap_or_default();
+    let name = cli::pick_name(args.name.as_deref(), Some(&doc), STAGE)?;
+    let image = match &args.image {
+        Some(p) => p.clone(),
+        None => doc
+            .get::<Image>(cloon_img::PART)?
+            .map(|i| PathBuf::from(i.path))
+            .ok_or_else(|| {
+                Error::invalid("no image: give --image IMG or the output of cloon-img")
+            })?,
+    };
+    doc.set_name(&name)?;
+    let part = mount_image(state, &name, &image)?;
+    doc.set(PART, &part);
+    Ok(doc)
+}
+
 /// Attaches `image`, mounts it read-only and the overlay over it; all or nothing.
-pub fn up(state: &StateDir, name: &str, image: &Path) -> Result<Overlay> {
-    host::require_root("cloon-overlay", "attach loop devices and mount")?;
+fn mount_image(state: &StateDir, name: &str, image: &Path) -> Result<Overlay> {
+    host::require_root(STAGE, "attach loop devices and mount")?;
     let image_part = cloon_img::info(image)?;
     let image = PathBuf::from(&image_part.path);
     let (image_dev, image_ino) = loopdev::file_id(&image)?;
@@ -116,7 +148,7 @@ pub fn down(state: &StateDir, name: &str) -> Result<()> {
     let Some(record) = state.load::<Record>(name, PART)? else {
         return Ok(());
     };
-    host::require_root("cloon-overlay", "unmount and detach loop devices")?;
+    host::require_root(STAGE, "unmount and detach loop devices")?;
     let o = &record.overlay;
     mount::unmount(Path::new(&o.rootfs))?;
     mount::unmount(Path::new(&o.lower))?;
@@ -128,13 +160,9 @@ pub fn down(state: &StateDir, name: &str) -> Result<()> {
 }
 
 /// Compares the record with the mount table and the loop device; lists every difference.
+/// Returns the `overlay` part as recorded.
 pub fn check(state: &StateDir, name: &str) -> Result<Overlay> {
-    let record = state.load::<Record>(name, PART)?.ok_or_else(|| {
-        Error::new(
-            Code::Unknown,
-            format!("cloon-overlay has no record of \"{name}\""),
-        )
-    })?;
+    let record = record(state, name)?;
     let o = &record.overlay;
     let mut drift = Vec::new();
     match mounts::at(Path::new(&o.rootfs))? {
@@ -167,8 +195,8 @@ pub fn check(state: &StateDir, name: &str) -> Result<Overlay> {
     }
 }
 
-/// The record of `name`.
-pub fn show(state: &StateDir, name: &str) -> Result<Record> {
+/// The record of `name` (what `show` prints), or [`Code::Unknown`].
+pub fn record(state: &StateDir, name: &str) -> Result<Record> {
     state.load::<Record>(name, PART)?.ok_or_else(|| {
         Error::new(
             Code::Unknown,

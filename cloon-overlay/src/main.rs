@@ -1,15 +1,13 @@
 //! cloon-overlay: attach the image read-only and mount a copy-on-write root filesystem over it.
 
-use clap::{Args, Parser, Subcommand};
-use cloon_core::doc::Image;
-use cloon_core::{cli, Document, Error};
-use std::path::PathBuf;
+use clap::{Parser, Subcommand};
+use cloon_core::cli::{self, Common, NameArgs};
+use cloon_overlay::{UpArgs, PART, STAGE};
 use std::process::ExitCode;
 
-const STAGE: &str = "cloon-overlay";
-
-#[derive(Parser, Debug)]
+#[derive(Debug, Parser)]
 #[command(
+    name = "cloon-overlay",
     version,
     args_conflicts_with_subcommands = true,
     about = "Attach an image read-only and mount a copy-on-write overlay over it (step 2 of the article)",
@@ -19,71 +17,37 @@ struct Cli {
     #[command(subcommand)]
     cmd: Option<Cmd>,
     #[command(flatten)]
-    up: Up,
+    up: UpArgs,
     #[command(flatten)]
-    common: cli::Common,
+    common: Common,
 }
 
-#[derive(Subcommand, Debug)]
+#[derive(Debug, Subcommand)]
 enum Cmd {
     /// Attach and mount (the default action)
-    Up(Up),
+    Up(UpArgs),
     /// Unmount, detach and remove the upper layer
-    Down(Named),
+    Down(NameArgs),
     /// Check that the mounts and the loop device are still as recorded
-    Check(Named),
+    Check(NameArgs),
     /// Print the record
-    Show(Named),
-}
-
-#[derive(Args, Debug, Default)]
-struct Up {
-    /// The ext4 image [default: the document's image.path]
-    #[arg(long)]
-    image: Option<PathBuf>,
-    #[command(flatten)]
-    named: Named,
-}
-
-#[derive(Args, Debug, Default)]
-struct Named {
-    /// The container's name [default: the document's name]
-    #[arg(long)]
-    name: Option<String>,
+    Show(NameArgs),
 }
 
 fn main() -> ExitCode {
-    let args = Cli::parse();
-    let state = match args.common.state() {
-        Ok(s) => s,
+    let cli = Cli::parse();
+    let state = match cli.common.state() {
+        Ok(state) => state,
         Err(e) => return cli::fail(STAGE, &e),
     };
-    match args.cmd.unwrap_or(Cmd::Up(args.up)) {
-        Cmd::Up(up) => cli::run_step(STAGE, |doc| {
-            let mut doc = doc.unwrap_or_else(Document::new);
-            let name = cli::pick_name(up.named.name.as_deref(), Some(&doc), STAGE)?;
-            let image = match up.image {
-                Some(p) => p,
-                None => doc
-                    .get::<Image>("image")?
-                    .map(|i| PathBuf::from(i.path))
-                    .ok_or_else(|| {
-                        Error::invalid("no image: give --image IMG or the output of cloon-img")
-                    })?,
-            };
-            doc.set_name(&name)?;
-            let part = cloon_overlay::up(&state, &name, &image)?;
-            doc.set(cloon_overlay::PART, &part);
-            Ok(doc)
-        }),
-        Cmd::Down(n) => cli::run_down(STAGE, cloon_overlay::PART, n.name.as_deref(), |name| {
+    match cli.cmd.unwrap_or(Cmd::Up(cli.up)) {
+        Cmd::Up(args) => cli::run_step(STAGE, |doc| cloon_overlay::up(&state, &args, doc)),
+        Cmd::Down(n) => cli::run_down(STAGE, PART, n.get(), |name| {
             cloon_overlay::down(&state, name)
         }),
-        Cmd::Check(n) => cli::run_check(STAGE, n.name.as_deref(), |name| {
-            cloon_overlay::check(&state, name).map(drop)
+        Cmd::Check(n) => cli::run_check(STAGE, PART, n.get(), |name| {
+            cloon_overlay::check(&state, name)
         }),
-        Cmd::Show(n) => cli::run_show(STAGE, n.name.as_deref(), |name| {
-            cloon_overlay::show(&state, name)
-        }),
+        Cmd::Show(n) => cli::run_show(STAGE, n.get(), |name| cloon_overlay::record(&state, name)),
     }
 }

@@ -20,6 +20,8 @@ use std::time::{Duration, Instant};
 
 /// The stage name in error documents.
 pub const STAGE: &str = "cloon-run";
+/// The key of this stage in the document.
+pub const PART: &str = "container";
 /// The name of this stage's record in the state directory.
 pub const RECORD: &str = "run";
 /// The file that gets the runtime's and the container's stderr.
@@ -65,12 +67,9 @@ impl Signal {
     }
 }
 
-/// Flags of `cloon-run down`.
+/// How `cloon-run down` stops the container.
 #[derive(Debug, Clone, clap::Args)]
-pub struct DownArgs {
-    /// The container's name [default: the document's]
-    #[arg(long, value_name = "NAME")]
-    pub name: Option<String>,
+pub struct StopArgs {
     /// The signal that stops the container
     #[arg(long, value_enum, ignore_case = true, default_value = "KILL")]
     pub signal: Signal,
@@ -79,22 +78,13 @@ pub struct DownArgs {
     pub timeout: u64,
 }
 
-impl Default for DownArgs {
+impl Default for StopArgs {
     fn default() -> Self {
-        DownArgs {
-            name: None,
+        StopArgs {
             signal: Signal::Kill,
             timeout: 10,
         }
     }
-}
-
-/// Flags of `check` and `show`.
-#[derive(Debug, Clone, Default, clap::Args)]
-pub struct NameArgs {
-    /// The container's name [default: the document's]
-    #[arg(long, value_name = "NAME")]
-    pub name: Option<String>,
 }
 
 /// Flags of `cloon-run exec`.
@@ -137,9 +127,20 @@ impl RunRecord {
     fn runtime(&self) -> Result<Runtime> {
         Runtime::recorded(&self.runtime, &self.program, &self.root)
     }
+
+    /// The document's `container` part this record stands for, with the runtime's `status`.
+    pub fn to_part(&self, status: String) -> Container {
+        Container {
+            id: self.id.clone(),
+            runtime: self.runtime.clone(),
+            root: self.root.clone(),
+            pid: self.pid,
+            status,
+        }
+    }
 }
 
-/// The record of `name`, or [`Code::Unknown`].
+/// The record of `name` (what `show` prints), or [`Code::Unknown`].
 pub fn record(state: &StateDir, name: &str) -> Result<RunRecord> {
     state.load(name, RECORD)?.ok_or_else(|| {
         Error::new(
@@ -151,7 +152,7 @@ pub fn record(state: &StateDir, name: &str) -> Result<RunRecord> {
 }
 
 /// `up`: creates and starts the container, records it, adds `container`.
-pub fn up(args: &UpArgs, state: &StateDir, input: Option<Document>) -> Result<Document> {
+pub fn up(state: &StateDir, args: &UpArgs, input: Option<Document>) -> Result<Document> {
     let mut doc = input.unwrap_or_default();
     let name = cli::pick_name(args.name.as_deref(), Some(&doc), STAGE)?;
     let bundle = match &args.bundle {
@@ -235,16 +236,7 @@ pub fn up(args: &UpArgs, state: &StateDir, input: Option<Document>) -> Result<Do
     state.update(&name, RECORD, &rec)?;
 
     doc.set_name(&name)?;
-    doc.set(
-        "container",
-        &Container {
-            id: name,
-            runtime: rec.runtime,
-            root: rec.root,
-            pid: live.pid,
-            status: live.status,
-        },
-    );
+    doc.set(PART, &rec.to_part(live.status));
     undo.commit();
     Ok(doc)
 }
@@ -290,34 +282,29 @@ pub fn stop_and_delete(rt: &Runtime, id: &str, signal: Signal, timeout: Duration
     Ok(())
 }
 
-/// `down`: kills and deletes the container, drops the record and `container`. Without a record
-/// there is nothing of cloon's to stop: success.
-pub fn down(args: &DownArgs, state: &StateDir, input: Option<Document>) -> Result<Document> {
-    let mut doc = input.unwrap_or_default();
-    let name = cli::pick_name(args.name.as_deref(), Some(&doc), STAGE)?;
-    if let Some(rec) = state.load::<RunRecord>(&name, RECORD)? {
-        host::require_root(STAGE, "stop containers")?;
-        let rt = rec.runtime()?;
-        stop_and_delete(&rt, &rec.id, args.signal, Duration::from_secs(args.timeout))?;
-        let log = state.dir(&name)?.join(LOG);
-        match std::fs::remove_file(&log) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                return Err(Error::io(format!("cannot remove {}", log.display()), &e))
-            }
-            _ => {}
+/// `down`: kills and deletes the container, drops the record. Without a record there is nothing
+/// of cloon's to stop: success.
+pub fn down(state: &StateDir, name: &str, stop: &StopArgs) -> Result<()> {
+    let Some(rec) = state.load::<RunRecord>(name, RECORD)? else {
+        return Ok(());
+    };
+    host::require_root(STAGE, "stop containers")?;
+    let rt = rec.runtime()?;
+    stop_and_delete(&rt, &rec.id, stop.signal, Duration::from_secs(stop.timeout))?;
+    let log = state.dir(name)?.join(LOG);
+    match std::fs::remove_file(&log) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            return Err(Error::io(format!("cannot remove {}", log.display()), &e))
         }
-        state.release(&name, RECORD)?;
+        _ => {}
     }
-    doc.set_name(&name)?;
-    doc.remove("container");
-    Ok(doc)
+    state.release(name, RECORD)
 }
 
-/// `check`: the container exists and runs with the recorded process.
-pub fn check(args: &NameArgs, state: &StateDir, input: Option<Document>) -> Result<Document> {
-    let mut doc = input.unwrap_or_default();
-    let name = cli::pick_name(args.name.as_deref(), Some(&doc), STAGE)?;
-    let rec = record(state, &name)?;
+/// `check`: the container exists and runs with the recorded process; returns the `container`
+/// part as recorded.
+pub fn check(state: &StateDir, name: &str) -> Result<Container> {
+    let rec = record(state, name)?;
     let drift = |msg: String| Error::new(Code::Drift, msg);
     let live = rec.runtime()?.state(&rec.id)?.ok_or_else(|| {
         drift(format!(
@@ -337,27 +324,11 @@ pub fn check(args: &NameArgs, state: &StateDir, input: Option<Document>) -> Resu
             rec.id, live.pid, rec.pid
         )));
     }
-    if let Some(c) = doc.get::<Container>("container")? {
-        if c.id != rec.id || c.root != rec.root || c.pid != rec.pid {
-            return Err(drift(format!(
-                "the document's container ({} in {}, pid {}) is not the one recorded ({} in {}, pid {})",
-                c.id, c.root, c.pid, rec.id, rec.root, rec.pid
-            )));
-        }
-    }
-    doc.set_name(&name)?;
-    Ok(doc)
-}
-
-/// `show`: the record, as JSON.
-pub fn show(args: &NameArgs, state: &StateDir, input: Option<Document>) -> Result<Value> {
-    let name = cli::pick_name(args.name.as_deref(), input.as_ref(), STAGE)?;
-    serde_json::to_value(record(state, &name)?)
-        .map_err(|e| Error::new(Code::Io, "cannot show the record").details(e))
+    Ok(rec.to_part(live.status))
 }
 
 /// `state NAME`: the runtime's state of the container, as it prints it.
-pub fn live_state(name: &str, state: &StateDir) -> Result<Value> {
+pub fn live_state(state: &StateDir, name: &str) -> Result<Value> {
     name::container(name)?;
     let rec = record(state, name)?;
     rec.runtime()?.state_json(&rec.id)?.ok_or_else(|| {
@@ -406,7 +377,7 @@ pub fn list(state: &StateDir) -> Result<Value> {
 }
 
 /// `exec`: runs a command in the container with the caller's stdio; its exit status.
-pub fn exec(args: &ExecArgs, state: &StateDir) -> Result<i32> {
+pub fn exec(state: &StateDir, args: &ExecArgs) -> Result<i32> {
     use std::io::IsTerminal;
     name::container(&args.name)?;
     let rec = record(state, &args.name)?;
@@ -434,16 +405,7 @@ mod tests {
     #[test]
     fn down_without_record_is_success() {
         let (st, root) = state("down");
-        let doc = down(
-            &DownArgs {
-                name: Some("Gone1".into()),
-                ..Default::default()
-            },
-            &st,
-            None,
-        )
-        .unwrap();
-        assert_eq!(doc.name(), Some("Gone1"));
+        down(&st, "Gone1", &StopArgs::default()).unwrap();
         assert!(!root.exists());
     }
 
@@ -451,27 +413,16 @@ mod tests {
     fn unknown_names_are_reported() {
         let (st, _root) = state("unknown");
         assert_eq!(record(&st, "Nope").unwrap_err().code, Code::Unknown);
-        assert_eq!(live_state("Nope", &st).unwrap_err().code, Code::Unknown);
-        assert_eq!(
-            check(
-                &NameArgs {
-                    name: Some("Nope".into())
-                },
-                &st,
-                None
-            )
-            .unwrap_err()
-            .code,
-            Code::Unknown
-        );
+        assert_eq!(live_state(&st, "Nope").unwrap_err().code, Code::Unknown);
+        assert_eq!(check(&st, "Nope").unwrap_err().code, Code::Unknown);
         let exec_args = ExecArgs {
             tty: false,
             name: "Nope".into(),
             cmd: vec!["true".into()],
         };
-        assert_eq!(exec(&exec_args, &st).unwrap_err().code, Code::Unknown);
+        assert_eq!(exec(&st, &exec_args).unwrap_err().code, Code::Unknown);
         assert_eq!(
-            live_state("../x", &st).unwrap_err().code,
+            live_state(&st, "../x").unwrap_err().code,
             Code::InvalidArgument
         );
         assert_eq!(list(&st).unwrap(), json!([]));
@@ -481,11 +432,11 @@ mod tests {
     fn up_needs_a_bundle() {
         let (st, root) = state("bundle");
         let err = up(
+            &st,
             &UpArgs {
                 name: Some("B1".into()),
                 ..Default::default()
             },
-            &st,
             None,
         )
         .unwrap_err();
@@ -495,7 +446,7 @@ mod tests {
             bundle: Some(root.join("none")),
             ..Default::default()
         };
-        assert_eq!(up(&args, &st, None).unwrap_err().code, Code::InvalidConfig);
+        assert_eq!(up(&st, &args, None).unwrap_err().code, Code::InvalidConfig);
         assert!(!root.join("B1").exists());
     }
 
@@ -517,17 +468,7 @@ mod tests {
         assert_eq!(v.as_array().unwrap().len(), 1);
         assert_eq!(v[0]["name"], "L1");
         assert_eq!(v[0]["status"], "gone");
-        assert_eq!(
-            show(
-                &NameArgs {
-                    name: Some("L1".into())
-                },
-                &st,
-                None
-            )
-            .unwrap()["pid"],
-            7
-        );
+        assert_eq!(record(&st, "L1").unwrap().pid, 7);
         fs::remove_dir_all(&root).unwrap();
     }
 

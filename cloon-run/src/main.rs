@@ -1,6 +1,8 @@
+//! cloon-run: argument parsing over the library; the document goes stdin to stdout.
+
 use clap::{Parser, Subcommand};
-use cloon_core::cli::{self, Common};
-use cloon_run::{DownArgs, ExecArgs, NameArgs, UpArgs, STAGE};
+use cloon_core::cli::{self, Common, NameArgs};
+use cloon_run::{ExecArgs, StopArgs, UpArgs, PART, STAGE};
 use std::process::ExitCode;
 
 /// Runs the container of an OCI bundle with crun (or runc), as the article's `crun create`,
@@ -9,12 +11,12 @@ use std::process::ExitCode;
 #[derive(Debug, Parser)]
 #[command(name = "cloon-run", version, args_conflicts_with_subcommands = true)]
 struct Cli {
-    #[command(flatten)]
-    common: Common,
-    #[command(flatten)]
-    up: UpArgs,
     #[command(subcommand)]
     cmd: Option<Cmd>,
+    #[command(flatten)]
+    up: UpArgs,
+    #[command(flatten)]
+    common: Common,
 }
 
 #[derive(Debug, Subcommand)]
@@ -22,7 +24,16 @@ enum Cmd {
     /// Create and start the container; add `container` to the document (the default)
     Up(UpArgs),
     /// Kill and delete the container; drop `container` from the document
-    Down(DownArgs),
+    Down {
+        #[command(flatten)]
+        name: NameArgs,
+        #[command(flatten)]
+        stop: StopArgs,
+    },
+    /// Check that the container still exists and runs
+    Check(NameArgs),
+    /// Print the record
+    Show(NameArgs),
     /// Run a command in the container with this terminal: `cloon-run exec Cloon1 -- sh`
     Exec(ExecArgs),
     /// Print the runtime's state of the container (JSON)
@@ -32,36 +43,28 @@ enum Cmd {
     },
     /// Print cloon's containers with their live status (JSON array)
     List,
-    /// Check that the container still exists and runs
-    Check(NameArgs),
-    /// Print the record
-    Show(NameArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let common = cli.common;
-    match cli.cmd {
-        None => cli::run_step(STAGE, |doc| cloon_run::up(&cli.up, &common.state()?, doc)),
-        Some(Cmd::Up(args)) => {
-            cli::run_step(STAGE, |doc| cloon_run::up(&args, &common.state()?, doc))
-        }
-        Some(Cmd::Down(args)) => {
-            cli::run_step(STAGE, |doc| cloon_run::down(&args, &common.state()?, doc))
-        }
-        Some(Cmd::Check(args)) => {
-            cli::run_step(STAGE, |doc| cloon_run::check(&args, &common.state()?, doc))
-        }
-        Some(Cmd::Show(args)) => cli::run_query(STAGE, || {
-            cloon_run::show(&args, &common.state()?, cli::read_input()?)
+    let state = match cli.common.state() {
+        Ok(state) => state,
+        Err(e) => return cli::fail(STAGE, &e),
+    };
+    match cli.cmd.unwrap_or(Cmd::Up(cli.up)) {
+        Cmd::Up(args) => cli::run_step(STAGE, |doc| cloon_run::up(&state, &args, doc)),
+        Cmd::Down { name, stop } => cli::run_down(STAGE, PART, name.get(), |name| {
+            cloon_run::down(&state, name, &stop)
         }),
-        Some(Cmd::State { name }) => {
-            cli::run_query(STAGE, || cloon_run::live_state(&name, &common.state()?))
+        Cmd::Check(n) => {
+            cli::run_check(STAGE, PART, n.get(), |name| cloon_run::check(&state, name))
         }
-        Some(Cmd::List) => cli::run_query(STAGE, || cloon_run::list(&common.state()?)),
-        Some(Cmd::Exec(args)) => match common.state().and_then(|st| cloon_run::exec(&args, &st)) {
+        Cmd::Show(n) => cli::run_show(STAGE, n.get(), |name| cloon_run::record(&state, name)),
+        Cmd::Exec(args) => match cloon_run::exec(&state, &args) {
             Ok(status) => ExitCode::from(u8::try_from(status).unwrap_or(1)),
             Err(e) => cli::fail(STAGE, &e),
         },
+        Cmd::State { name } => cli::run_query(STAGE, || cloon_run::live_state(&state, &name)),
+        Cmd::List => cli::run_query(STAGE, || cloon_run::list(&state)),
     }
 }

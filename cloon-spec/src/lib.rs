@@ -17,6 +17,8 @@ use std::path::{Path, PathBuf};
 
 /// The stage name in error documents.
 pub const STAGE: &str = "cloon-spec";
+/// The key of this stage in the document.
+pub const PART: &str = "bundle";
 /// The name of this stage's record in the state directory.
 pub const RECORD: &str = "spec";
 
@@ -52,14 +54,6 @@ pub struct UpArgs {
     pub args: Vec<String>,
 }
 
-/// Flags of `down`, `check` and `show`.
-#[derive(Debug, Clone, Default, clap::Args)]
-pub struct NameArgs {
-    /// The container's name [default: the document's]
-    #[arg(long, value_name = "NAME")]
-    pub name: Option<String>,
-}
-
 /// What `up` recorded in `<state>/<name>/spec.json`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SpecRecord {
@@ -72,6 +66,16 @@ pub struct SpecRecord {
     /// The network namespace joined, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub netns: Option<String>,
+}
+
+impl SpecRecord {
+    /// The document's `bundle` part this record stands for.
+    pub fn to_part(&self) -> Bundle {
+        Bundle {
+            path: self.bundle.clone(),
+            config: self.config.clone(),
+        }
+    }
 }
 
 /// The path of a `--netns` value: a path when it has a `/`, else a name under `/run/netns`.
@@ -90,7 +94,7 @@ pub fn bundle_dir(state: &StateDir, name: &str) -> Result<PathBuf> {
 }
 
 /// `up`: builds the configuration, writes the bundle, records it, adds `bundle`.
-pub fn up(args: &UpArgs, state: &StateDir, input: Option<Document>) -> Result<Document> {
+pub fn up(state: &StateDir, args: &UpArgs, input: Option<Document>) -> Result<Document> {
     let mut doc = input.unwrap_or_default();
     let name = cli::pick_name(args.name.as_deref(), Some(&doc), STAGE)?;
 
@@ -175,30 +179,18 @@ pub fn up(args: &UpArgs, state: &StateDir, input: Option<Document>) -> Result<Do
     bundle::write(&dir, &config)?;
 
     doc.set_name(&name)?;
-    doc.set(
-        "bundle",
-        &Bundle {
-            path: record.bundle,
-            config: record.config,
-        },
-    );
+    doc.set(PART, &record.to_part());
     undo.commit();
     Ok(doc)
 }
 
-/// `down`: removes the bundle and the record, drops `bundle` from the document. What is already
-/// gone counts as done.
-pub fn down(args: &NameArgs, state: &StateDir, input: Option<Document>) -> Result<Document> {
-    let mut doc = input.unwrap_or_default();
-    let name = cli::pick_name(args.name.as_deref(), Some(&doc), STAGE)?;
-    bundle::remove(&bundle_dir(state, &name)?)?;
-    state.release(&name, RECORD)?;
-    doc.set_name(&name)?;
-    doc.remove("bundle");
-    Ok(doc)
+/// `down`: removes the bundle and the record. What is already gone counts as done.
+pub fn down(state: &StateDir, name: &str) -> Result<()> {
+    bundle::remove(&bundle_dir(state, name)?)?;
+    state.release(name, RECORD)
 }
 
-/// The record of `name`, or [`Code::Unknown`].
+/// The record of `name` (what `show` prints), or [`Code::Unknown`].
 pub fn record(state: &StateDir, name: &str) -> Result<SpecRecord> {
     state.load(name, RECORD)?.ok_or_else(|| {
         Error::new(
@@ -209,11 +201,9 @@ pub fn record(state: &StateDir, name: &str) -> Result<SpecRecord> {
     })
 }
 
-/// `check`: the recorded config.json exists, parses, and is the one the document names.
-pub fn check(args: &NameArgs, state: &StateDir, input: Option<Document>) -> Result<Document> {
-    let mut doc = input.unwrap_or_default();
-    let name = cli::pick_name(args.name.as_deref(), Some(&doc), STAGE)?;
-    let rec = record(state, &name)?;
+/// `check`: the recorded config.json exists and parses; returns the `bundle` part as recorded.
+pub fn check(state: &StateDir, name: &str) -> Result<Bundle> {
+    let rec = record(state, name)?;
     let config = PathBuf::from(&rec.config);
     if !config.is_file() {
         return Err(Error::new(
@@ -231,30 +221,7 @@ pub fn check(args: &NameArgs, state: &StateDir, input: Option<Document>) -> Resu
         )
         .details(e)
     })?;
-    if let Some(b) = doc.get::<Bundle>("bundle")? {
-        if b.config != rec.config || b.path != rec.bundle {
-            return Err(Error::new(
-                Code::Drift,
-                format!(
-                    "the document's bundle {} is not the one recorded, {}",
-                    b.path, rec.bundle
-                ),
-            ));
-        }
-    }
-    doc.set_name(&name)?;
-    Ok(doc)
-}
-
-/// `show`: the record, as JSON.
-pub fn show(
-    args: &NameArgs,
-    state: &StateDir,
-    input: Option<Document>,
-) -> Result<serde_json::Value> {
-    let name = cli::pick_name(args.name.as_deref(), input.as_ref(), STAGE)?;
-    let rec = record(state, &name)?;
-    serde_json::to_value(rec).map_err(|e| Error::new(Code::Io, "cannot show the record").details(e))
+    Ok(rec.to_part())
 }
 
 #[cfg(test)]
@@ -291,60 +258,30 @@ mod tests {
             cap_add: vec!["SYS_TIME".into()],
             ..Default::default()
         };
-        let doc = up(&args, &st, None).unwrap();
-        let b: Bundle = doc.get("bundle").unwrap().unwrap();
+        let doc = up(&st, &args, None).unwrap();
+        let b: Bundle = doc.get(PART).unwrap().unwrap();
         assert_eq!(Path::new(&b.config), root.join("C1/bundle/config.json"));
         assert_eq!(doc.name(), Some("C1"));
         let text = fs::read_to_string(&b.config).unwrap();
         assert!(text.contains("CAP_SYS_TIME") && text.contains("CAP_NET_ADMIN"));
 
-        let again = up(&args, &st, None).unwrap_err();
+        let again = up(&st, &args, None).unwrap_err();
         assert_eq!(again.code, Code::NameTaken);
         assert!(
             Path::new(&b.config).is_file(),
             "a refused up must not undo the first one"
         );
 
-        let checked = check(&NameArgs::default(), &st, Some(doc.clone())).unwrap();
-        assert_eq!(checked, doc);
-        let shown = show(
-            &NameArgs {
-                name: Some("C1".into()),
-            },
-            &st,
-            None,
-        )
-        .unwrap();
-        assert_eq!(shown["config"], b.config.as_str());
+        assert_eq!(check(&st, "C1").unwrap(), b);
+        assert_eq!(record(&st, "C1").unwrap().config, b.config);
 
         fs::write(&b.config, "[]").unwrap();
-        assert_eq!(
-            check(&NameArgs::default(), &st, Some(doc.clone()))
-                .unwrap_err()
-                .code,
-            Code::Drift
-        );
+        assert_eq!(check(&st, "C1").unwrap_err().code, Code::Drift);
 
-        let after = down(&NameArgs::default(), &st, Some(doc)).unwrap();
-        assert_eq!(after.get::<Bundle>("bundle").unwrap(), None);
+        down(&st, "C1").unwrap();
         assert!(!root.join("C1").exists());
-        down(
-            &NameArgs {
-                name: Some("C1".into()),
-            },
-            &st,
-            None,
-        )
-        .unwrap();
-        let err = check(
-            &NameArgs {
-                name: Some("C1".into()),
-            },
-            &st,
-            None,
-        )
-        .unwrap_err();
-        assert_eq!(err.code, Code::Unknown);
+        down(&st, "C1").unwrap();
+        assert_eq!(check(&st, "C1").unwrap_err().code, Code::Unknown);
         let _ = fs::remove_dir_all(&root);
     }
 
@@ -409,7 +346,7 @@ mod tests {
             ),
         ];
         for (args, code) in cases {
-            let err = up(&args, &st, None).unwrap_err();
+            let err = up(&st, &args, None).unwrap_err();
             assert_eq!(err.code, code, "{args:?}: {err}");
             assert!(!root.join("C2").exists(), "{args:?} left state");
         }
@@ -426,8 +363,8 @@ mod tests {
             root.join("nowhere").display()
         );
         let doc = Document::parse(&text).unwrap().unwrap();
-        let out = up(&UpArgs::default(), &st, Some(doc)).unwrap();
-        let b: Bundle = out.get("bundle").unwrap().unwrap();
+        let out = up(&st, &UpArgs::default(), Some(doc)).unwrap();
+        let b: Bundle = out.get(PART).unwrap().unwrap();
         let v: serde_json::Value =
             serde_json::from_str(&fs::read_to_string(&b.config).unwrap()).unwrap();
         assert_eq!(
@@ -437,7 +374,7 @@ mod tests {
         assert_eq!(v["linux"]["namespaces"][1]["path"], "/proc/self/ns/net");
         assert_eq!(v["hostname"], "C3");
         assert!(out.to_json().contains("\"mine\": true"));
-        down(&NameArgs::default(), &st, Some(out)).unwrap();
+        down(&st, "C3").unwrap();
         let _ = fs::remove_dir_all(&root);
     }
 
@@ -458,8 +395,8 @@ mod tests {
             args: vec!["/bin/sh".into()],
             ..Default::default()
         };
-        let doc = up(&args, &st, None).unwrap();
-        let b: Bundle = doc.get("bundle").unwrap().unwrap();
+        let doc = up(&st, &args, None).unwrap();
+        let b: Bundle = doc.get(PART).unwrap().unwrap();
         let out = std::process::Command::new(&tool)
             .arg(&b.config)
             .output()

@@ -1,6 +1,8 @@
+//! cloon-spec: argument parsing over the library; the document goes stdin to stdout.
+
 use clap::{Parser, Subcommand};
-use cloon_core::cli::{self, Common};
-use cloon_spec::{NameArgs, UpArgs, STAGE};
+use cloon_core::cli::{self, Common, NameArgs};
+use cloon_spec::{UpArgs, PART, STAGE};
 use std::process::ExitCode;
 
 /// Writes the OCI bundle (config.json) of a container, as `crun spec` and the article's edits do,
@@ -8,12 +10,12 @@ use std::process::ExitCode;
 #[derive(Debug, Parser)]
 #[command(name = "cloon-spec", version, args_conflicts_with_subcommands = true)]
 struct Cli {
-    #[command(flatten)]
-    common: Common,
-    #[command(flatten)]
-    up: UpArgs,
     #[command(subcommand)]
     cmd: Option<Cmd>,
+    #[command(flatten)]
+    up: UpArgs,
+    #[command(flatten)]
+    common: Common,
 }
 
 #[derive(Debug, Subcommand)]
@@ -30,20 +32,16 @@ enum Cmd {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let common = cli.common;
-    match cli.cmd {
-        None => cli::run_step(STAGE, |doc| cloon_spec::up(&cli.up, &common.state()?, doc)),
-        Some(Cmd::Up(args)) => {
-            cli::run_step(STAGE, |doc| cloon_spec::up(&args, &common.state()?, doc))
+    let state = match cli.common.state() {
+        Ok(state) => state,
+        Err(e) => return cli::fail(STAGE, &e),
+    };
+    match cli.cmd.unwrap_or(Cmd::Up(cli.up)) {
+        Cmd::Up(args) => cli::run_step(STAGE, |doc| cloon_spec::up(&state, &args, doc)),
+        Cmd::Down(n) => cli::run_down(STAGE, PART, n.get(), |name| cloon_spec::down(&state, name)),
+        Cmd::Check(n) => {
+            cli::run_check(STAGE, PART, n.get(), |name| cloon_spec::check(&state, name))
         }
-        Some(Cmd::Down(args)) => {
-            cli::run_step(STAGE, |doc| cloon_spec::down(&args, &common.state()?, doc))
-        }
-        Some(Cmd::Check(args)) => {
-            cli::run_step(STAGE, |doc| cloon_spec::check(&args, &common.state()?, doc))
-        }
-        Some(Cmd::Show(args)) => cli::run_query(STAGE, || {
-            cloon_spec::show(&args, &common.state()?, cli::read_input()?)
-        }),
+        Cmd::Show(n) => cli::run_show(STAGE, n.get(), |name| cloon_spec::record(&state, name)),
     }
 }
