@@ -37,6 +37,48 @@ impl NameArgs {
     }
 }
 
+/// Parses the command line of a tool, or exits with clap's usage error (status 2).
+pub fn parse<T: clap::Parser>() -> T {
+    try_parse_from(std::env::args_os()).unwrap_or_else(|e| e.exit())
+}
+
+/// Parses `args` as [`parse`] does.
+///
+/// A tool whose command has `args_conflicts_with_subcommands` (the flags of `up` stand alone, not
+/// before `down`) still takes the global flags (`--state-dir`) before a subcommand: clap would
+/// count them as conflicting too, so the conflict is checked here, for the other flags only.
+pub fn try_parse_from<T, I, A>(args: I) -> std::result::Result<T, clap::Error>
+where
+    T: clap::Parser,
+    I: IntoIterator<Item = A>,
+    A: Into<std::ffi::OsString> + Clone,
+{
+    let cmd = T::command();
+    let conflicts = cmd.is_args_conflicts_with_subcommands_set();
+    let usage = cmd.clone().render_usage().to_string();
+    let mut cmd = cmd.args_conflicts_with_subcommands(false);
+    if conflicts {
+        // The usage as clap writes it for a command whose flags conflict with its subcommands.
+        let usage = usage.strip_prefix("Usage: ").unwrap_or(&usage).to_string();
+        cmd = cmd.override_usage(usage);
+    }
+    let mut matches = cmd.try_get_matches_from_mut(args)?;
+    if let (true, Some((sub, _))) = (conflicts, matches.subcommand()) {
+        let given = cmd.get_arguments().find(|a| {
+            !a.is_global_set()
+                && matches.value_source(a.get_id().as_str())
+                    == Some(clap::parser::ValueSource::CommandLine)
+        });
+        if let Some(arg) = given {
+            return Err(cmd.error(
+                clap::error::ErrorKind::ArgumentConflict,
+                format!("the subcommand '{sub}' cannot be used with '{arg}'"),
+            ));
+        }
+    }
+    T::from_arg_matches_mut(&mut matches)
+}
+
 /// Reads the document on stdin; a terminal or an empty input is no document.
 pub fn read_input() -> Result<Option<Document>> {
     let mut stdin = std::io::stdin();
@@ -210,6 +252,65 @@ pub fn run_show<T: serde::Serialize>(
 mod tests {
     use super::*;
     use crate::doc::Bundle;
+    use std::path::Path;
+
+    #[derive(Debug, clap::Parser)]
+    #[command(name = "t", args_conflicts_with_subcommands = true)]
+    struct Cli {
+        #[command(subcommand)]
+        cmd: Option<Cmd>,
+        #[arg(long)]
+        image: Option<String>,
+        #[command(flatten)]
+        common: Common,
+    }
+
+    #[derive(Debug, clap::Subcommand)]
+    enum Cmd {
+        Down(NameArgs),
+    }
+
+    fn parse(args: &[&str]) -> std::result::Result<Cli, clap::Error> {
+        try_parse_from(std::iter::once("t").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn global_flags_may_come_before_a_subcommand() {
+        for args in [
+            &["--state-dir", "/s", "down", "--name", "A"][..],
+            &["down", "--state-dir", "/s", "--name", "A"],
+            &["down", "--name", "A", "--state-dir=/s"],
+        ] {
+            let cli = parse(args).unwrap();
+            assert_eq!(
+                cli.common.state_dir.as_deref(),
+                Some(Path::new("/s")),
+                "{args:?}"
+            );
+            assert!(
+                matches!(cli.cmd, Some(Cmd::Down(ref n)) if n.get() == Some("A")),
+                "{args:?}"
+            );
+        }
+        let cli = parse(&["--image", "i", "--state-dir", "/s"]).unwrap();
+        assert!(cli.cmd.is_none());
+        assert_eq!(cli.image.as_deref(), Some("i"));
+    }
+
+    #[test]
+    fn other_flags_still_conflict_with_a_subcommand() {
+        let e = parse(&["--image", "i", "down"]).unwrap_err();
+        assert_eq!(e.kind(), clap::error::ErrorKind::ArgumentConflict);
+        assert!(
+            e.to_string()
+                .contains("'down' cannot be used with '--image"),
+            "{e}"
+        );
+        let e = parse(&["--state-dir", "/s", "--image", "i", "down"]).unwrap_err();
+        assert_eq!(e.kind(), clap::error::ErrorKind::ArgumentConflict);
+        let e = parse(&["down", "--image", "i"]).unwrap_err();
+        assert_eq!(e.kind(), clap::error::ErrorKind::UnknownArgument);
+    }
 
     fn bundle(path: &str) -> Bundle {
         Bundle {

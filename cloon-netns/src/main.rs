@@ -30,7 +30,7 @@ enum Cmd {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli: Cli = cli::parse();
     let state = match cli.common.state() {
         Ok(state) => state,
         Err(e) => return cli::fail(STAGE, &e),
@@ -50,7 +50,7 @@ mod tests {
     use super::*;
 
     fn parse(args: &[&str]) -> Cli {
-        Cli::try_parse_from(std::iter::once("cloon-netns").chain(args.iter().copied())).unwrap()
+        cli::try_parse_from(std::iter::once("cloon-netns").chain(args.iter().copied())).unwrap()
     }
 
     #[test]
@@ -88,7 +88,15 @@ mod tests {
             parse(&["show", "--name", "x"]).cmd,
             Some(Cmd::Show(_))
         ));
-        assert!(Cli::try_parse_from(["cloon-netns", "--netns", "n", "down"]).is_err());
-        assert!(Cli::try_parse_from(["cloon-netns", "down", "--veth", "a:b"]).is_err());
+        assert!(cli::try_parse_from::<Cli, _, _>(["cloon-netns", "--netns", "n", "down"]).is_err());
+        assert!(
+            cli::try_parse_from::<Cli, _, _>(["cloon-netns", "down", "--veth", "a:b"]).is_err()
+        );
+        let cli = parse(&["--state-dir", "/tmp/s", "down", "--name", "C"]);
+        assert!(matches!(cli.cmd, Some(Cmd::Down(_))));
+        assert_eq!(
+            cli.common.state_dir.as_deref(),
+            Some(std::path::Path::new("/tmp/s"))
+        );
     }
 }

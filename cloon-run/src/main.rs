@@ -46,7 +46,7 @@ enum Cmd {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli: Cli = cli::parse();
     let state = match cli.common.state() {
         Ok(state) => state,
         Err(e) => return cli::fail(STAGE, &e),

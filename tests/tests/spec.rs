@@ -112,6 +112,13 @@ fn spec_up_writes_a_valid_bundle_and_down_removes_it() {
     // Idempotent, with or without the document.
     sb.tool("cloon-spec", &["down"], &run.stdout).ok();
     sb.tool("cloon-spec", &["down", "--name", &name], "").ok();
+    // The global --state-dir may come before the subcommand.
+    let by_flag = sb.tool(
+        "cloon-spec",
+        &["--state-dir", "/run/cloon", "down", "--name", &name],
+        "",
+    );
+    assert_eq!(by_flag.json()["name"], name.as_str());
     let gone = sb.tool("cloon-spec", &["check", "--name", &name], "");
     assert_eq!(gone.status, 3);
     sb.assert_clean(&[]);
