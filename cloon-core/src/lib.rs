@@ -1,5 +1,5 @@
 //! What every cloon tool shares, and nothing that belongs to one tool: the document and its parts,
-//! the error object and its codes, name validation, the state directory, host checks, the
+//! the error object and its codes, name validation, the `--netns NAME|PATH` convention, the state directory, host checks, the
 //! undo stack that makes `up` all or nothing, and the stdin-to-stdout driver of `main`.
 
 pub mod cli;
@@ -8,6 +8,7 @@ pub mod error;
 pub mod host;
 pub mod mounts;
 pub mod name;
+pub mod netns;
 pub mod state;
 pub mod undo;
 

@@ -3,7 +3,7 @@
 //! `/run/netns`, a directory made a shared mount so that other mount namespaces see it.
 
 use crate::errors::sys;
-use cloon_core::{name, state, Code, Error, Result};
+use cloon_core::{Code, Error, Result};
 use nix::errno::Errno;
 use nix::fcntl::{open, OFlag};
 use nix::libc;
@@ -12,61 +12,7 @@ use nix::sched::{setns, unshare, CloneFlags};
 use nix::sys::stat::{fstat, stat, Mode};
 use nix::sys::statfs::{fstatfs, statfs, NSFS_MAGIC};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
-use std::path::{Path, PathBuf};
-
-/// Where named namespaces live, as with iproute2.
-pub const RUN_DIR: &str = "/run/netns";
-
-/// The namespace `--netns` designates.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Target {
-    /// A name: cloon creates `/run/netns/NAME` and owns it.
-    Named(String),
-    /// A path to an existing namespace file: cloon uses it and never deletes it.
-    Existing(PathBuf),
-}
-
-impl Target {
-    /// Reads `--netns`: a value with a `/` is a path, anything else a name under `/run/netns`.
-    pub fn parse(value: &str) -> Result<Target> {
-        if value.contains('/') {
-            let path = state::absolute(Path::new(value))?;
-            if path.file_name().is_none() {
-                return Err(Error::invalid(format!(
-                    "--netns {value} does not name a file: give the namespace's file, \
-                     e.g. /run/netns/cloonix_1_1"
-                )));
-            }
-            return Ok(Target::Existing(path));
-        }
-        name::netns(value).map_err(|e| {
-            Error::invalid(format!(
-                "--netns: {} (or give a path with a '/' to use an existing namespace)",
-                e.msg
-            ))
-        })?;
-        Ok(Target::Named(value.to_string()))
-    }
-
-    /// The namespace's name: its own for a name, the file name for a path.
-    pub fn name(&self) -> String {
-        match self {
-            Target::Named(name) => name.clone(),
-            Target::Existing(path) => path
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default(),
-        }
-    }
-
-    /// The namespace file.
-    pub fn path(&self) -> PathBuf {
-        match self {
-            Target::Named(name) => Path::new(RUN_DIR).join(name),
-            Target::Existing(path) => path.clone(),
-        }
-    }
-}
+use std::path::Path;
 
 /// An open network namespace, with its nsfs inode (its identity while it lives).
 #[derive(Debug)]
@@ -320,28 +266,6 @@ fn unlink(path: &Path) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn names_and_paths() {
-        let t = Target::parse("cloonix_1_1").unwrap();
-        assert_eq!(t, Target::Named("cloonix_1_1".into()));
-        assert_eq!(t.path(), Path::new("/run/netns/cloonix_1_1"));
-        assert_eq!(t.name(), "cloonix_1_1");
-        let t = Target::parse("/var/run/netns/x1").unwrap();
-        assert_eq!(t, Target::Existing("/var/run/netns/x1".into()));
-        assert_eq!(t.name(), "x1");
-        assert!(matches!(Target::parse("./ns").unwrap(), Target::Existing(p) if p.is_absolute()));
-    }
-
-    #[test]
-    fn bad_names_are_refused_before_anything() {
-        for bad in ["", "..", "a b", "-x", "ns;rm"] {
-            let e = Target::parse(bad).unwrap_err();
-            assert_eq!(e.code, Code::InvalidArgument, "{bad}");
-            assert!(e.msg.starts_with("--netns: "), "{}", e.msg);
-        }
-        assert_eq!(Target::parse("/").unwrap_err().code, Code::InvalidArgument);
-    }
 
     #[test]
     fn probing_tells_missing_from_stale() {

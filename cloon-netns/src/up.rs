@@ -2,10 +2,11 @@
 //! All or nothing: on failure, what was made is unmade and the record released.
 
 use crate::link::{LinkState, Netlink};
-use crate::namespace::{self, Namespace, Target, RUN_DIR};
+use crate::namespace::{self, Namespace};
 use crate::parse::{parse_veths, VethSpec};
 use crate::record::{LinkRecord, Record};
 use crate::{UpArgs, PART, STAGE};
+use cloon_core::netns::{Target, RUN_DIR};
 use cloon_core::{cli, host, name, Code, Document, Error, Result, StateDir, Undo};
 use std::path::Path;
 use std::rc::Rc;

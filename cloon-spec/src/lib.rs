@@ -11,9 +11,9 @@ pub mod spec;
 
 use cloon_core::doc::{Bundle, Netns, Overlay};
 use cloon_core::state::absolute;
-use cloon_core::{cli, name, Code, Document, Error, Result, StateDir, Undo};
+use cloon_core::{cli, netns, Code, Document, Error, Result, StateDir, Undo};
 use serde::{Deserialize, Serialize};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// The stage name in error documents.
 pub const STAGE: &str = "cloon-spec";
@@ -78,16 +78,6 @@ impl SpecRecord {
     }
 }
 
-/// The path of a `--netns` value: a path when it has a `/`, else a name under `/run/netns`.
-pub fn netns_path(value: &str) -> Result<PathBuf> {
-    if value.contains('/') {
-        absolute(Path::new(value))
-    } else {
-        name::netns(value)?;
-        Ok(Path::new("/run/netns").join(value))
-    }
-}
-
 /// The bundle directory of `name`.
 pub fn bundle_dir(state: &StateDir, name: &str) -> Result<PathBuf> {
     Ok(state.dir(name)?.join("bundle"))
@@ -112,7 +102,7 @@ pub fn up(state: &StateDir, args: &UpArgs, input: Option<Document>) -> Result<Do
     spec::require_absolute("the root filesystem", &rootfs)?;
 
     let netns = match &args.netns {
-        Some(value) => Some(netns_path(value)?),
+        Some(value) => Some(netns::Target::parse(value)?.path()),
         None => doc.get::<Netns>("netns")?.map(|n| PathBuf::from(n.path)),
     };
     if let Some(path) = &netns {
@@ -228,25 +218,13 @@ pub fn check(state: &StateDir, name: &str) -> Result<Bundle> {
 mod tests {
     use super::*;
     use std::fs;
+    use std::path::Path;
 
     fn state(tag: &str) -> (StateDir, PathBuf) {
         let root =
             std::env::temp_dir().join(format!("cloon-spec-lib-{tag}-{}", std::process::id()));
         let _ = fs::remove_dir_all(&root);
         (StateDir::new(Some(&root)).unwrap(), root)
-    }
-
-    #[test]
-    fn netns_values() {
-        assert_eq!(
-            netns_path("cloonix_1_1").unwrap(),
-            Path::new("/run/netns/cloonix_1_1")
-        );
-        assert_eq!(
-            netns_path("/proc/1/ns/net").unwrap(),
-            Path::new("/proc/1/ns/net")
-        );
-        assert!(netns_path("..").is_err());
     }
 
     #[test]
