@@ -7,8 +7,12 @@
 //! devices are global: the sandbox detaches those backed by its own files when dropped.
 
 use std::io::{BufRead, BufReader, Write};
+use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
+
+/// The OCI runtimes the tests use, each with the state directory (`--root`) it has by default.
+const RUNTIMES: [(&str, &str); 2] = [("crun", "/run/crun"), ("runc", "/run/runc")];
 
 /// Where the workspace's binaries are (next to the test executable's `deps/`).
 pub fn bin_dir() -> PathBuf {
@@ -44,6 +48,18 @@ pub fn sha256(path: &str) -> String {
         .to_string()
 }
 
+/// A container name no other test (or concurrent run) uses: crun names cgroups after it, and
+/// cgroups are global, shared by every sandbox.
+pub fn unique(tag: &str) -> String {
+    format!("{tag}{}", std::process::id())
+}
+
+/// Shell code that adds a standalone interface NAME: a dummy, or a bridge on kernels built
+/// without the dummy driver (as on some test machines).
+pub fn add_standalone(name: &str) -> String {
+    format!("(ip link add {name} type dummy 2>/dev/null || ip link add {name} type bridge)")
+}
+
 /// Whether privileged tests can run here. Without root they are skipped, unless
 /// `CLOON_REQUIRE_ROOT=1`, where they fail.
 pub fn have_root(test: &str) -> bool {
@@ -66,7 +82,7 @@ pub struct Run {
     pub stderr: String,
 }
 
-impl Run {
+impl From<Output> for Run {
     fn from(out: Output) -> Run {
         Run {
             status: out.status.code().unwrap_or(-1),
@@ -74,7 +90,9 @@ impl Run {
             stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
         }
     }
+}
 
+impl Run {
     /// Asserts success and returns stdout.
     pub fn ok(self) -> String {
         assert_eq!(
@@ -90,6 +108,25 @@ impl Run {
         serde_json::from_str(&self.stdout)
             .unwrap_or_else(|e| panic!("not JSON ({e}): {}\nstderr: {}", self.stdout, self.stderr))
     }
+
+    /// Asserts that the tool failed with an error document of `stage`, with `code` (also the exit
+    /// status) and a message; returns the document.
+    pub fn assert_error(&self, stage: &str, code: u64) -> serde_json::Value {
+        assert_eq!(
+            self.status, code as i32,
+            "stdout: {}\nstderr: {}",
+            self.stdout, self.stderr
+        );
+        let doc = self.json();
+        assert_eq!(doc["cloonVersion"], "1");
+        assert_eq!(doc["error"]["code"], code, "{doc}");
+        assert_eq!(doc["error"]["stage"], stage, "{doc}");
+        assert!(
+            !doc["error"]["msg"].as_str().unwrap_or("").is_empty(),
+            "{doc}"
+        );
+        doc
+    }
 }
 
 /// Fresh mount and network namespaces, a private `/run`, a scratch directory on the host.
@@ -98,7 +135,7 @@ pub struct Sandbox {
     holder: Child,
     /// A scratch directory for images and files, removed on drop.
     pub dir: PathBuf,
-    /// The runtime's state directory (inside the sandbox's `/run`).
+    /// crun's state directory (inside the sandbox's `/run`).
     pub runtime_root: &'static str,
 }
 
@@ -135,7 +172,7 @@ impl Sandbox {
         Some(Sandbox {
             holder,
             dir,
-            runtime_root: "/run/crun",
+            runtime_root: RUNTIMES[0].1,
         })
     }
 
@@ -178,9 +215,52 @@ impl Sandbox {
         Run::from(child.wait_with_output().expect("wait"))
     }
 
+    /// Gives `tool` (with `args`) the error document of an earlier `stage` that failed with `code`:
+    /// asserts that the tool passes it on unchanged, with `code` as its exit status.
+    pub fn assert_error_passes_through(&self, tool: &str, args: &[&str], stage: &str, code: u8) {
+        let err = serde_json::json!({"cloonVersion": "1",
+            "error": {"code": code, "stage": stage, "msg": "m", "details": "d"}});
+        let run = self.tool(tool, args, &err.to_string());
+        assert_eq!(run.status, i32::from(code), "{tool}: {}", run.stderr);
+        assert_eq!(run.json(), err, "{tool}");
+    }
+
+    /// Gives the sandbox an `eth0` of its own, up with the address 192.0.2.1/24, standing for the
+    /// host's; returns its state as [`Sandbox::eth0`] prints it.
+    pub fn add_eth0(&self) -> String {
+        self.sh(&format!(
+            "{} && ip addr add 192.0.2.1/24 dev eth0 && ip link set eth0 up",
+            add_standalone("eth0")
+        ))
+        .ok();
+        let eth0 = self.eth0();
+        assert!(eth0.contains("192.0.2.1/24"), "{eth0}");
+        eth0
+    }
+
+    /// The sandbox's `eth0`: its index, flags, state, MAC address and addresses.
+    pub fn eth0(&self) -> String {
+        self.sh("ip -o link show eth0; ip -o addr show eth0").ok()
+    }
+
     /// A path in the scratch directory.
     pub fn path(&self, name: &str) -> PathBuf {
         self.dir.join(name)
+    }
+
+    /// A root filesystem in the scratch directory: a static busybox and the applets the tests
+    /// use, so that tests of cloon-spec and cloon-run need neither cloon-img nor cloon-overlay.
+    pub fn busybox_rootfs(&self) -> PathBuf {
+        let root = self.path("rootfs");
+        for dir in ["bin", "proc", "sys", "dev", "tmp", "etc"] {
+            std::fs::create_dir_all(root.join(dir)).expect("rootfs dir");
+        }
+        std::fs::copy("/bin/busybox", root.join("bin/busybox"))
+            .expect("busybox-static must be installed");
+        for applet in ["sh", "sleep", "ip", "hostname", "cat", "ls", "ps", "true"] {
+            symlink("busybox", root.join("bin").join(applet)).expect("applet link");
+        }
+        root
     }
 
     /// Loop devices backed by a file of this sandbox.
@@ -219,13 +299,14 @@ impl Sandbox {
                 left.push(format!("link {l}"));
             }
         }
-        let ctrs = self
-            .sh(&format!(
-                "crun --root {} list -q 2>/dev/null; true",
-                self.runtime_root
-            ))
-            .ok();
-        left.extend(ctrs.lines().map(|c| format!("container {c}")));
+        for (runtime, root) in RUNTIMES {
+            let ctrs = self
+                .sh(&format!(
+                    "{runtime} --root {root} list -q 2>/dev/null; true"
+                ))
+                .ok();
+            left.extend(ctrs.lines().map(|c| format!("{runtime} container {c}")));
+        }
         let state = self.sh("ls -A /run/cloon 2>/dev/null; true").ok();
         left.extend(state.lines().map(|s| format!("state record {s}")));
         left
@@ -242,10 +323,9 @@ impl Drop for Sandbox {
     fn drop(&mut self) {
         // Containers first (they are processes, not tied to the namespaces), then the holder:
         // its namespaces, mounts and interfaces go with it. Then loop devices, which are global.
-        for runtime in ["crun", "runc"] {
+        for (runtime, root) in RUNTIMES {
             let list = format!(
-                "for c in $({runtime} --root {root} list -q 2>/dev/null); do {runtime} --root {root} delete -f $c; done",
-                root = self.runtime_root
+                "for c in $({runtime} --root {root} list -q 2>/dev/null); do {runtime} --root {root} delete -f $c; done"
             );
             let _ = self
                 .cmd("sh")

@@ -1,6 +1,8 @@
 //! cloon-img on real files: the images are real ext4 filesystems, read back with debugfs.
 
 use cloon_tests::Sandbox;
+
+const STAGE: &str = "cloon-img";
 use std::os::unix::fs::MetadataExt;
 
 fn debugfs(sb: &Sandbox, img: &str, request: &str) -> String {
@@ -53,8 +55,7 @@ fn existing_image_is_kept_unless_forced() {
     let img = sb.path("x.img");
     std::fs::write(&img, "precious").unwrap();
     let run = sb.tool("cloon-img", &["create", img.to_str().unwrap()], "");
-    assert_eq!(run.status, 101);
-    assert_eq!(run.json()["error"]["code"], 101);
+    run.assert_error(STAGE, 101);
     assert!(run.stderr.contains("--force"));
     assert_eq!(std::fs::read_to_string(&img).unwrap(), "precious");
     sb.tool(
@@ -113,7 +114,7 @@ fn bad_requests_fail_cleanly() {
         let run = sb.tool("cloon-img", args, "");
         assert_eq!(run.status, *code, "{args:?}: {}", run.stderr);
         if *code != 2 {
-            assert_eq!(run.json()["error"]["code"], *code);
+            run.assert_error(STAGE, *code as u64);
         }
         assert!(!run.stderr.is_empty());
     }
@@ -129,10 +130,7 @@ fn an_error_document_passes_through_untouched() {
     let Some(sb) = Sandbox::new("img-passthrough") else {
         return;
     };
-    let err = "{\"cloonVersion\":\"1\",\"error\":{\"code\":4,\"stage\":\"x\",\"msg\":\"m\",\"details\":\"\"}}";
     let img = sb.path("p.img");
-    let run = sb.tool("cloon-img", &["create", img.to_str().unwrap()], err);
-    assert_eq!(run.status, 4);
-    assert_eq!(run.json()["error"]["stage"], "x");
+    sb.assert_error_passes_through(STAGE, &["create", img.to_str().unwrap()], "x", 4);
     assert!(!img.exists());
 }

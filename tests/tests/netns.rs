@@ -1,7 +1,7 @@
 //! cloon-netns on real namespaces and veths, inside a sandbox (fresh mount and network namespaces
 //! with their own /run). Every assertion reads the kernel's state through `ip`.
 
-use cloon_tests::{Run, Sandbox};
+use cloon_tests::{add_standalone, Run, Sandbox};
 use serde_json::Value;
 
 const TOOL: &str = "cloon-netns";
@@ -35,30 +35,10 @@ fn ifindex(ip_link_line: &str) -> String {
     ip_link_line.split(':').next().unwrap_or("").to_string()
 }
 
-/// Shell code that adds a standalone interface NAME: a dummy, or a bridge on kernels built
-/// without the dummy driver (as on some test machines).
-fn add_standalone(name: &str) -> String {
-    format!("(ip link add {name} type dummy 2>/dev/null || ip link add {name} type bridge)")
-}
-
 /// Asserts success and returns stdout as JSON.
 fn json_ok(run: Run) -> Value {
     let out = run.ok();
     serde_json::from_str(&out).expect("json")
-}
-
-fn assert_error(run: &Run, code: u64) -> Value {
-    assert_eq!(
-        run.status, code as i32,
-        "stdout: {}\nstderr: {}",
-        run.stdout, run.stderr
-    );
-    let doc = run.json();
-    assert_eq!(doc["cloonVersion"], "1");
-    assert_eq!(doc["error"]["code"], code, "{doc}");
-    assert_eq!(doc["error"]["stage"], TOOL);
-    assert!(!doc["error"]["msg"].as_str().unwrap_or("").is_empty());
-    doc
 }
 
 #[test]
@@ -173,8 +153,8 @@ fn down_by_name_without_a_document() {
     // A name cloon never heard of: nothing of cloon's, so nothing to do.
     netns(&sb, &["down", "--name", "never_up"], "").ok();
     // check and show of an unknown name say so.
-    assert_error(&netns(&sb, &["check", "--name", "never_up"], ""), 3);
-    assert_error(&netns(&sb, &["show", "--name", "never_up"], ""), 3);
+    netns(&sb, &["check", "--name", "never_up"], "").assert_error(TOOL, 3);
+    netns(&sb, &["show", "--name", "never_up"], "").assert_error(TOOL, 3);
     sb.assert_clean(&[]);
 }
 
@@ -204,7 +184,7 @@ fn a_second_up_with_the_same_name_is_refused_and_the_first_is_intact() {
         &["--netns", "ns_2", "--veth", "vgt_2:eth0", "--name", "C1"],
         "",
     );
-    assert_error(&run, 101);
+    run.assert_error(TOOL, 101);
     assert_eq!(link(&sb, "vgt_2"), "");
     assert!(!sb.sh("ls /run/netns").ok().contains("ns_2"));
 
@@ -214,7 +194,7 @@ fn a_second_up_with_the_same_name_is_refused_and_the_first_is_intact() {
         &["--netns", "ns_1", "--veth", "vgt_3:eth0", "--name", "C2"],
         "",
     );
-    assert_error(&run, 101);
+    run.assert_error(TOOL, 101);
     assert_eq!(link(&sb, "vgt_3"), "");
     assert!(!sb.sh("ls -A /run/cloon").ok().contains("C2"));
 
@@ -224,7 +204,7 @@ fn a_second_up_with_the_same_name_is_refused_and_the_first_is_intact() {
         &["--netns", "ns_4", "--veth", "vgt_1:eth0", "--name", "C4"],
         "",
     );
-    assert_error(&run, 101);
+    run.assert_error(TOOL, 101);
 
     // The first is untouched.
     assert_eq!(ifindex(&link(&sb, "vgt_1")), index);
@@ -246,7 +226,7 @@ fn a_host_side_name_that_exists_is_refused_and_nothing_is_left() {
         &["--netns", "cloonix_1_1", "--veth", "vgt_1_1_0:eth0"],
         "",
     );
-    let doc = assert_error(&run, 101);
+    let doc = run.assert_error(TOOL, 101);
     assert!(
         doc["error"]["msg"]
             .as_str()
@@ -263,14 +243,7 @@ fn the_hosts_eth0_is_never_touched() {
     let Some(sb) = Sandbox::new("netns-eth0") else {
         return;
     };
-    sb.sh(&format!(
-        "{} && ip addr add 192.0.2.1/24 dev eth0 && ip link set eth0 up",
-        add_standalone("eth0")
-    ))
-    .ok();
-    let show = "ip -o link show eth0; ip -o addr show eth0";
-    let before = sb.sh(show).ok();
-    assert!(before.contains("192.0.2.1/24"), "{before}");
+    let before = sb.add_eth0();
 
     let out = netns(
         &sb,
@@ -284,7 +257,7 @@ fn the_hosts_eth0_is_never_touched() {
     )
     .ok();
     // Same ifindex, flags, state, MAC and address on the host.
-    assert_eq!(sb.sh(show).ok(), before);
+    assert_eq!(sb.eth0(), before);
     // The namespace has an eth0 of its own.
     let guest = inside(&sb, "cloonix_1_1", "ip -o addr show eth0");
     assert!(guest.contains("10.0.0.2/24"), "{guest}");
@@ -296,7 +269,7 @@ fn the_hosts_eth0_is_never_touched() {
     );
 
     netns(&sb, &["down"], &out).ok();
-    assert_eq!(sb.sh(show).ok(), before);
+    assert_eq!(sb.eth0(), before);
     sb.assert_clean(&["eth0"]);
 }
 
@@ -331,7 +304,7 @@ fn bad_flags_give_an_error_document_and_touch_nothing() {
         &["--netns", "ns", "--name", "../C"],
     ] {
         let run = netns(&sb, bad, "");
-        let doc = assert_error(&run, 4);
+        let doc = run.assert_error(TOOL, 4);
         assert!(
             run.stderr.contains("cloon-netns: error:"),
             "{bad:?}: {}",
@@ -341,14 +314,8 @@ fn bad_flags_give_an_error_document_and_touch_nothing() {
     }
     // Valid names, but a path that is no namespace.
     sb.sh("touch /run/notans").ok();
-    assert_error(
-        &netns(&sb, &["--netns", "/run/notans", "--name", "C"], ""),
-        4,
-    );
-    assert_error(
-        &netns(&sb, &["--netns", "/run/nothing", "--name", "C"], ""),
-        3,
-    );
+    netns(&sb, &["--netns", "/run/notans", "--name", "C"], "").assert_error(TOOL, 4);
+    netns(&sb, &["--netns", "/run/nothing", "--name", "C"], "").assert_error(TOOL, 3);
     sb.sh("rm /run/notans").ok();
     sb.assert_clean(&[]);
 }
@@ -358,10 +325,12 @@ fn an_error_document_on_stdin_passes_through() {
     let Some(sb) = Sandbox::new("netns-passthrough") else {
         return;
     };
-    let err = "{\n  \"cloonVersion\": \"1\",\n  \"error\": {\"code\": 102, \"stage\": \"cloon-overlay\", \"msg\": \"m\", \"details\": \"\"}\n}\n";
-    let run = netns(&sb, &["--netns", "ns", "--veth", "a:eth0"], err);
-    assert_eq!(run.status, 102);
-    assert_eq!(run.json()["error"]["stage"], "cloon-overlay");
+    sb.assert_error_passes_through(
+        TOOL,
+        &["--netns", "ns", "--veth", "a:eth0"],
+        "cloon-overlay",
+        102,
+    );
     sb.assert_clean(&[]);
 }
 
@@ -455,7 +424,7 @@ fn a_failure_halfway_undoes_everything() {
         ],
         "",
     );
-    assert_error(&run, 101);
+    run.assert_error(TOOL, 101);
     assert_eq!(link(&sb, "vgt_a"), "");
     assert_eq!(link(&sb, "vgt_b"), "");
     assert_eq!(
@@ -490,7 +459,7 @@ fn drift_is_reported_and_look_alikes_are_left_alone() {
     // Someone deletes a host end and makes an interface of the same name.
     sb.sh(&format!("ip link del vgt_d && {}", add_standalone("vgt_d")))
         .ok();
-    let doc = assert_error(&netns(&sb, &["check"], &out), 104);
+    let doc = netns(&sb, &["check"], &out).assert_error(TOOL, 104);
     let msg = doc["error"]["msg"].as_str().unwrap_or("").to_string();
     assert!(msg.contains("vgt_d"), "{msg}");
     assert!(msg.contains("eth0"), "{msg}");
@@ -510,7 +479,7 @@ fn a_namespace_deleted_by_hand_is_drift_and_down_still_succeeds() {
     };
     let out = netns(&sb, &["--netns", "ns_g", "--veth", "vgt_g:eth0"], "").ok();
     sb.sh("ip link del vgt_g && ip netns del ns_g").ok();
-    let doc = assert_error(&netns(&sb, &["check"], &out), 104);
+    let doc = netns(&sb, &["check"], &out).assert_error(TOOL, 104);
     assert!(
         doc["error"]["msg"]
             .as_str()
@@ -554,7 +523,7 @@ fn a_failure_inside_a_namespace_it_created_undoes_everything() {
         ],
         "",
     );
-    let doc = assert_error(&run, 5);
+    let doc = run.assert_error(TOOL, 5);
     assert!(
         doc["error"]["msg"]
             .as_str()

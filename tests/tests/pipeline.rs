@@ -99,15 +99,10 @@ fn the_hosts_eth0_is_left_exactly_as_it_was() {
     let Some(sb) = Sandbox::new("pipeline-eth0") else {
         return;
     };
-    sb.sh(
-        "ip link add eth0 type bridge && ip addr add 192.0.2.1/24 dev eth0 && ip link set eth0 up",
-    )
-    .ok();
-    let eth0 = "ip -o link show eth0; ip -o addr show eth0";
-    let before = sb.sh(eth0).ok();
+    let before = sb.add_eth0();
     sb.sh(&in_dir(&sb, &format!("{UP} > Cloon1.json"))).ok();
     assert_eq!(
-        sb.sh(eth0).ok(),
+        sb.eth0(),
         before,
         "the sandbox's own eth0 changed during up"
     );
@@ -118,7 +113,7 @@ fn the_hosts_eth0_is_left_exactly_as_it_was() {
     );
     sb.sh(&in_dir(&sb, DOWN)).ok();
     assert_eq!(
-        sb.sh(eth0).ok(),
+        sb.eth0(),
         before,
         "the sandbox's own eth0 changed during down"
     );
@@ -170,10 +165,7 @@ fn the_first_error_reaches_the_end_of_the_pipeline() {
          | cloon-spec | cloon-run --root /run/crun",
     );
     let run = sb.sh(&script);
-    assert_ne!(run.status, 0);
-    let err = &run.json()["error"];
-    assert_eq!(err["stage"], "cloon-netns");
-    assert_eq!(err["code"], 4);
+    let err = &run.assert_error("cloon-netns", 4)["error"];
     assert!(err["msg"].as_str().unwrap().contains("15"), "{err}");
     // cloon-netns made nothing; the overlay made before the failure comes down by name.
     sb.sh("cloon-overlay down --name Cloon1 </dev/null").ok();

@@ -5,34 +5,17 @@
 //! The root filesystem is a plain directory holding a static busybox, so these tests do not
 //! depend on cloon-img or cloon-overlay.
 
-use cloon_tests::{tool_path, Run, Sandbox};
-use serde_json::{json, Value};
+use cloon_tests::{tool_path, unique, Run, Sandbox};
+
+const STAGE: &str = "cloon-run";
+use serde_json::Value;
 use std::collections::BTreeSet;
 use std::fs;
 use std::io::Write;
-use std::os::unix::fs::symlink;
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
-
-/// A root filesystem with busybox and the applets the tests use.
-fn busybox_rootfs(sb: &Sandbox) -> PathBuf {
-    let root = sb.path("rootfs");
-    for dir in ["bin", "proc", "sys", "dev", "tmp", "etc"] {
-        fs::create_dir_all(root.join(dir)).expect("rootfs dir");
-    }
-    fs::copy("/bin/busybox", root.join("bin/busybox")).expect("busybox-static must be installed");
-    for applet in ["sh", "sleep", "ip", "hostname", "cat", "ls", "ps", "true"] {
-        symlink("busybox", root.join("bin").join(applet)).expect("applet link");
-    }
-    root
-}
-
-/// A container name no other test (or concurrent run) uses: crun names cgroups after it.
-fn unique(tag: &str) -> String {
-    format!("{tag}{}", std::process::id())
-}
 
 /// Runs a shell command line in the sandbox and fails the test if it has not finished, output
 /// closed, within `secs`: a container holding the tool's stdout or stderr would keep it open.
@@ -50,15 +33,10 @@ fn sh_within(sb: &Sandbox, script: &str, secs: u64) -> Run {
     std::thread::spawn(move || {
         let _ = tx.send(child.wait_with_output());
     });
-    let out = rx
-        .recv_timeout(Duration::from_secs(secs))
+    rx.recv_timeout(Duration::from_secs(secs))
         .unwrap_or_else(|_| panic!("`{script}` did not finish within {secs} s: the pipeline hangs"))
-        .expect("wait");
-    Run {
-        status: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+        .expect("wait")
+        .into()
 }
 
 /// Whether process `pid` is gone (or a zombie its reaper has not collected yet).
@@ -80,16 +58,41 @@ fn dead(pid: i64) -> bool {
     }
 }
 
-fn spec(sb: &Sandbox, name: &str, rootfs: &str, extra: &[&str]) -> String {
-    let mut args = vec!["--name", name, "--rootfs", rootfs];
+/// The bundle of container `name` (cloon-spec with `extra` flags) on a busybox root filesystem:
+/// the document.
+fn spec(sb: &Sandbox, name: &str, extra: &[&str]) -> String {
+    let rootfs = sb.busybox_rootfs();
+    let mut args = vec![
+        "--name",
+        name,
+        "--rootfs",
+        rootfs.to_str().expect("utf-8 path"),
+    ];
     args.extend_from_slice(extra);
     sb.tool("cloon-spec", &args, "").ok()
 }
 
-fn error_code(run: &Run) -> u64 {
-    run.json()["error"]["code"]
-        .as_u64()
-        .unwrap_or_else(|| panic!("no error document: {}", run.stdout))
+/// The bundle (as [`spec`] makes it), then `cloon-run` with `run_args`, which must succeed.
+fn spec_and_run(sb: &Sandbox, name: &str, spec_extra: &[&str], run_args: &[&str]) -> Run {
+    let doc = spec(sb, name, spec_extra);
+    let up = sb.tool("cloon-run", run_args, &doc);
+    assert_eq!(up.status, 0, "{}{}", up.stdout, up.stderr);
+    up
+}
+
+/// `cloon-run down` (with `args`), then `cloon-spec down` on its output; both must succeed.
+fn run_and_spec_down(sb: &Sandbox, args: &[&str], doc: &str) {
+    let down = sb.tool("cloon-run", &[&["down"], args].concat(), doc).ok();
+    sb.tool("cloon-spec", &["down"], &down).ok();
+}
+
+/// `exec` runs in the container: its hostname is the container's name, and the command's exit
+/// status is exec's.
+fn assert_exec_works(sb: &Sandbox, name: &str) {
+    let host = sb.tool("cloon-run", &["exec", name, "--", "hostname"], "");
+    assert_eq!(host.ok().trim(), name);
+    let seven = sb.tool("cloon-run", &["exec", name, "--", "sh", "-c", "exit 7"], "");
+    assert_eq!(seven.status, 7);
 }
 
 /// Interface names in `ip -o link` output (busybox's or iproute2's).
@@ -100,37 +103,13 @@ fn link_names(text: &str) -> BTreeSet<String> {
         .collect()
 }
 
-/// Deletes a container of `runtime` in `root` even when a test fails half-way.
-struct Cleanup<'a> {
-    sb: &'a Sandbox,
-    runtime: &'static str,
-    root: &'static str,
-    name: String,
-}
-
-impl Drop for Cleanup<'_> {
-    fn drop(&mut self) {
-        let cmd = format!(
-            "{} --root {} delete -f {} 2>/dev/null; true",
-            self.runtime, self.root, self.name
-        );
-        let _ = self.sb.sh(&cmd);
-    }
-}
-
 #[test]
 fn crun_up_exec_list_check_down() {
     let Some(sb) = Sandbox::new("run-basic") else {
         return;
     };
-    let rootfs = busybox_rootfs(&sb);
+    let rootfs = sb.busybox_rootfs();
     let name = unique("rb");
-    let _cleanup = Cleanup {
-        sb: &sb,
-        runtime: "crun",
-        root: "/run/crun",
-        name: name.clone(),
-    };
     let spec = tool_path("cloon-spec");
     let run = tool_path("cloon-run");
 
@@ -179,14 +158,7 @@ fn crun_up_exec_list_check_down() {
     assert_eq!(sb.tool("cloon-run", &["check"], &up.stdout).ok(), up.stdout);
 
     // exec: hostname, exit status, capabilities.
-    let host = sb.tool("cloon-run", &["exec", &name, "--", "hostname"], "");
-    assert_eq!(host.ok().trim(), name);
-    let seven = sb.tool(
-        "cloon-run",
-        &["exec", &name, "--", "sh", "-c", "exit 7"],
-        "",
-    );
-    assert_eq!(seven.status, 7);
+    assert_exec_works(&sb, &name);
     let seven = sb.tool("cloon-run", &["exec", &name, "sh", "-c", "exit 7"], "");
     assert_eq!(seven.status, 7, "CMD without --");
     let caps = sb
@@ -237,22 +209,13 @@ fn crun_joins_a_namespace_made_beforehand() {
     let Some(sb) = Sandbox::new("run-netns") else {
         return;
     };
-    let rootfs = busybox_rootfs(&sb);
     let name = unique("rn");
     let ns = unique("cloonix_");
-    let _cleanup = Cleanup {
-        sb: &sb,
-        runtime: "crun",
-        root: "/run/crun",
-        name: name.clone(),
-    };
     sb.sh(&format!(
         "ip netns add {ns} && ip -n {ns} link add d0 type veth peer name d1 && ip -n {ns} link set d0 up && ip -n {ns} link set lo up"
     ))
     .ok();
-    let doc = spec(&sb, &name, rootfs.to_str().unwrap(), &["--netns", &ns]);
-    let up = sb.tool("cloon-run", &[], &doc);
-    assert_eq!(up.status, 0, "{}{}", up.stdout, up.stderr);
+    let up = spec_and_run(&sb, &name, &["--netns", &ns], &[]);
 
     let inside = sb
         .tool("cloon-run", &["exec", &name, "--", "ip", "-o", "link"], "")
@@ -265,8 +228,7 @@ fn crun_joins_a_namespace_made_beforehand() {
     );
     assert!(link_names(&inside).contains("d0"));
 
-    let down = sb.tool("cloon-run", &["down"], &up.stdout);
-    sb.tool("cloon-spec", &["down"], &down.ok()).ok();
+    run_and_spec_down(&sb, &[], &up.stdout);
     sb.sh(&format!("ip netns delete {ns}")).ok();
     sb.assert_clean(&[]);
 }
@@ -276,45 +238,21 @@ fn runc_works_too() {
     let Some(sb) = Sandbox::new("run-runc") else {
         return;
     };
-    let rootfs = busybox_rootfs(&sb);
     let name = unique("rr");
-    let _cleanup = Cleanup {
-        sb: &sb,
-        runtime: "runc",
-        root: "/run/runc",
-        name: name.clone(),
-    };
-    let doc = spec(&sb, &name, rootfs.to_str().unwrap(), &[]);
-    let up = sb.tool("cloon-run", &["--runtime", "runc"], &doc);
-    assert_eq!(up.status, 0, "{}{}", up.stdout, up.stderr);
+    let up = spec_and_run(&sb, &name, &[], &["--runtime", "runc"]);
     let c = up.json()["container"].clone();
     assert_eq!(
         (c["runtime"].as_str(), c["root"].as_str()),
         (Some("runc"), Some("/run/runc"))
     );
     assert_eq!(c["status"], "running");
-    let host = sb.tool("cloon-run", &["exec", &name, "--", "hostname"], "");
-    assert_eq!(host.ok().trim(), name);
-    assert_eq!(
-        sb.tool(
-            "cloon-run",
-            &["exec", &name, "--", "sh", "-c", "exit 7"],
-            ""
-        )
-        .status,
-        7
-    );
+    assert_exec_works(&sb, &name);
     sb.sh(&format!("runc --root /run/runc state {name}")).ok();
 
     // TERM is ignored by pid 1 without a handler: down waits --timeout, then kills.
     let started = Instant::now();
-    let down = sb.tool(
-        "cloon-run",
-        &["down", "--signal", "TERM", "--timeout", "1"],
-        &up.stdout,
-    );
+    run_and_spec_down(&sb, &["--signal", "TERM", "--timeout", "1"], &up.stdout);
     assert!(started.elapsed() >= Duration::from_secs(1));
-    sb.tool("cloon-spec", &["down"], &down.ok()).ok();
     assert_eq!(sb.sh("runc --root /run/runc list -q").ok().trim(), "");
     sb.assert_clean(&[]);
 }
@@ -324,15 +262,8 @@ fn failures_leave_no_container_and_no_record() {
     let Some(sb) = Sandbox::new("run-fail") else {
         return;
     };
-    let rootfs = busybox_rootfs(&sb);
     let name = unique("rf");
-    let _cleanup = Cleanup {
-        sb: &sb,
-        runtime: "crun",
-        root: "/run/crun",
-        name: name.clone(),
-    };
-    let doc = spec(&sb, &name, rootfs.to_str().unwrap(), &[]);
+    let doc = spec(&sb, &name, &[]);
     let no_run_record = |sb: &Sandbox| {
         let files = sb.sh(&format!("ls /run/cloon/{name}")).ok();
         assert_eq!(
@@ -344,8 +275,7 @@ fn failures_leave_no_container_and_no_record() {
 
     // A runtime that fails.
     let run = sb.tool("cloon-run", &["--runtime", "/bin/false"], &doc);
-    assert_eq!((run.status, error_code(&run)), (102, 102));
-    assert_eq!(run.json()["error"]["stage"], "cloon-run");
+    run.assert_error(STAGE, 102);
     no_run_record(&sb);
 
     // A command that is not in the root filesystem (the bundle edited after cloon-spec).
@@ -355,8 +285,7 @@ fn failures_leave_no_container_and_no_record() {
     ))
     .ok();
     let run = sb.tool("cloon-run", &[], &doc);
-    assert_eq!((run.status, error_code(&run)), (102, 102));
-    let err = &run.json()["error"];
+    let err = &run.assert_error(STAGE, 102)["error"];
     assert!(
         err["details"]
             .as_str()
@@ -367,8 +296,8 @@ fn failures_leave_no_container_and_no_record() {
     no_run_record(&sb);
 
     // No bundle at all.
-    let run = sb.tool("cloon-run", &["--name", &name], "");
-    assert_eq!(run.status, 7);
+    sb.tool("cloon-run", &["--name", &name], "")
+        .assert_error(STAGE, 7);
     // A name already taken in the runtime's root by a container cloon did not make.
     sb.sh(&format!(
         "sed -i 's|\"/bin/cloon-nonexistent\"|\"sleep\"|' {config}"
@@ -376,7 +305,7 @@ fn failures_leave_no_container_and_no_record() {
     .ok();
     sb.sh(&format!("crun --root /run/crun create --bundle /run/cloon/{name}/bundle {name} </dev/null >/dev/null 2>&1")).ok();
     let run = sb.tool("cloon-run", &[], &doc);
-    assert_eq!((run.status, error_code(&run)), (101, 101));
+    run.assert_error(STAGE, 101);
     assert_eq!(
         sb.sh("crun --root /run/crun list -q").ok().trim(),
         name,
@@ -387,10 +316,7 @@ fn failures_leave_no_container_and_no_record() {
     no_run_record(&sb);
 
     // An error document passes through cloon-run untouched, and nothing runs.
-    let err_doc = json!({"cloonVersion": "1", "error": {"code": 7, "stage": "cloon-spec", "msg": "m", "details": ""}});
-    let run = sb.tool("cloon-run", &[], &err_doc.to_string());
-    assert_eq!(run.status, 7);
-    assert_eq!(run.json(), err_doc);
+    sb.assert_error_passes_through(STAGE, &[], "cloon-spec", 7);
     sb.tool("cloon-spec", &["down"], &doc).ok();
     sb.assert_clean(&[]);
 }
@@ -400,17 +326,8 @@ fn down_of_a_container_that_died_or_vanished() {
     let Some(sb) = Sandbox::new("run-gone") else {
         return;
     };
-    let rootfs = busybox_rootfs(&sb);
     let name = unique("rg");
-    let _cleanup = Cleanup {
-        sb: &sb,
-        runtime: "crun",
-        root: "/run/crun",
-        name: name.clone(),
-    };
-    let doc = spec(&sb, &name, rootfs.to_str().unwrap(), &[]);
-    let up = sb.tool("cloon-run", &[], &doc);
-    assert_eq!(up.status, 0, "{}", up.stderr);
+    let up = spec_and_run(&sb, &name, &[], &[]);
     let pid = up.json()["container"]["pid"].as_i64().unwrap();
 
     // The process killed behind cloon's back (the article's `kill -9`): check says drift.
@@ -427,8 +344,7 @@ fn down_of_a_container_that_died_or_vanished() {
     sb.sh(&format!("crun --root /run/crun delete -f {name}"))
         .ok();
     assert_eq!(sb.tool("cloon-run", &["check"], &up.stdout).status, 104);
-    let down = sb.tool("cloon-run", &["down"], &up.stdout);
-    sb.tool("cloon-spec", &["down"], &down.ok()).ok();
+    run_and_spec_down(&sb, &[], &up.stdout);
     sb.assert_clean(&[]);
 }
 
@@ -441,17 +357,8 @@ fn exec_gets_a_terminal_when_stdin_is_one() {
         eprintln!("skipping: script (util-linux) is not installed");
         return;
     }
-    let rootfs = busybox_rootfs(&sb);
     let name = unique("rt");
-    let _cleanup = Cleanup {
-        sb: &sb,
-        runtime: "crun",
-        root: "/run/crun",
-        name: name.clone(),
-    };
-    let doc = spec(&sb, &name, rootfs.to_str().unwrap(), &[]);
-    let up = sb.tool("cloon-run", &[], &doc);
-    assert_eq!(up.status, 0, "{}", up.stderr);
+    let up = spec_and_run(&sb, &name, &[], &[]);
     let run = tool_path("cloon-run");
     // `script` gives the command a pseudo-terminal as stdin: exec adds --tty by itself.
     let tty = sb.sh(&format!(
@@ -480,7 +387,6 @@ fn exec_gets_a_terminal_when_stdin_is_one() {
         .unwrap();
     let out = child.wait_with_output().unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout), "through stdin\n");
-    let down = sb.tool("cloon-run", &["down"], &up.stdout);
-    sb.tool("cloon-spec", &["down"], &down.ok()).ok();
+    run_and_spec_down(&sb, &[], &up.stdout);
     sb.assert_clean(&[]);
 }

@@ -4,29 +4,11 @@
 //! The root filesystem is a plain directory holding a static busybox, so these tests do not
 //! depend on cloon-img or cloon-overlay.
 
-use cloon_tests::{Run, Sandbox};
+use cloon_tests::{unique, Sandbox};
 use serde_json::{json, Value};
-use std::fs;
-use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 
-/// A root filesystem with busybox and the applets the tests use.
-fn busybox_rootfs(sb: &Sandbox) -> PathBuf {
-    let root = sb.path("rootfs");
-    for dir in ["bin", "proc", "sys", "dev", "tmp", "etc"] {
-        fs::create_dir_all(root.join(dir)).expect("rootfs dir");
-    }
-    fs::copy("/bin/busybox", root.join("bin/busybox")).expect("busybox-static must be installed");
-    for applet in ["sh", "sleep", "ip", "hostname", "cat", "ls", "ps", "true"] {
-        symlink("busybox", root.join("bin").join(applet)).expect("applet link");
-    }
-    root
-}
-
-/// A container name no other test (or concurrent run) uses: crun names cgroups after it.
-fn unique(tag: &str) -> String {
-    format!("{tag}{}", std::process::id())
-}
+const STAGE: &str = "cloon-spec";
 
 fn oci_validate() -> Option<PathBuf> {
     let tool = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/tools/oci-validate");
@@ -50,18 +32,12 @@ fn exists(sb: &Sandbox, path: &str) -> bool {
     sb.sh(&format!("test -e {path}")).status == 0
 }
 
-fn error_code(run: &Run) -> u64 {
-    run.json()["error"]["code"]
-        .as_u64()
-        .unwrap_or_else(|| panic!("no error document: {}", run.stdout))
-}
-
 #[test]
 fn spec_up_writes_a_valid_bundle_and_down_removes_it() {
     let Some(sb) = Sandbox::new("spec-basic") else {
         return;
     };
-    let rootfs = busybox_rootfs(&sb);
+    let rootfs = sb.busybox_rootfs();
     let name = unique("sb");
     let r = rootfs.to_str().unwrap();
     let run = sb.tool(
@@ -102,7 +78,7 @@ fn spec_up_writes_a_valid_bundle_and_down_removes_it() {
 
     // A second up for the same name is refused and does not undo the first.
     let again = sb.tool("cloon-spec", &["--name", &name, "--rootfs", r], "");
-    assert_eq!((again.status, error_code(&again)), (101, 101));
+    again.assert_error(STAGE, 101);
     assert!(exists(&sb, &path));
 
     let down = sb.tool("cloon-spec", &["down"], &run.stdout).json();
@@ -129,7 +105,7 @@ fn spec_takes_the_netns_and_rootfs_from_the_document() {
     let Some(sb) = Sandbox::new("spec-doc") else {
         return;
     };
-    let rootfs = busybox_rootfs(&sb);
+    let rootfs = sb.busybox_rootfs();
     let name = unique("sd");
     let ns = unique("cloonspec");
     sb.sh(&format!("ip netns add {ns}")).ok();
@@ -180,7 +156,7 @@ fn spec_refusals_leave_nothing() {
     let Some(sb) = Sandbox::new("spec-refuse") else {
         return;
     };
-    let rootfs = busybox_rootfs(&sb);
+    let rootfs = sb.busybox_rootfs();
     let name = unique("sr");
     let r = rootfs.to_str().unwrap();
     let host_dir = sb.dir.to_str().unwrap().to_string();
@@ -207,16 +183,13 @@ fn spec_refusals_leave_nothing() {
         args.extend(extra.iter().copied());
         let run = sb.tool("cloon-spec", &args, "");
         assert_eq!(run.status as u64, code, "{extra:?}: {}", run.stderr);
-        assert_eq!(error_code(&run), code);
-        let msg = run.json()["error"]["msg"].as_str().unwrap().to_string();
+        let doc = run.assert_error(STAGE, code);
+        let msg = doc["error"]["msg"].as_str().unwrap().to_string();
         assert!(msg.contains(words), "{extra:?}: {msg}");
         assert!(run.stderr.contains(&msg), "the message goes to stderr too");
         sb.assert_clean(&[]);
     }
     // An error document passes through untouched.
-    let err = r#"{"cloonVersion":"1","error":{"code":5,"stage":"cloon-overlay","msg":"m","details":"d"}}"#;
-    let run = sb.tool("cloon-spec", &[], err);
-    assert_eq!(run.status, 5);
-    assert_eq!(run.json()["error"]["stage"], "cloon-overlay");
+    sb.assert_error_passes_through(STAGE, &[], "cloon-overlay", 5);
     sb.assert_clean(&[]);
 }
