@@ -54,6 +54,47 @@ pub fn unique(tag: &str) -> String {
     format!("{tag}{}", std::process::id())
 }
 
+/// `../shared/tools/oci-validate` (next to the clone, where CI has it too), which checks a
+/// config.json against the OCI runtime-spec schema. When it is missing, the check fails with
+/// `CLOON_REQUIRE_ROOT=1` or `CI` set, and is skipped with a message otherwise (`None`).
+pub fn oci_validate() -> Option<PathBuf> {
+    let tool = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/tools/oci-validate");
+    if tool.is_file() {
+        return Some(tool);
+    }
+    let required = std::env::var("CLOON_REQUIRE_ROOT").as_deref() == Ok("1")
+        || std::env::var_os("CI").is_some();
+    assert!(
+        !required,
+        "{} is missing and CLOON_REQUIRE_ROOT=1 or CI is set: the OCI schema check cannot be skipped",
+        tool.display()
+    );
+    eprintln!(
+        "skipping the OCI schema check: {} is missing",
+        tool.display()
+    );
+    None
+}
+
+/// Asserts that the config.json at `path` is valid against the OCI runtime-spec schema (see
+/// [`oci_validate`]).
+pub fn assert_valid_config(path: &Path) {
+    let Some(tool) = oci_validate() else {
+        return;
+    };
+    let out = Command::new(&tool)
+        .arg(path)
+        .output()
+        .expect("oci-validate");
+    assert!(
+        out.status.success(),
+        "oci-validate {}: {}{}",
+        path.display(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// Shell code that adds a standalone interface NAME: a dummy, or a bridge on kernels built
 /// without the dummy driver (as on some test machines).
 pub fn add_standalone(name: &str) -> String {
@@ -241,6 +282,34 @@ impl Sandbox {
     /// The sandbox's `eth0`: its index, flags, state, MAC address and addresses.
     pub fn eth0(&self) -> String {
         self.sh("ip -o link show eth0; ip -o addr show eth0").ok()
+    }
+
+    /// The path and text of the config.json of the bundle the document `doc` names (a file in the
+    /// sandbox's `/run`).
+    fn config_text(&self, doc: &serde_json::Value) -> (String, String) {
+        let path = doc["bundle"]["config"]
+            .as_str()
+            .expect("bundle.config")
+            .to_string();
+        let text = self.sh(&format!("cat {path}")).ok();
+        (path, text)
+    }
+
+    /// The path and contents of the config.json of the bundle the document `doc` names.
+    pub fn config_of(&self, doc: &serde_json::Value) -> (String, serde_json::Value) {
+        let (path, text) = self.config_text(doc);
+        let config = serde_json::from_str(&text).expect("config.json is JSON");
+        (path, config)
+    }
+
+    /// Asserts that the config.json of the bundle the document `doc` names is valid against the
+    /// OCI runtime-spec schema, checking a copy in the scratch directory.
+    pub fn assert_valid_config(&self, doc: &serde_json::Value) {
+        let (path, text) = self.config_text(doc);
+        let copy = self.path("config.json");
+        std::fs::write(&copy, text).unwrap_or_else(|e| panic!("copy of {path}: {e}"));
+        assert_valid_config(&copy);
+        let _ = std::fs::remove_file(&copy);
     }
 
     /// A path in the scratch directory.

@@ -49,6 +49,8 @@ fn pipeline_up_and_down(sb: &Sandbox, name: &str, run_flags: &str) {
             "container"
         ]
     );
+    // The bundle cloon-spec wrote is a valid OCI configuration.
+    sb.assert_valid_config(&doc);
     assert_eq!(doc["container"]["status"], "running");
     let pid = doc["container"]["pid"].as_i64().expect("pid");
     assert!(std::path::Path::new(&format!("/proc/{pid}")).exists());

@@ -5,28 +5,9 @@
 //! depend on cloon-img or cloon-overlay.
 
 use cloon_tests::{unique, Sandbox};
-use serde_json::{json, Value};
-use std::path::{Path, PathBuf};
+use serde_json::json;
 
 const STAGE: &str = "cloon-spec";
-
-fn oci_validate() -> Option<PathBuf> {
-    let tool = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/tools/oci-validate");
-    tool.is_file().then_some(tool)
-}
-
-/// The path and contents of the bundle's config.json (in the sandbox's `/run`).
-fn config_of(sb: &Sandbox, doc: &Value) -> (String, Value) {
-    let path = doc["bundle"]["config"]
-        .as_str()
-        .expect("bundle.config")
-        .to_string();
-    let text = sb.sh(&format!("cat {path}")).ok();
-    (
-        path,
-        serde_json::from_str(&text).expect("config.json is JSON"),
-    )
-}
 
 fn exists(sb: &Sandbox, path: &str) -> bool {
     sb.sh(&format!("test -e {path}")).status == 0
@@ -49,15 +30,9 @@ fn spec_up_writes_a_valid_bundle_and_down_removes_it() {
     assert_eq!(run.status, 0, "{}{}", run.stdout, run.stderr);
     assert_eq!(out["name"], name.as_str());
     assert_eq!(out["bundle"]["path"], format!("/run/cloon/{name}/bundle"));
-    let (path, config) = config_of(&sb, &out);
+    let (path, config) = sb.config_of(&out);
     assert_eq!(path, format!("/run/cloon/{name}/bundle/config.json"));
-
-    if let Some(tool) = oci_validate() {
-        let v = sb.sh(&format!("{} {path}", tool.display()));
-        assert_eq!(v.status, 0, "oci-validate: {}{}", v.stdout, v.stderr);
-    } else {
-        eprintln!("oci-validate not found: schema check skipped");
-    }
+    sb.assert_valid_config(&out);
     assert_eq!(config["root"], json!({"path": r, "readonly": false}));
     assert_eq!(config["process"]["terminal"], false);
     assert_eq!(config["hostname"], name.as_str());
@@ -125,7 +100,7 @@ fn spec_takes_the_netns_and_rootfs_from_the_document() {
     let out = run.json();
     assert_eq!(run.status, 0, "{}", run.stderr);
     assert_eq!(out["user"], json!({"kept": [1, 2]}));
-    let (_, config) = config_of(&sb, &out);
+    let (_, config) = sb.config_of(&out);
     assert_eq!(config["root"]["path"], rootfs.to_str().unwrap());
     assert_eq!(
         config["linux"]["namespaces"][1],
@@ -141,7 +116,7 @@ fn spec_takes_the_netns_and_rootfs_from_the_document() {
         &["--name", &name, "--rootfs", r, "--netns", &ns],
         "",
     );
-    let (_, config) = config_of(&sb, &run.json());
+    let (_, config) = sb.config_of(&run.json());
     assert_eq!(
         config["linux"]["namespaces"][1]["path"],
         format!("/run/netns/{ns}")
