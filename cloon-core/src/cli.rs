@@ -20,6 +20,18 @@ impl Common {
     pub fn state(&self) -> Result<crate::state::StateDir> {
         crate::state::StateDir::new(self.state_dir.as_deref())
     }
+
+    /// Runs a tool's `dispatch` with its state directory, or reports why there is none.
+    pub fn with_state(
+        &self,
+        stage: &str,
+        dispatch: impl FnOnce(&crate::state::StateDir) -> ExitCode,
+    ) -> ExitCode {
+        match self.state() {
+            Ok(state) => dispatch(&state),
+            Err(e) => fail(stage, &e),
+        }
+    }
 }
 
 /// `--name`, the flag of the actions on one container's record (`down`, `check`, `show`).

@@ -108,6 +108,22 @@ impl StateDir {
         })
     }
 
+    /// Reads the record of `stage`, which must exist: without one, a [`Code::Unknown`] error says
+    /// that cloon has no `what` for `name`.
+    pub fn require<T: DeserializeOwned>(&self, name: &str, stage: &str, what: &str) -> Result<T> {
+        match self.load(name, stage)? {
+            Some(record) => Ok(record),
+            None => Err(Error::new(
+                Code::Unknown,
+                format!("cloon has no {what} for \"{name}\": bring it up first"),
+            )
+            .details(format!(
+                "no record {}",
+                self.record_path(name, stage)?.display()
+            ))),
+        }
+    }
+
     /// Deletes the record of `stage`, then the container's directory if nothing else is in it.
     pub fn release(&self, name: &str, stage: &str) -> Result<()> {
         let path = self.record_path(name, stage)?;
@@ -198,6 +214,8 @@ mod tests {
         st.release("A", "netns").unwrap();
         assert!(!st.dir("A").unwrap().exists());
         assert_eq!(st.load::<serde_json::Value>("A", "netns").unwrap(), None);
+        let err = st.require::<serde_json::Value>("A", "netns", "network namespace");
+        assert_eq!(err.unwrap_err().code, Code::Unknown);
         fs::remove_dir_all(&root).unwrap();
     }
 

@@ -9,14 +9,7 @@ use std::path::Path;
 
 /// The record of `name` (what `show` prints), or [`Code::Unknown`].
 pub fn record(state: &StateDir, name: &str) -> Result<Record> {
-    state.load::<Record>(name, PART)?.ok_or_else(|| {
-        Error::new(
-            Code::Unknown,
-            format!(
-                "cloon has no namespace recorded for {name}: bring it up first (cloon-netns up)"
-            ),
-        )
-    })
+    state.require(name, PART, "network namespace")
 }
 
 /// Runs `check`: the `netns` part as recorded if the kernel still matches the record, else a

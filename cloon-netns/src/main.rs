@@ -2,6 +2,7 @@
 
 use clap::{Parser, Subcommand};
 use cloon_core::cli::{self, Common, NameArgs};
+use cloon_core::StateDir;
 use cloon_netns::{UpArgs, PART, STAGE};
 use std::process::ExitCode;
 
@@ -31,17 +32,18 @@ enum Cmd {
 
 fn main() -> ExitCode {
     let cli: Cli = cli::parse();
-    let state = match cli.common.state() {
-        Ok(state) => state,
-        Err(e) => return cli::fail(STAGE, &e),
-    };
-    match cli.cmd.unwrap_or(Cmd::Up(cli.up)) {
-        Cmd::Up(args) => cli::run_step(STAGE, |doc| cloon_netns::up(&state, &args, doc)),
-        Cmd::Down(n) => cli::run_down(STAGE, PART, n.get(), |name| cloon_netns::down(&state, name)),
-        Cmd::Check(n) => cli::run_check(STAGE, PART, n.get(), |name| {
-            cloon_netns::check(&state, name)
-        }),
-        Cmd::Show(n) => cli::run_show(STAGE, n.get(), |name| cloon_netns::record(&state, name)),
+    let cmd = cli.cmd.unwrap_or(Cmd::Up(cli.up));
+    cli.common.with_state(STAGE, |state| dispatch(state, cmd))
+}
+
+fn dispatch(state: &StateDir, cmd: Cmd) -> ExitCode {
+    match cmd {
+        Cmd::Up(args) => cli::run_step(STAGE, |doc| cloon_netns::up(state, &args, doc)),
+        Cmd::Down(n) => cli::run_down(STAGE, PART, n.get(), |name| cloon_netns::down(state, name)),
+        Cmd::Check(n) => {
+            cli::run_check(STAGE, PART, n.get(), |name| cloon_netns::check(state, name))
+        }
+        Cmd::Show(n) => cli::run_show(STAGE, n.get(), |name| cloon_netns::record(state, name)),
     }
 }
 

@@ -197,10 +197,5 @@ pub fn check(state: &StateDir, name: &str) -> Result<Overlay> {
 
 /// The record of `name` (what `show` prints), or [`Code::Unknown`].
 pub fn record(state: &StateDir, name: &str) -> Result<Record> {
-    state.load::<Record>(name, PART)?.ok_or_else(|| {
-        Error::new(
-            Code::Unknown,
-            format!("cloon-overlay has no record of \"{name}\""),
-        )
-    })
+    state.require(name, PART, "overlay")
 }

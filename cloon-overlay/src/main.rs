@@ -2,6 +2,7 @@
 
 use clap::{Parser, Subcommand};
 use cloon_core::cli::{self, Common, NameArgs};
+use cloon_core::StateDir;
 use cloon_overlay::{UpArgs, PART, STAGE};
 use std::process::ExitCode;
 
@@ -36,18 +37,19 @@ enum Cmd {
 
 fn main() -> ExitCode {
     let cli: Cli = cli::parse();
-    let state = match cli.common.state() {
-        Ok(state) => state,
-        Err(e) => return cli::fail(STAGE, &e),
-    };
-    match cli.cmd.unwrap_or(Cmd::Up(cli.up)) {
-        Cmd::Up(args) => cli::run_step(STAGE, |doc| cloon_overlay::up(&state, &args, doc)),
+    let cmd = cli.cmd.unwrap_or(Cmd::Up(cli.up));
+    cli.common.with_state(STAGE, |state| dispatch(state, cmd))
+}
+
+fn dispatch(state: &StateDir, cmd: Cmd) -> ExitCode {
+    match cmd {
+        Cmd::Up(args) => cli::run_step(STAGE, |doc| cloon_overlay::up(state, &args, doc)),
         Cmd::Down(n) => cli::run_down(STAGE, PART, n.get(), |name| {
-            cloon_overlay::down(&state, name)
+            cloon_overlay::down(state, name)
         }),
         Cmd::Check(n) => cli::run_check(STAGE, PART, n.get(), |name| {
-            cloon_overlay::check(&state, name)
+            cloon_overlay::check(state, name)
         }),
-        Cmd::Show(n) => cli::run_show(STAGE, n.get(), |name| cloon_overlay::record(&state, name)),
+        Cmd::Show(n) => cli::run_show(STAGE, n.get(), |name| cloon_overlay::record(state, name)),
     }
 }

@@ -142,13 +142,7 @@ impl RunRecord {
 
 /// The record of `name` (what `show` prints), or [`Code::Unknown`].
 pub fn record(state: &StateDir, name: &str) -> Result<RunRecord> {
-    state.load(name, RECORD)?.ok_or_else(|| {
-        Error::new(
-            Code::Unknown,
-            format!("cloon-run has no container \"{name}\""),
-        )
-        .details(format!("no record under {}", state.root().display()))
-    })
+    state.require(name, RECORD, "container")
 }
 
 /// `up`: creates and starts the container, records it, adds `container`.

@@ -2,6 +2,7 @@
 
 use clap::{Parser, Subcommand};
 use cloon_core::cli::{self, Common, NameArgs};
+use cloon_core::StateDir;
 use cloon_run::{ExecArgs, StopArgs, UpArgs, PART, STAGE};
 use std::process::ExitCode;
 
@@ -47,24 +48,23 @@ enum Cmd {
 
 fn main() -> ExitCode {
     let cli: Cli = cli::parse();
-    let state = match cli.common.state() {
-        Ok(state) => state,
-        Err(e) => return cli::fail(STAGE, &e),
-    };
-    match cli.cmd.unwrap_or(Cmd::Up(cli.up)) {
-        Cmd::Up(args) => cli::run_step(STAGE, |doc| cloon_run::up(&state, &args, doc)),
+    let cmd = cli.cmd.unwrap_or(Cmd::Up(cli.up));
+    cli.common.with_state(STAGE, |state| dispatch(state, cmd))
+}
+
+fn dispatch(state: &StateDir, cmd: Cmd) -> ExitCode {
+    match cmd {
+        Cmd::Up(args) => cli::run_step(STAGE, |doc| cloon_run::up(state, &args, doc)),
         Cmd::Down { name, stop } => cli::run_down(STAGE, PART, name.get(), |name| {
-            cloon_run::down(&state, name, &stop)
+            cloon_run::down(state, name, &stop)
         }),
-        Cmd::Check(n) => {
-            cli::run_check(STAGE, PART, n.get(), |name| cloon_run::check(&state, name))
-        }
-        Cmd::Show(n) => cli::run_show(STAGE, n.get(), |name| cloon_run::record(&state, name)),
-        Cmd::Exec(args) => match cloon_run::exec(&state, &args) {
+        Cmd::Check(n) => cli::run_check(STAGE, PART, n.get(), |name| cloon_run::check(state, name)),
+        Cmd::Show(n) => cli::run_show(STAGE, n.get(), |name| cloon_run::record(state, name)),
+        Cmd::Exec(args) => match cloon_run::exec(state, &args) {
             Ok(status) => ExitCode::from(u8::try_from(status).unwrap_or(1)),
             Err(e) => cli::fail(STAGE, &e),
         },
-        Cmd::State { name } => cli::run_query(STAGE, || cloon_run::live_state(&state, &name)),
-        Cmd::List => cli::run_query(STAGE, || cloon_run::list(&state)),
+        Cmd::State { name } => cli::run_query(STAGE, || cloon_run::live_state(state, &name)),
+        Cmd::List => cli::run_query(STAGE, || cloon_run::list(state)),
     }
 }

@@ -182,13 +182,7 @@ pub fn down(state: &StateDir, name: &str) -> Result<()> {
 
 /// The record of `name` (what `show` prints), or [`Code::Unknown`].
 pub fn record(state: &StateDir, name: &str) -> Result<SpecRecord> {
-    state.load(name, RECORD)?.ok_or_else(|| {
-        Error::new(
-            Code::Unknown,
-            format!("cloon-spec has no bundle for \"{name}\""),
-        )
-        .details(format!("no record under {}", state.root().display()))
-    })
+    state.require(name, RECORD, "bundle")
 }
 
 /// `check`: the recorded config.json exists and parses; returns the `bundle` part as recorded.
