@@ -10,6 +10,8 @@ use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
 
 /// The OCI runtimes the tests use, each with the state directory (`--root`) it has by default.
 const RUNTIMES: [(&str, &str); 2] = [("crun", "/run/crun"), ("runc", "/run/runc")];
@@ -170,6 +172,33 @@ impl Run {
     }
 }
 
+/// Runs `cmd` with `stdin`, and its output piped; with a `timeout`, fails the test if the command
+/// has not finished, its output closed, by then.
+fn run(cmd: &mut Command, stdin: &str, timeout: Option<Duration>) -> Run {
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let mut input = child.stdin.take().expect("piped");
+    input.write_all(stdin.as_bytes()).expect("write stdin");
+    drop(input);
+    let out = match timeout {
+        None => child.wait_with_output(),
+        Some(timeout) => {
+            let (tx, rx) = mpsc::channel();
+            std::thread::spawn(move || {
+                let _ = tx.send(child.wait_with_output());
+            });
+            rx.recv_timeout(timeout).unwrap_or_else(|_| {
+                panic!("{cmd:?} did not finish within {timeout:?}: something holds its output open")
+            })
+        }
+    };
+    Run::from(out.expect("wait"))
+}
+
 /// Fresh mount and network namespaces, a private `/run`, a scratch directory on the host.
 #[derive(Debug)]
 pub struct Sandbox {
@@ -230,30 +259,34 @@ impl Sandbox {
 
     /// Runs a cloon tool with `args`, giving it `stdin` (empty: no document).
     pub fn tool(&self, tool: &str, args: &[&str], stdin: &str) -> Run {
-        self.run(self.cmd(tool_path(tool)).args(args), stdin)
+        run(self.cmd(tool_path(tool)).args(args), stdin, None)
     }
 
     /// Runs a shell script inside the sandbox, with cloon's tools first in `PATH`.
     pub fn sh(&self, script: &str) -> Run {
+        run(&mut self.sh_cmd(script), "", None)
+    }
+
+    /// Runs a shell script as [`Sandbox::sh`] does, and fails the test if it has not finished,
+    /// its output closed, within `secs`: a container holding a tool's stdout or stderr would keep
+    /// it open.
+    pub fn sh_within(&self, script: &str, secs: u64) -> Run {
+        run(
+            &mut self.sh_cmd(script),
+            "",
+            Some(Duration::from_secs(secs)),
+        )
+    }
+
+    fn sh_cmd(&self, script: &str) -> Command {
         let path = format!(
             "{}:{}",
             bin_dir().display(),
             std::env::var("PATH").unwrap_or_default()
         );
-        self.run(self.cmd("sh").args(["-c", script]).env("PATH", path), "")
-    }
-
-    fn run(&self, cmd: &mut Command, stdin: &str) -> Run {
-        let mut child = cmd
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn");
-        let mut input = child.stdin.take().expect("piped");
-        input.write_all(stdin.as_bytes()).expect("write stdin");
-        drop(input);
-        Run::from(child.wait_with_output().expect("wait"))
+        let mut cmd = self.cmd("sh");
+        cmd.args(["-c", script]).env("PATH", path);
+        cmd
     }
 
     /// Gives `tool` (with `args`) the error document of an earlier `stage` that failed with `code`:

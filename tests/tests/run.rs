@@ -14,30 +14,7 @@ use std::fs;
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::Stdio;
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
-
-/// Runs a shell command line in the sandbox and fails the test if it has not finished, output
-/// closed, within `secs`: a container holding the tool's stdout or stderr would keep it open.
-fn sh_within(sb: &Sandbox, script: &str, secs: u64) -> Run {
-    let mut child = sb
-        .cmd("sh")
-        .args(["-c", script])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    drop(child.stdin.take());
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(child.wait_with_output());
-    });
-    rx.recv_timeout(Duration::from_secs(secs))
-        .unwrap_or_else(|_| panic!("`{script}` did not finish within {secs} s: the pipeline hangs"))
-        .expect("wait")
-        .into()
-}
 
 /// Whether process `pid` is gone (or a zombie its reaper has not collected yet).
 fn dead(pid: i64) -> bool {
@@ -115,8 +92,7 @@ fn crun_up_exec_list_check_down() {
 
     // The article's pipeline: it must return while the container keeps running.
     let started = Instant::now();
-    let up = sh_within(
-        &sb,
+    let up = sb.sh_within(
         &format!(
             "{} --name {name} --rootfs {} | {} --root {}",
             spec.display(),
