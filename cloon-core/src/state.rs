@@ -7,6 +7,7 @@
 
 use crate::error::{Code, Context, Error, Result};
 use crate::name;
+use crate::undo::Undo;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::fs;
@@ -86,6 +87,23 @@ impl StateDir {
         };
         file.write_all(to_json(record).as_bytes())
             .context(|| format!("cannot write {}", path.display()))
+    }
+
+    /// [`StateDir::claim`], then registers the record's release on `undo`, so that an `up` that
+    /// fails leaves no record (and one refused as taken leaves the winner's alone).
+    pub fn claim_with_undo<T: Serialize>(
+        &self,
+        undo: &mut Undo,
+        name: &str,
+        stage: &str,
+        record: &T,
+    ) -> Result<()> {
+        self.claim(name, stage, record)?;
+        let (state, name, stage) = (self.clone(), name.to_string(), stage.to_string());
+        undo.push(move || {
+            let _ = state.release(&name, &stage);
+        });
+        Ok(())
     }
 
     /// Replaces the record of `stage` (it must have been claimed).
@@ -216,6 +234,26 @@ mod tests {
         assert_eq!(st.load::<serde_json::Value>("A", "netns").unwrap(), None);
         let err = st.require::<serde_json::Value>("A", "netns", "network namespace");
         assert_eq!(err.unwrap_err().code, Code::Unknown);
+        fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn a_claim_is_undone_unless_committed_and_a_refused_one_keeps_the_winner() {
+        let root = temp_root("undo");
+        let st = StateDir::new(Some(&root)).unwrap();
+        let mut undo = Undo::new();
+        st.claim_with_undo(&mut undo, "A", "spec", &1).unwrap();
+        drop(undo);
+        assert_eq!(st.load::<i32>("A", "spec").unwrap(), None);
+
+        let mut undo = Undo::new();
+        st.claim_with_undo(&mut undo, "A", "spec", &1).unwrap();
+        undo.commit();
+        let mut undo = Undo::new();
+        let err = st.claim_with_undo(&mut undo, "A", "spec", &2).unwrap_err();
+        assert_eq!(err.code, Code::NameTaken);
+        drop(undo);
+        assert_eq!(st.load::<i32>("A", "spec").unwrap(), Some(1));
         fs::remove_dir_all(&root).unwrap();
     }
 

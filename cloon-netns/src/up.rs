@@ -83,14 +83,8 @@ pub fn up(state: &StateDir, args: &UpArgs, input: Option<Document>) -> Result<Do
         inode: 0,
         links: Vec::new(),
     };
-    state.claim(&plan.name, PART, &record)?;
     let mut undo = Undo::new();
-    {
-        let (state, name) = (state.clone(), plan.name.clone());
-        undo.push(move || {
-            let _ = state.release(&name, PART);
-        });
-    }
+    state.claim_with_undo(&mut undo, &plan.name, PART, &record)?;
 
     let netns = match &plan.target {
         Target::Named(_) => {

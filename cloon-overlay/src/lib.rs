@@ -92,14 +92,8 @@ fn mount_image(state: &StateDir, name: &str, image: &Path) -> Result<Overlay> {
         image_ino,
         overlay: layout(&dir),
     };
-    state.claim(name, PART, &record)?;
     let mut undo = Undo::new();
-    {
-        let (state, name) = (state.clone(), name.to_string());
-        undo.push(move || {
-            let _ = state.release(&name, PART);
-        });
-    }
+    state.claim_with_undo(&mut undo, name, PART, &record)?;
     fs::DirBuilder::new()
         .mode(0o700)
         .create(&dir)

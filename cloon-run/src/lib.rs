@@ -182,11 +182,7 @@ pub fn up(state: &StateDir, args: &UpArgs, input: Option<Document>) -> Result<Do
         pid: 0,
     };
     let mut undo = Undo::new();
-    state.claim(&name, RECORD, &rec)?;
-    let (st, n) = (state.clone(), name.clone());
-    undo.push(move || {
-        let _ = st.release(&n, RECORD);
-    });
+    state.claim_with_undo(&mut undo, &name, RECORD, &rec)?;
     if rt.state(&name)?.is_some() {
         return Err(Error::new(
             Code::NameTaken,

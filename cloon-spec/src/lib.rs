@@ -157,11 +157,7 @@ pub fn up(state: &StateDir, args: &UpArgs, input: Option<Document>) -> Result<Do
         netns: netns.map(|p| p.display().to_string()),
     };
     let mut undo = Undo::new();
-    state.claim(&name, RECORD, &record)?;
-    let (st, n) = (state.clone(), name.clone());
-    undo.push(move || {
-        let _ = st.release(&n, RECORD);
-    });
+    state.claim_with_undo(&mut undo, &name, RECORD, &record)?;
     let d = dir.clone();
     undo.push(move || {
         let _ = bundle::remove(&d);
