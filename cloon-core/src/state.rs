@@ -144,13 +144,7 @@ impl StateDir {
 
     /// Deletes the record of `stage`, then the container's directory if nothing else is in it.
     pub fn release(&self, name: &str, stage: &str) -> Result<()> {
-        let path = self.record_path(name, stage)?;
-        match fs::remove_file(&path) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                return Err(Error::io(format!("cannot remove {}", path.display()), &e))
-            }
-            _ => {}
-        }
+        remove_file(&self.record_path(name, stage)?)?;
         let _ = fs::remove_dir(self.dir(name)?);
         Ok(())
     }
@@ -165,6 +159,16 @@ fn to_json<T: Serialize>(record: &T) -> String {
 /// `path` made absolute against the current directory, without resolving symbolic links.
 pub fn absolute(path: &Path) -> Result<PathBuf> {
     std::path::absolute(path).context(|| format!("cannot make {} absolute", path.display()))
+}
+
+/// Removes a file; one already gone counts as removed.
+pub fn remove_file(path: &Path) -> Result<()> {
+    match fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(Error::io(format!("cannot remove {}", path.display()), &e))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// Removes a directory tree that cloon made, without ever crossing into another filesystem:

@@ -3,7 +3,7 @@
 //! `/run/netns`, a directory made a shared mount so that other mount namespaces see it.
 
 use crate::errors::sys;
-use cloon_core::{Code, Error, Result};
+use cloon_core::{state, Code, Error, Result};
 use nix::errno::Errno;
 use nix::fcntl::{open, OFlag};
 use nix::libc;
@@ -240,27 +240,18 @@ pub fn remove(path: &Path, inode: u64) -> Result<Probe> {
                     e,
                 )
             })?;
-            unlink(path)?;
+            state::remove_file(path)?;
         }
         Probe::Stale => {
             // Only an empty regular file is what an unmounted namespace leaves behind.
             let meta = std::fs::symlink_metadata(path)
                 .map_err(|e| Error::io(format!("cannot inspect {}", path.display()), &e))?;
             if meta.is_file() && meta.len() == 0 {
-                unlink(path)?;
+                state::remove_file(path)?;
             }
         }
     }
     Ok(found)
-}
-
-fn unlink(path: &Path) -> Result<()> {
-    match std::fs::remove_file(path) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-            Err(Error::io(format!("cannot remove {}", path.display()), &e))
-        }
-        _ => Ok(()),
-    }
 }
 
 #[cfg(test)]

@@ -281,13 +281,7 @@ pub fn down(state: &StateDir, name: &str, stop: &StopArgs) -> Result<()> {
     host::require_root(STAGE, "stop containers")?;
     let rt = rec.runtime()?;
     stop_and_delete(&rt, &rec.id, stop.signal, Duration::from_secs(stop.timeout))?;
-    let log = state.dir(name)?.join(LOG);
-    match std::fs::remove_file(&log) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-            return Err(Error::io(format!("cannot remove {}", log.display()), &e))
-        }
-        _ => {}
-    }
+    cloon_core::state::remove_file(&state.dir(name)?.join(LOG))?;
     state.release(name, RECORD)
 }
 
