@@ -4,9 +4,10 @@
 //! addresses, and adds the `netns` part to the cloon document.
 //!
 //! Modules, one concept each: [`parse`] (the `--veth` flag), [`namespace`] (named namespaces,
-//! made without forking), [`link`] (rtnetlink: veths, link state, addresses), [`record`] (what is
-//! kept under the state directory), [`errors`] (failures into cloon errors), and the actions
-//! [`up`], [`down`], [`check`] (with the record `show` prints).
+//! made without forking), [`link`] (rtnetlink: veths, link state, addresses),
+//! [`record`](mod@record) (what is kept under the state directory), [`errors`] (failures into
+//! cloon errors), and the actions [`up`](mod@up), [`down`](mod@down) and [`check`](mod@check)
+//! (with the record `show` prints).
 
 pub mod check;
 pub mod down;

@@ -4,10 +4,10 @@
 use cloon_tests::{add_standalone, Run, Sandbox};
 use serde_json::Value;
 
-const TOOL: &str = "cloon-netns";
+const STAGE: &str = "cloon-netns";
 
 fn netns(sb: &Sandbox, args: &[&str], stdin: &str) -> Run {
-    sb.tool(TOOL, args, stdin)
+    sb.tool(STAGE, args, stdin)
 }
 
 /// The one-line `ip -o link show NAME` of an interface in the sandbox, "" when missing.
@@ -153,8 +153,8 @@ fn down_by_name_without_a_document() {
     // A name cloon never heard of: nothing of cloon's, so nothing to do.
     netns(&sb, &["down", "--name", "never_up"], "").ok();
     // check and show of an unknown name say so.
-    netns(&sb, &["check", "--name", "never_up"], "").assert_error(TOOL, 3);
-    netns(&sb, &["show", "--name", "never_up"], "").assert_error(TOOL, 3);
+    netns(&sb, &["check", "--name", "never_up"], "").assert_error(STAGE, 3);
+    netns(&sb, &["show", "--name", "never_up"], "").assert_error(STAGE, 3);
     sb.assert_clean(&[]);
 }
 
@@ -184,7 +184,7 @@ fn a_second_up_with_the_same_name_is_refused_and_the_first_is_intact() {
         &["--netns", "ns_2", "--veth", "vgt_2:eth0", "--name", "C1"],
         "",
     );
-    run.assert_error(TOOL, 101);
+    run.assert_error(STAGE, 101);
     assert_eq!(link(&sb, "vgt_2"), "");
     assert!(!sb.sh("ls /run/netns").ok().contains("ns_2"));
 
@@ -194,7 +194,7 @@ fn a_second_up_with_the_same_name_is_refused_and_the_first_is_intact() {
         &["--netns", "ns_1", "--veth", "vgt_3:eth0", "--name", "C2"],
         "",
     );
-    run.assert_error(TOOL, 101);
+    run.assert_error(STAGE, 101);
     assert_eq!(link(&sb, "vgt_3"), "");
     assert!(!sb.sh("ls -A /run/cloon").ok().contains("C2"));
 
@@ -204,7 +204,7 @@ fn a_second_up_with_the_same_name_is_refused_and_the_first_is_intact() {
         &["--netns", "ns_4", "--veth", "vgt_1:eth0", "--name", "C4"],
         "",
     );
-    run.assert_error(TOOL, 101);
+    run.assert_error(STAGE, 101);
 
     // The first is untouched.
     assert_eq!(ifindex(&link(&sb, "vgt_1")), index);
@@ -226,7 +226,7 @@ fn a_host_side_name_that_exists_is_refused_and_nothing_is_left() {
         &["--netns", "cloonix_1_1", "--veth", "vgt_1_1_0:eth0"],
         "",
     );
-    let doc = run.assert_error(TOOL, 101);
+    let doc = run.assert_error(STAGE, 101);
     assert!(
         doc["error"]["msg"]
             .as_str()
@@ -304,7 +304,7 @@ fn bad_flags_give_an_error_document_and_touch_nothing() {
         &["--netns", "ns", "--name", "../C"],
     ] {
         let run = netns(&sb, bad, "");
-        let doc = run.assert_error(TOOL, 4);
+        let doc = run.assert_error(STAGE, 4);
         assert!(
             run.stderr.contains("cloon-netns: error:"),
             "{bad:?}: {}",
@@ -314,8 +314,8 @@ fn bad_flags_give_an_error_document_and_touch_nothing() {
     }
     // Valid names, but a path that is no namespace.
     sb.sh("touch /run/notans").ok();
-    netns(&sb, &["--netns", "/run/notans", "--name", "C"], "").assert_error(TOOL, 4);
-    netns(&sb, &["--netns", "/run/nothing", "--name", "C"], "").assert_error(TOOL, 3);
+    netns(&sb, &["--netns", "/run/notans", "--name", "C"], "").assert_error(STAGE, 4);
+    netns(&sb, &["--netns", "/run/nothing", "--name", "C"], "").assert_error(STAGE, 3);
     sb.sh("rm /run/notans").ok();
     sb.assert_clean(&[]);
 }
@@ -326,7 +326,7 @@ fn an_error_document_on_stdin_passes_through() {
         return;
     };
     sb.assert_error_passes_through(
-        TOOL,
+        STAGE,
         &["--netns", "ns", "--veth", "a:eth0"],
         "cloon-overlay",
         102,
@@ -424,7 +424,7 @@ fn a_failure_halfway_undoes_everything() {
         ],
         "",
     );
-    run.assert_error(TOOL, 101);
+    run.assert_error(STAGE, 101);
     assert_eq!(link(&sb, "vgt_a"), "");
     assert_eq!(link(&sb, "vgt_b"), "");
     assert_eq!(
@@ -459,7 +459,7 @@ fn drift_is_reported_and_look_alikes_are_left_alone() {
     // Someone deletes a host end and makes an interface of the same name.
     sb.sh(&format!("ip link del vgt_d && {}", add_standalone("vgt_d")))
         .ok();
-    let doc = netns(&sb, &["check"], &out).assert_error(TOOL, 104);
+    let doc = netns(&sb, &["check"], &out).assert_error(STAGE, 104);
     let msg = doc["error"]["msg"].as_str().unwrap_or("").to_string();
     assert!(msg.contains("vgt_d"), "{msg}");
     assert!(msg.contains("eth0"), "{msg}");
@@ -479,7 +479,7 @@ fn a_namespace_deleted_by_hand_is_drift_and_down_still_succeeds() {
     };
     let out = netns(&sb, &["--netns", "ns_g", "--veth", "vgt_g:eth0"], "").ok();
     sb.sh("ip link del vgt_g && ip netns del ns_g").ok();
-    let doc = netns(&sb, &["check"], &out).assert_error(TOOL, 104);
+    let doc = netns(&sb, &["check"], &out).assert_error(STAGE, 104);
     assert!(
         doc["error"]["msg"]
             .as_str()
@@ -523,7 +523,7 @@ fn a_failure_inside_a_namespace_it_created_undoes_everything() {
         ],
         "",
     );
-    let doc = run.assert_error(TOOL, 5);
+    let doc = run.assert_error(STAGE, 5);
     assert!(
         doc["error"]["msg"]
             .as_str()
