@@ -5,6 +5,7 @@
 pub mod cli;
 pub mod doc;
 pub mod error;
+pub mod explain;
 pub mod host;
 pub mod mounts;
 pub mod name;
