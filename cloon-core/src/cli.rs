@@ -14,6 +14,36 @@ pub struct Common {
     /// Where cloon records what it created [env: CLOON_STATE_DIR] [default: /run/cloon]
     #[arg(long, global = true, value_name = "DIR")]
     pub state_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub explain: ExplainArgs,
+}
+
+/// `--explain` and `--dry-run`, which every tool accepts (see [`crate::explain`]).
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct ExplainArgs {
+    /// Say on stderr, before each action, the shell command that does the same
+    #[arg(long, global = true)]
+    pub explain: bool,
+    /// Say the shell commands on stderr without doing anything
+    #[arg(long, global = true)]
+    pub dry_run: bool,
+}
+
+impl ExplainArgs {
+    /// The mode these flags ask for.
+    pub fn mode(&self) -> crate::explain::Mode {
+        use crate::explain::Mode;
+        match (self.dry_run, self.explain) {
+            (true, _) => Mode::DryRun,
+            (false, true) => Mode::Explain,
+            (false, false) => Mode::Quiet,
+        }
+    }
+
+    /// Puts the mode in force for the rest of the process.
+    pub fn apply(&self) {
+        crate::explain::set(self.mode());
+    }
 }
 
 impl Common {
@@ -21,12 +51,14 @@ impl Common {
         crate::state::StateDir::new(self.state_dir.as_deref())
     }
 
-    /// Runs a tool's `dispatch` with its state directory, or reports why there is none.
+    /// Puts `--explain`/`--dry-run` in force, then runs a tool's `dispatch` with its state
+    /// directory, or reports why there is none.
     pub fn with_state(
         &self,
         stage: &str,
         dispatch: impl FnOnce(&crate::state::StateDir) -> ExitCode,
     ) -> ExitCode {
+        self.explain.apply();
         match self.state() {
             Ok(state) => dispatch(&state),
             Err(e) => fail(stage, &e),

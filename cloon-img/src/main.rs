@@ -16,6 +16,8 @@ use std::process::ExitCode;
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
+    #[command(flatten)]
+    explain: cli::ExplainArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -58,7 +60,9 @@ fn parse_size(text: &str) -> Result<u64, String> {
 }
 
 fn main() -> ExitCode {
-    match Cli::parse().cmd {
+    let cli = Cli::parse();
+    cli.explain.apply();
+    match cli.cmd {
         Cmd::Info { image } => cli::run_query(STAGE, || cloon_img::info(&image)),
         Cmd::Create {
             image,
