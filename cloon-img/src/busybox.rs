@@ -1,10 +1,10 @@
 //! The offline root filesystem: Debian's static busybox, one link per applet, and the few files
 //! and directories a container needs (`/etc/passwd`, `/proc`, `/sys`, `/dev`, `/tmp`).
 
-use cloon_core::{host, Code, Context, Error, Result};
+use cloon_core::{explain, host, Code, Context, Error, Result};
 use std::fs;
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 const PT_INTERP: u32 = 3;
@@ -58,55 +58,112 @@ pub fn find() -> Result<std::path::PathBuf> {
     Ok(path)
 }
 
-/// Fills `root` (an empty directory) with a busybox system.
+/// The directories of the root filesystem, by mode.
+const DIRS: [(u32, &[&str]); 3] = [
+    (
+        0o755,
+        &[
+            "bin", "sbin", "usr/bin", "usr/sbin", "etc", "proc", "sys", "dev", "run", "mnt",
+            "var/log",
+        ],
+    ),
+    (0o700, &["root"]),
+    (0o1777, &["tmp"]),
+];
+
+/// The files of `/etc`.
+const FILES: [(&str, &str); 4] = [
+    (
+        "etc/passwd",
+        "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n",
+    ),
+    ("etc/group", "root:x:0:\nnogroup:x:65534:\n"),
+    ("etc/hosts", "127.0.0.1\tlocalhost\n::1\tlocalhost\n"),
+    ("etc/resolv.conf", ""),
+];
+
+/// `printf FORMAT > FILE`, the shell command that writes `text` to `file`.
+pub fn printf_line(file: &Path, text: &str) -> String {
+    let mut format = String::new();
+    for c in text.chars() {
+        match c {
+            '\\' => format.push_str("\\\\"),
+            '%' => format.push_str("%%"),
+            '\n' => format.push_str("\\n"),
+            '\t' => format.push_str("\\t"),
+            c => format.push(c),
+        }
+    }
+    format!(
+        "printf {} > {}",
+        explain::quote(&format),
+        explain::quote(&file.to_string_lossy())
+    )
+}
+
+/// Fills `root` (an empty directory) with a busybox system; with `--explain` or `--dry-run`,
+/// says each step as a shell command first.
 pub fn populate(root: &Path) -> Result<()> {
     let busybox = find()?;
-    let mkdir = |rel: &str, mode: u32| {
-        let p = root.join(rel);
-        fs::DirBuilder::new()
-            .recursive(true)
-            .mode(mode)
-            .create(&p)
-            .and_then(|()| fs::set_permissions(&p, fs::Permissions::from_mode(mode)))
-            .context(|| format!("cannot create {}", p.display()))
-    };
-    for dir in [
-        "bin", "sbin", "usr/bin", "usr/sbin", "etc", "proc", "sys", "dev", "run", "mnt", "var/log",
-    ] {
-        mkdir(dir, 0o755)?;
-    }
-    mkdir("root", 0o700)?;
-    mkdir("tmp", 0o1777)?;
-    let target = root.join("bin/busybox");
-    fs::copy(&busybox, &target).context(|| format!("cannot copy {}", busybox.display()))?;
-    fs::set_permissions(&target, fs::Permissions::from_mode(0o755))
-        .context(|| format!("cannot chmod {}", target.display()))?;
-    let out = Command::new(&busybox)
-        .arg("--list-full")
-        .output()
-        .context(|| format!("cannot run {} --list-full", busybox.display()))?;
-    for applet in String::from_utf8_lossy(&out.stdout).lines() {
-        let link = root.join(applet);
-        if applet.is_empty() || applet.contains("..") || link == target {
+    let path = |p: &Path| p.to_string_lossy().into_owned();
+    explain::note("a busybox system: the directories, busybox, one link per applet, /etc");
+    for (mode, dirs) in DIRS {
+        let dirs: Vec<PathBuf> = dirs.iter().map(|d| root.join(d)).collect();
+        let mut words = vec![
+            "mkdir".to_string(),
+            "-p".into(),
+            "-m".into(),
+            format!("{mode:o}"),
+        ];
+        words.extend(dirs.iter().map(|d| path(d)));
+        if !explain::step(&words) {
             continue;
         }
-        match std::os::unix::fs::symlink("/bin/busybox", &link) {
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-            other => other.context(|| format!("cannot link {}", link.display()))?,
+        for dir in dirs {
+            fs::DirBuilder::new()
+                .recursive(true)
+                .mode(mode)
+                .create(&dir)
+                .and_then(|()| fs::set_permissions(&dir, fs::Permissions::from_mode(mode)))
+                .context(|| format!("cannot create {}", dir.display()))?;
         }
     }
-    let files = [
-        (
-            "etc/passwd",
-            "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n",
-        ),
-        ("etc/group", "root:x:0:\nnogroup:x:65534:\n"),
-        ("etc/hosts", "127.0.0.1\tlocalhost\n::1\tlocalhost\n"),
-        ("etc/resolv.conf", ""),
-    ];
-    for (rel, text) in files {
+    let target = root.join("bin/busybox");
+    if explain::step(&["cp", &path(&busybox), &path(&target)]) {
+        fs::copy(&busybox, &target).context(|| format!("cannot copy {}", busybox.display()))?;
+    }
+    if explain::step(&["chmod", "755", &path(&target)]) {
+        fs::set_permissions(&target, fs::Permissions::from_mode(0o755))
+            .context(|| format!("cannot chmod {}", target.display()))?;
+    }
+    // bin/busybox is in the list: it is the file itself, not a link.
+    let links = format!(
+        "for a in $({} --list-full); do [ \"$a\" = bin/busybox ] || ln -sf /bin/busybox {}/\"$a\"; done",
+        explain::quote(&path(&busybox)),
+        explain::quote(&path(root))
+    );
+    if explain::shell(&links) {
+        let out = Command::new(&busybox)
+            .arg("--list-full")
+            .output()
+            .context(|| format!("cannot run {} --list-full", busybox.display()))?;
+        for applet in String::from_utf8_lossy(&out.stdout).split_whitespace() {
+            let link = root.join(applet);
+            if applet.contains("..") || link == target {
+                continue;
+            }
+            // An applet listed twice is linked once (`ln -sf`).
+            match std::os::unix::fs::symlink("/bin/busybox", &link) {
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                other => other.context(|| format!("cannot link {}", link.display()))?,
+            }
+        }
+    }
+    for (rel, text) in FILES {
         let p = root.join(rel);
-        fs::write(&p, text).context(|| format!("cannot write {}", p.display()))?;
+        if explain::shell(&printf_line(&p, text)) {
+            fs::write(&p, text).context(|| format!("cannot write {}", p.display()))?;
+        }
     }
     Ok(())
 }
@@ -133,6 +190,22 @@ mod tests {
         assert!(is_static_elf(&elf64(false)));
         assert!(!is_static_elf(&elf64(true)));
         assert!(!is_static_elf(b"#!/bin/sh\n"));
+    }
+
+    #[test]
+    fn printf_lines_write_the_same_bytes() {
+        let dir = std::env::temp_dir().join(format!("cloon-img-printf-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("it's a file");
+        for text in ["a\tb\n% 50%\\n\\\n'x'\n", "", "no newline"] {
+            let status = Command::new("sh")
+                .args(["-ec", &printf_line(&file, text)])
+                .status()
+                .unwrap();
+            assert!(status.success());
+            assert_eq!(fs::read_to_string(&file).unwrap(), text, "{text:?}");
+        }
+        fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! The article's Debian image: `debootstrap --include=... bookworm DIR MIRROR`, with the mirror
 //! taken from the host's apt sources.
 
-use cloon_core::{host, Code, Context, Error, Result};
+use cloon_core::{explain, host, Code, Context, Error, Result};
 use std::path::Path;
 use std::process::{Command, Stdio};
 
@@ -76,21 +76,44 @@ pub fn host_mirror() -> String {
         .unwrap_or_else(|| FALLBACK_MIRROR.to_string())
 }
 
-/// Runs debootstrap into `root`. Its output goes to stderr (stdout carries the document), and it
-/// runs in a private mount namespace, so the `/proc` and `/sys` it mounts in `root` vanish with
-/// it even if it dies half-way.
-pub fn run(suite: &str, include: &str, mirror: &str, root: &Path) -> Result<()> {
-    let program = host::require_program("debootstrap", "debootstrap")?;
+/// Fails unless `suite` looks like a Debian suite name (`bookworm`, `stable`, `trixie-backports`).
+pub fn check_suite(suite: &str) -> Result<()> {
     if suite.is_empty() || !suite.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
         return Err(Error::invalid(format!(
             "--debootstrap {suite:?} is not a suite name: write for example bookworm"
         )));
     }
-    let mut cmd = Command::new(program);
+    Ok(())
+}
+
+/// Runs debootstrap into `root`. Its output goes to stderr (stdout carries the document), and it
+/// runs in a private mount namespace, so the `/proc` and `/sys` it mounts in `root` vanish with
+/// it even if it dies half-way.
+pub fn run(suite: &str, include: &str, mirror: &str, root: &Path) -> Result<()> {
+    let program = host::require_program("debootstrap", "debootstrap")?;
+    check_suite(suite)?;
+    let mut args = Vec::new();
     if !include.is_empty() {
-        cmd.arg(format!("--include={include}"));
+        args.push(format!("--include={include}"));
     }
-    cmd.arg(suite).arg(root).arg(mirror);
+    args.extend([
+        suite.to_string(),
+        root.to_string_lossy().into_owned(),
+        mirror.to_string(),
+    ]);
+    let mut words: Vec<String> = ["unshare", "--mount", "--propagation", "private"]
+        .map(String::from)
+        .into();
+    words.push(explain::program(&program));
+    words.extend(args.iter().cloned());
+    explain::note(
+        "debootstrap, in a private mount namespace: the /proc and /sys it mounts vanish with it",
+    );
+    if !explain::step(&words) {
+        return Ok(());
+    }
+    let mut cmd = Command::new(program);
+    cmd.args(&args);
     let stderr = std::io::stderr()
         .as_fd()
         .try_clone_to_owned()

@@ -13,7 +13,7 @@ pub mod size;
 
 use cloon_core::doc::Image;
 use cloon_core::state::{absolute, remove_tree_one_fs};
-use cloon_core::{host, Code, Context, Error, Result, Undo};
+use cloon_core::{explain, host, Code, Context, Error, Result, Undo};
 use std::path::{Path, PathBuf};
 
 /// The stage name in error documents.
@@ -71,8 +71,15 @@ pub fn info(path: &Path) -> Result<Image> {
 }
 
 /// Builds the image; on failure nothing is left (no half-written image, no staging directory).
+///
+/// With `--explain`, each step is said on stderr as a shell command first; with `--dry-run`, the
+/// steps are said and nothing is made: the `image` part returned then has the size given by
+/// `--size` or computed from `--from-dir`, else 0 (the script computes it in `$size`).
 pub fn create(req: &Create) -> Result<Image> {
-    host::require_root(STAGE, "give the image's files to root")?;
+    let acting = explain::acting();
+    if acting {
+        host::require_root(STAGE, "give the image's files to root")?;
+    }
     let image = absolute(&req.image)?;
     let parent = image.parent().filter(|p| p.is_dir()).ok_or_else(|| {
         Error::invalid(format!(
@@ -95,6 +102,7 @@ pub fn create(req: &Create) -> Result<Image> {
     }
     let mut undo = Undo::new();
     let staging = parent.join(format!(".{file_name}.cloon-rootfs-{}", std::process::id()));
+    let mut staged = false;
     let content = match &req.source {
         Source::Dir(dir) => {
             let dir = absolute(dir)?;
@@ -107,11 +115,20 @@ pub fn create(req: &Create) -> Result<Image> {
             dir
         }
         Source::Busybox | Source::Debootstrap { .. } => {
-            std::fs::create_dir(&staging)
-                .context(|| format!("cannot create {}", staging.display()))?;
+            if let Source::Debootstrap { suite, .. } = &req.source {
+                debootstrap::check_suite(suite)?;
+            }
+            explain::note(
+                "fill a staging directory, then write the image from it with mkfs.ext4 -d: no loop device, no mount",
+            );
+            if explain::step(&["mkdir", &staging.to_string_lossy()]) {
+                std::fs::create_dir(&staging)
+                    .context(|| format!("cannot create {}", staging.display()))?;
+            }
+            staged = true;
             let s = staging.clone();
             undo.push(move || {
-                let _ = remove_tree_one_fs(&s);
+                let _ = remove_staging(&s);
             });
             match &req.source {
                 Source::Busybox => busybox::populate(&staging)?,
@@ -129,23 +146,63 @@ pub fn create(req: &Create) -> Result<Image> {
         }
     };
     let bytes = match req.size {
-        Some(b) => b,
-        None => size::auto(mkfs::disk_usage(&content)?),
+        Some(b) => Some(b),
+        None if acting || !staged => {
+            let used = mkfs::disk_usage(&content)?;
+            let bytes = size::auto(used);
+            explain::note(&format!(
+                "size: {used} bytes of files, plus a quarter, plus 32 MiB, rounded up to a MiB: {bytes}"
+            ));
+            Some(bytes)
+        }
+        None => {
+            explain::note(
+                "size: the files' disk usage, plus a quarter, plus 32 MiB, rounded up to a MiB",
+            );
+            explain::shell(&size::auto_shell(&content));
+            None
+        }
     };
     let tmp = parent.join(format!(".{file_name}.cloon-tmp-{}", std::process::id()));
     let t = tmp.clone();
     undo.push(move || {
-        let _ = std::fs::remove_file(&t);
+        if t.exists() && explain::step(&["rm", "-f", &t.to_string_lossy()]) {
+            let _ = std::fs::remove_file(&t);
+        }
     });
-    mkfs::format(&tmp, bytes, &content, "cloon")?;
+    mkfs::format(&tmp, bytes, &content, mkfs::LABEL)?;
     publish(&tmp, &image, req.force)?;
-    drop(undo); // removes the staging directory; the image is in place
-    info(&image)
+    undo.commit(); // the image is in place
+    if staged {
+        remove_staging(&staging)?;
+    }
+    if acting {
+        info(&image)
+    } else {
+        Ok(Image {
+            path: image.to_string_lossy().into_owned(),
+            fstype: "ext4".into(),
+            bytes: bytes.unwrap_or(0),
+        })
+    }
+}
+
+/// `rm -rf --one-file-system DIR`: removes the staging directory, never across a mount point.
+fn remove_staging(dir: &Path) -> Result<()> {
+    if explain::step(&["rm", "-rf", "--one-file-system", &dir.to_string_lossy()]) {
+        remove_tree_one_fs(dir)?;
+    }
+    Ok(())
 }
 
 /// Moves the finished image into place: atomically, and without replacing a file that appeared
 /// meanwhile unless `force`.
 fn publish(tmp: &Path, image: &Path, force: bool) -> Result<()> {
+    let how = if force { "-f" } else { "-n" };
+    let (t, i) = (tmp.to_string_lossy(), image.to_string_lossy());
+    if !explain::step(&["mv", how, "-T", &t, &i]) {
+        return Ok(());
+    }
     let flags = if force {
         nix::fcntl::RenameFlags::empty()
     } else {

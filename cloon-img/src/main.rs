@@ -6,12 +6,27 @@ use cloon_img::{debootstrap, Create, Source, PART, STAGE};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+const AFTER_HELP: &str = "\
+--explain says on stderr, before each action, the shell command that does the same (mkdir, cp,
+ln, printf, debootstrap, truncate, mkfs.ext4 -d, mv); stdout stays the JSON document. --dry-run
+says the commands and does nothing (root is not needed); they form a script that makes the same
+image. When the size depends on files not made yet (--busybox, --debootstrap without --size),
+the script computes it in $size and the document's image.bytes is 0.
+
+Examples:
+  cloon-img create --busybox bb.img
+  cloon-img create --debootstrap bookworm bookworm.img
+  cloon-img create --from-dir ./rootfs --size 512M my.img
+  cloon-img info bb.img
+  cloon-img create --explain --busybox bb.img          # the steps as shell commands, on stderr
+  cloon-img create --dry-run --busybox bb.img 2>bb.sh  # the same commands, nothing made";
+
 #[derive(Debug, Parser)]
 #[command(
     name = "cloon-img",
     version,
     about = "Make the ext4 image that holds a container's root filesystem (step 1 of the article)",
-    after_help = "Examples:\n  cloon-img create --busybox bb.img\n  cloon-img create --debootstrap bookworm bookworm.img\n  cloon-img create --from-dir ./rootfs --size 512M my.img\n  cloon-img info bb.img"
+    after_help = AFTER_HELP
 )]
 struct Cli {
     #[command(subcommand)]

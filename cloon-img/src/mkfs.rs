@@ -1,7 +1,7 @@
 //! Writing the image: a sparse file of the right size, formatted by `mkfs.ext4 -d DIR`, which
 //! copies the directory into the new filesystem without mounting anything.
 
-use cloon_core::{host, Code, Context, Error, Result};
+use cloon_core::{explain, host, Code, Context, Error, Result};
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -27,19 +27,39 @@ pub fn disk_usage(dir: &Path) -> Result<u64> {
     Ok(total)
 }
 
+/// The label of cloon's images.
+pub const LABEL: &str = "cloon";
+
 /// Makes `file` a sparse file of `bytes` and formats it as ext4 holding the tree `content`.
-pub fn format(file: &Path, bytes: u64, content: &Path, label: &str) -> Result<()> {
+/// `None` as the size is for `--dry-run` only: the size is then the shell variable `$size` of
+/// [`crate::size::auto_shell`].
+pub fn format(file: &Path, bytes: Option<u64>, content: &Path, label: &str) -> Result<()> {
     let mkfs = host::require_program("mkfs.ext4", "e2fsprogs")?;
-    let f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(file)
-        .context(|| format!("cannot create {}", file.display()))?;
-    f.set_len(bytes)
-        .context(|| format!("cannot size {}", file.display()))?;
-    drop(f);
+    let size_word = bytes.map_or_else(|| "\"$size\"".to_string(), |b| b.to_string());
+    let truncate = format!(
+        "truncate -s {size_word} {}",
+        explain::quote(&file.to_string_lossy())
+    );
+    if explain::shell(&truncate) {
+        let bytes = bytes
+            .ok_or_else(|| Error::new(Code::Io, "the size of the image is unknown: give --size"))?;
+        let f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(file)
+            .context(|| format!("cannot create {}", file.display()))?;
+        f.set_len(bytes)
+            .context(|| format!("cannot size {}", file.display()))?;
+    }
+    let args = ["-q", "-F", "-t", "ext4", "-L", label, "-d"];
+    let mut words = vec![explain::program(&mkfs)];
+    words.extend(args.map(String::from));
+    words.extend([content, file].map(|p| p.to_string_lossy().into_owned()));
+    if !explain::step(&words) {
+        return Ok(());
+    }
     let out = Command::new(mkfs)
-        .args(["-q", "-F", "-t", "ext4", "-L", label, "-d"])
+        .args(args)
         .arg(content)
         .arg(file)
         .stdin(Stdio::null())

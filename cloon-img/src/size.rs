@@ -1,6 +1,7 @@
 //! Image sizes: `64M`, `1G`, `1073741824`, and the size chosen when none is given.
 
 use cloon_core::{Error, Result};
+use std::path::Path;
 
 const MIB: u64 = 1 << 20;
 
@@ -46,6 +47,19 @@ pub fn auto(content: u64) -> u64 {
     want.div_ceil(MIB) * MIB
 }
 
+/// The shell code that computes [`auto`] of the files under `dir` into the variable `size`, as
+/// `--dry-run` says it when `dir` is not filled yet: `du -s -l` counts every directory entry's
+/// blocks as [`crate::mkfs::disk_usage`] does, `dir`'s own blocks included, which are taken off.
+pub fn auto_shell(dir: &Path) -> String {
+    let d = cloon_core::explain::quote(&dir.to_string_lossy());
+    let mib = MIB;
+    let base = 32 * MIB;
+    format!(
+        "used=$(( $(du -s -l -B1 {d} | cut -f1) - $(stat -c '%b * %B' {d}) ))\n\
+         size=$(( (used + used / 4 + {base} + {mib} - 1) / {mib} * {mib} ))"
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -63,6 +77,35 @@ mod tests {
         for bad in ["", "M", "12X", "-1G", "1.5G", "99999999999T", "1K"] {
             assert!(parse(bad).is_err(), "{bad} accepted");
         }
+    }
+
+    #[test]
+    fn the_shell_computes_the_same_size() {
+        let dir = std::env::temp_dir().join(format!("cloon-img-size-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("a/b")).unwrap();
+        std::fs::write(dir.join("a/f"), vec![7u8; 100_000]).unwrap();
+        std::fs::hard_link(dir.join("a/f"), dir.join("a/b/g")).unwrap();
+        std::os::unix::fs::symlink("/bin/busybox", dir.join("sh")).unwrap();
+        std::fs::write(dir.join("empty"), "").unwrap();
+        let out = std::process::Command::new("sh")
+            .args([
+                "-ec",
+                &format!("{}\necho \"$used $size\"", auto_shell(&dir)),
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let used = crate::mkfs::disk_usage(&dir).unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            format!("{used} {}", auto(used))
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
