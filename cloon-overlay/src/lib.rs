@@ -8,8 +8,10 @@ pub mod loopdev;
 pub mod mount;
 
 use cloon_core::doc::{Image, Overlay};
-use cloon_core::state::remove_tree_one_fs;
-use cloon_core::{cli, host, mounts, Code, Context, Document, Error, Result, StateDir, Undo};
+use cloon_core::state::{absolute, remove_tree_one_fs};
+use cloon_core::{
+    cli, explain, host, mounts, Code, Context, Document, Error, Result, StateDir, Undo,
+};
 use serde::{Deserialize, Serialize};
 use std::fs;
 use std::os::unix::fs::DirBuilderExt;
@@ -79,31 +81,38 @@ pub fn up(state: &StateDir, args: &UpArgs, input: Option<Document>) -> Result<Do
     Ok(doc)
 }
 
-/// Attaches `image`, mounts it read-only and the overlay over it; all or nothing.
+/// The shell variable that holds the loop device in the commands `--explain` and `--dry-run` say,
+/// and the `overlay.loop` of a dry run's document: the device is known only once attached.
+pub const LOOP_VAR: &str = "$loop";
+
+/// Attaches `image`, mounts it read-only and the overlay over it; all or nothing. With
+/// `--explain`, each step is said as a shell command first; with `--dry-run`, the steps are said
+/// and nothing is done (an image that does not exist yet, as after `cloon-img --dry-run`, is not
+/// checked).
 fn mount_image(state: &StateDir, name: &str, image: &Path) -> Result<Overlay> {
-    host::require_root(STAGE, "attach loop devices and mount")?;
-    let image_part = cloon_img::info(image)?;
-    let image = PathBuf::from(&image_part.path);
-    let (image_dev, image_ino) = loopdev::file_id(&image)?;
+    let acting = explain::acting();
+    if acting {
+        host::require_root(STAGE, "attach loop devices and mount")?;
+    }
+    let (image, (image_dev, image_ino)) = if acting || image.exists() {
+        let image = PathBuf::from(cloon_img::info(image)?.path);
+        let id = loopdev::file_id(&image)?;
+        (image, id)
+    } else {
+        let image = absolute(image)?;
+        explain::note(&format!(
+            "dry run: {} does not exist yet, it is not checked",
+            image.display()
+        ));
+        (image, (0, 0))
+    };
     let dir = state.dir(name)?.join(PART);
     let mut record = Record {
-        image: image_part.path.clone(),
+        image: image.to_string_lossy().into_owned(),
         image_dev,
         image_ino,
         overlay: layout(&dir),
     };
-    let mut undo = Undo::new();
-    state.claim_with_undo(&mut undo, name, PART, &record)?;
-    fs::DirBuilder::new()
-        .mode(0o700)
-        .create(&dir)
-        .context(|| format!("cannot create {}", dir.display()))?;
-    {
-        let dir = dir.clone();
-        undo.push(move || {
-            let _ = remove_tree_one_fs(&dir);
-        });
-    }
     let o = record.overlay.clone();
     let (lower, upper, work, rootfs) = (
         Path::new(&o.lower),
@@ -111,18 +120,51 @@ fn mount_image(state: &StateDir, name: &str, image: &Path) -> Result<Overlay> {
         Path::new(&o.work),
         Path::new(&o.rootfs),
     );
-    for d in [lower, upper, work, rootfs] {
-        fs::DirBuilder::new()
-            .mode(0o755)
-            .create(d)
-            .context(|| format!("cannot create {}", d.display()))?;
-    }
     let options = mount::overlay_options(lower, upper, work)?;
+    let mut undo = Undo::new();
+    explain::claim(state, &mut undo, name, PART, &record)?;
+    if explain::step(&["mkdir", "-m", "700", &dir.to_string_lossy()]) {
+        fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&dir)
+            .context(|| format!("cannot create {}", dir.display()))?;
+    }
+    {
+        let dir = dir.clone();
+        undo.push(move || {
+            let _ = remove_dir(&dir);
+        });
+    }
+    let mut words = vec!["mkdir", "-m", "755"];
+    words.extend([&o.lower, &o.upper, &o.work, &o.rootfs].map(String::as_str));
+    if explain::step(&words) {
+        for d in [lower, upper, work, rootfs] {
+            fs::DirBuilder::new()
+                .mode(0o755)
+                .create(d)
+                .context(|| format!("cannot create {}", d.display()))?;
+        }
+    }
 
-    let attached = loopdev::attach_read_only(&image)?;
-    record.overlay.loop_dev = attached.path.to_string_lossy().into_owned();
-    state.update(name, PART, &record)?;
-    mount::mount_lower(&attached.path, lower)?;
+    let img = explain::quote(&record.image);
+    explain::shell(&format!("loop=$(losetup --read-only --find --show {img})"));
+    let attached = if acting {
+        let attached = loopdev::attach_read_only(&image)?;
+        record.overlay.loop_dev = attached.path.to_string_lossy().into_owned();
+        explain::note(&format!("{LOOP_VAR} is {}", record.overlay.loop_dev));
+        state.update(name, PART, &record)?;
+        Some(attached)
+    } else {
+        record.overlay.loop_dev = LOOP_VAR.into();
+        None
+    };
+    let mount_lower = format!(
+        "mount -o ro -t ext4 \"{LOOP_VAR}\" {}",
+        explain::quote(&o.lower)
+    );
+    if let (true, Some(a)) = (explain::shell(&mount_lower), &attached) {
+        mount::mount_lower(&a.path, lower)?;
+    }
     {
         let lower = lower.to_path_buf();
         undo.push(move || {
@@ -130,27 +172,57 @@ fn mount_image(state: &StateDir, name: &str, image: &Path) -> Result<Overlay> {
         });
     }
     // The mount now holds the device; autoclear detaches it when the lower is unmounted.
+    explain::note(
+        "the mount holds the device: losetup -d only marks it to go with the unmount (autoclear)",
+    );
+    explain::shell(&format!("losetup -d \"{LOOP_VAR}\""));
     drop(attached);
-    mount::mount_overlay(&options, rootfs)?;
+    if explain::step(&[
+        "mount", "-t", "overlay", "overlay", "-o", &options, &o.rootfs,
+    ]) {
+        mount::mount_overlay(&options, rootfs)?;
+    }
     undo.commit();
     Ok(record.overlay)
+}
+
+/// `rm -rf --one-file-system DIR`, if DIR exists: never across a mount point.
+fn remove_dir(dir: &Path) -> Result<()> {
+    if dir.exists() && explain::step(&["rm", "-rf", "--one-file-system", &dir.to_string_lossy()]) {
+        remove_tree_one_fs(dir)?;
+    }
+    Ok(())
 }
 
 /// Unmounts the overlay and the lower, lets the loop device go, removes the directories and
 /// the record. What is already gone counts as done.
 pub fn down(state: &StateDir, name: &str) -> Result<()> {
     let Some(record) = state.load::<Record>(name, PART)? else {
+        explain::note(&format!(
+            "cloon has no overlay for \"{name}\": nothing to undo"
+        ));
         return Ok(());
     };
-    host::require_root(STAGE, "unmount and detach loop devices")?;
+    if explain::acting() {
+        host::require_root(STAGE, "unmount and detach loop devices")?;
+    }
     let o = &record.overlay;
     mount::unmount(Path::new(&o.rootfs))?;
+    let lower_mounted = mounts::at(Path::new(&o.lower))?.is_some();
     mount::unmount(Path::new(&o.lower))?;
-    if !o.loop_dev.is_empty() {
+    if lower_mounted {
+        explain::note(&format!(
+            "{} goes with this unmount (autoclear)",
+            o.loop_dev
+        ));
+    }
+    // In a dry run the lower is still mounted, and the device still attached, but the unmount
+    // would take it.
+    if !o.loop_dev.is_empty() && (explain::acting() || !lower_mounted) {
         loopdev::detach_if_ours(Path::new(&o.loop_dev), record.image_id())?;
     }
-    remove_tree_one_fs(&state.dir(name)?.join(PART))?;
-    state.release(name, PART)
+    remove_dir(&state.dir(name)?.join(PART))?;
+    explain::release(state, name, PART)
 }
 
 /// Compares the record with the mount table and the loop device; lists every difference.

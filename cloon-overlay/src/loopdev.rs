@@ -73,7 +73,9 @@ pub fn backs(device: &Path, id: (u64, u64)) -> bool {
 
 /// Detaches `device` if it is still backed by the image cloon attached (`losetup -d`).
 pub fn detach_if_ours(device: &Path, id: (u64, u64)) -> Result<()> {
-    if !backs(device, id) {
+    if !backs(device, id)
+        || !cloon_core::explain::step(&["losetup", "-d", &device.to_string_lossy()])
+    {
         return Ok(());
     }
     let ld = LoopDevice::open(device).context(|| format!("cannot open {}", device.display()))?;

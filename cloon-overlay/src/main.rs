@@ -6,13 +6,29 @@ use cloon_core::StateDir;
 use cloon_overlay::{UpArgs, PART, STAGE};
 use std::process::ExitCode;
 
+const AFTER_HELP: &str = "\
+--explain says on stderr, before each action, the shell command that does the same (mkdir,
+losetup, mount, umount, rm); stdout stays the JSON document. The loop device is held in the shell
+variable $loop (`loop=$(losetup --read-only --find --show IMG)`), so the commands run as a
+script; with --explain a note says which device it is. cloon's own records are said as notes.
+--dry-run says the commands and does nothing (root is not needed): the document's overlay.loop is
+then \"$loop\", and an image that does not exist yet (after cloon-img --dry-run) is not checked.
+
+Examples:
+  cloon-img create --busybox bb.img | cloon-overlay --name Cloon1
+  cloon-overlay --image bb.img --name Cloon1 </dev/null
+  cloon-overlay down --name Cloon1
+  cloon-overlay check < Cloon1.json
+  cloon-overlay --explain --image bb.img --name Cloon1 </dev/null   # the steps, on stderr
+  cloon-overlay down --dry-run --name Cloon1                         # what down would do";
+
 #[derive(Debug, Parser)]
 #[command(
     name = "cloon-overlay",
     version,
     args_conflicts_with_subcommands = true,
     about = "Attach an image read-only and mount a copy-on-write overlay over it (step 2 of the article)",
-    after_help = "Examples:\n  cloon-img create --busybox bb.img | cloon-overlay --name Cloon1\n  cloon-overlay --image bb.img --name Cloon1 </dev/null\n  cloon-overlay down --name Cloon1\n  cloon-overlay check < Cloon1.json"
+    after_help = AFTER_HELP
 )]
 struct Cli {
     #[command(subcommand)]

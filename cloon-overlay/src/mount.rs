@@ -63,9 +63,11 @@ pub fn mount_overlay(options: &str, rootfs: &Path) -> Result<()> {
     })
 }
 
-/// `umount TARGET` if something is mounted there; a busy mount is an error to retry later.
+/// `umount TARGET` if something is mounted there (said first with `--explain`); a busy mount is an error to retry later.
 pub fn unmount(target: &Path) -> Result<()> {
-    if mounts::at(target)?.is_none() {
+    if mounts::at(target)?.is_none()
+        || !cloon_core::explain::step(&["umount", &target.to_string_lossy()])
+    {
         return Ok(());
     }
     match umount2(target, MntFlags::empty()) {
