@@ -1,7 +1,7 @@
 //! The OCI bundle on disk: a directory holding `config.json` (the root filesystem stays where it
 //! is; `root.path` is absolute).
 
-use cloon_core::{Context, Error, Result};
+use cloon_core::{explain, Context, Error, Result};
 use std::fs;
 use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
@@ -35,6 +35,23 @@ pub fn write(dir: &Path, config: &str) -> Result<PathBuf> {
     Ok(path)
 }
 
+/// Says, with `--explain` or `--dry-run`, the shell commands that write `config` as [`write`]
+/// does: `mkdir`, `cat` with a here-document holding the exact bytes, `chmod`. Returns whether to
+/// act.
+pub fn explain_write(dir: &Path, config: &str) -> bool {
+    let path = config_path(dir);
+    let (d, p) = (
+        explain::quote(&dir.to_string_lossy()),
+        explain::quote(&path.to_string_lossy()),
+    );
+    explain::shell(&format!("mkdir -p -m 700 {d}"));
+    // No line of a JSON text is `EOF` (its strings cannot hold a raw newline), and the
+    // configuration ends with a newline (spec::to_json), so the here-document has its exact bytes.
+    let newline = if config.ends_with('\n') { "" } else { "\n" };
+    explain::shell(&format!("cat > {p} <<'EOF'\n{config}{newline}EOF"));
+    explain::shell(&format!("chmod 600 {p}"))
+}
+
 /// Reads and parses the bundle's configuration.
 pub fn load(config: &Path) -> Result<oci_spec::runtime::Spec> {
     let text =
@@ -53,8 +70,13 @@ pub fn load(config: &Path) -> Result<oci_spec::runtime::Spec> {
     serde_json::from_value(value).map_err(|e| bad(&e))
 }
 
-/// Removes the bundle directory; a missing one is already removed. Never crosses a mount point.
+/// Removes the bundle directory (`rm -rf --one-file-system`, said with `--explain`); a missing
+/// one is already removed. Never crosses a mount point.
 pub fn remove(dir: &Path) -> Result<()> {
+    if !dir.exists() || !explain::step(&["rm", "-rf", "--one-file-system", &dir.to_string_lossy()])
+    {
+        return Ok(());
+    }
     cloon_core::state::remove_tree_one_fs(dir)
 }
 

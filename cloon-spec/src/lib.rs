@@ -11,7 +11,7 @@ pub mod spec;
 
 use cloon_core::doc::{Bundle, Netns, Overlay};
 use cloon_core::state::absolute;
-use cloon_core::{cli, netns, Code, Document, Error, Result, StateDir, Undo};
+use cloon_core::{cli, explain, netns, Code, Document, Error, Result, StateDir, Undo};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
@@ -107,7 +107,12 @@ pub fn up(state: &StateDir, args: &UpArgs, input: Option<Document>) -> Result<Do
     };
     if let Some(path) = &netns {
         spec::require_absolute("the network namespace", path)?;
-        if std::fs::symlink_metadata(path).is_err() {
+        if !explain::acting() && std::fs::symlink_metadata(path).is_err() {
+            explain::note(&format!(
+                "dry run: the network namespace {} does not exist yet, it is not checked",
+                path.display()
+            ));
+        } else if std::fs::symlink_metadata(path).is_err() {
             return Err(Error::new(
                 Code::Unknown,
                 format!(
@@ -145,6 +150,12 @@ pub fn up(state: &StateDir, args: &UpArgs, input: Option<Document>) -> Result<Do
         args: args.args.clone(),
     };
     let search = spec::search_path(&spec::environment(&inputs.env));
+    if !explain::acting() && !rootfs.is_dir() {
+        explain::note(&format!(
+            "dry run: the root filesystem {} does not exist yet, the command is not looked for in it",
+            rootfs.display()
+        ));
+    }
     command::check(&rootfs, &spec::command(&inputs.args), &search)?;
     let config = spec::to_json(&spec::build(&inputs)?)?;
 
@@ -157,12 +168,14 @@ pub fn up(state: &StateDir, args: &UpArgs, input: Option<Document>) -> Result<Do
         netns: netns.map(|p| p.display().to_string()),
     };
     let mut undo = Undo::new();
-    state.claim_with_undo(&mut undo, &name, RECORD, &record)?;
+    explain::claim(state, &mut undo, &name, RECORD, &record)?;
     let d = dir.clone();
     undo.push(move || {
         let _ = bundle::remove(&d);
     });
-    bundle::write(&dir, &config)?;
+    if bundle::explain_write(&dir, &config) {
+        bundle::write(&dir, &config)?;
+    }
 
     doc.set_name(&name)?;
     doc.set(PART, &record.to_part());
@@ -172,8 +185,16 @@ pub fn up(state: &StateDir, args: &UpArgs, input: Option<Document>) -> Result<Do
 
 /// `down`: removes the bundle and the record. What is already gone counts as done.
 pub fn down(state: &StateDir, name: &str) -> Result<()> {
-    bundle::remove(&bundle_dir(state, name)?)?;
-    state.release(name, RECORD)
+    let dir = bundle_dir(state, name)?;
+    let recorded = state.dir(name)?.join(format!("{RECORD}.json")).exists();
+    if !recorded && !dir.exists() {
+        explain::note(&format!(
+            "cloon has no bundle for \"{name}\": nothing to undo"
+        ));
+        return Ok(());
+    }
+    bundle::remove(&dir)?;
+    explain::release(state, name, RECORD)
 }
 
 /// The record of `name` (what `show` prints), or [`Code::Unknown`].

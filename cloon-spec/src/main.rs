@@ -6,10 +6,30 @@ use cloon_core::StateDir;
 use cloon_spec::{UpArgs, PART, STAGE};
 use std::process::ExitCode;
 
+const AFTER_HELP: &str = "\
+--explain says on stderr, before each action, the shell command that does the same: mkdir of the
+bundle, its config.json written by `cat` from a here-document with the exact bytes, chmod; down:
+rm -rf. cloon's own records are said as notes. stdout stays the JSON document. --dry-run says the
+commands and does nothing (root is not needed); a root filesystem or network namespace that does
+not exist yet (after --dry-run of the earlier steps) is not checked.
+
+Examples:
+  cloon-img create --busybox bb.img | cloon-overlay --name Cloon1 | cloon-spec
+  cloon-spec --rootfs ./rootfs --netns cloonix_1_1 --name Cloon1 </dev/null
+  cloon-spec --cap-add SYS_ADMIN --env LANG=C.UTF-8 --bind /srv:/srv:ro --name C2 --rootfs ./rootfs -- /bin/sh
+  cloon-spec down --name Cloon1
+  cloon-spec --explain --rootfs ./rootfs --name Cloon1 </dev/null   # the steps, on stderr
+  cloon-spec --dry-run --rootfs ./rootfs --name Cloon1 </dev/null   # the same, nothing written";
+
 /// Writes the OCI bundle (config.json) of a container, as `crun spec` and the article's edits do,
 /// and adds `bundle` to the cloon document read on stdin.
 #[derive(Debug, Parser)]
-#[command(name = "cloon-spec", version, args_conflicts_with_subcommands = true)]
+#[command(
+    name = "cloon-spec",
+    version,
+    args_conflicts_with_subcommands = true,
+    after_help = AFTER_HELP
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Option<Cmd>,
