@@ -11,7 +11,9 @@ pub mod runtime;
 
 use cloon_core::doc::{Bundle, Container};
 use cloon_core::state::absolute;
-use cloon_core::{cli, host, name, Code, Context, Document, Error, Result, StateDir, Undo};
+use cloon_core::{
+    cli, explain, host, name, Code, Context, Document, Error, Result, StateDir, Undo,
+};
 use runtime::{Kind, Runtime};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -146,7 +148,12 @@ pub fn record(state: &StateDir, name: &str) -> Result<RunRecord> {
 }
 
 /// `up`: creates and starts the container, records it, adds `container`.
+///
+/// With `--explain`, each runtime command is said on stderr first; with `--dry-run`, they are
+/// said and nothing is done: the `container` part then has pid 0 and an empty status, and a
+/// bundle that does not exist yet (after `cloon-spec --dry-run`) is not checked.
 pub fn up(state: &StateDir, args: &UpArgs, input: Option<Document>) -> Result<Document> {
+    let acting = explain::acting();
     let mut doc = input.unwrap_or_default();
     let name = cli::pick_name(args.name.as_deref(), Some(&doc), STAGE)?;
     let bundle = match &args.bundle {
@@ -159,13 +166,21 @@ pub fn up(state: &StateDir, args: &UpArgs, input: Option<Document>) -> Result<Do
         },
     };
     if !bundle.join("config.json").is_file() {
-        return Err(Error::config(format!(
-            "{} is not an OCI bundle: it has no config.json (make it with cloon-spec)",
+        if acting {
+            return Err(Error::config(format!(
+                "{} is not an OCI bundle: it has no config.json (make it with cloon-spec)",
+                bundle.display()
+            )));
+        }
+        explain::note(&format!(
+            "dry run: the bundle {} has no config.json yet, it is not checked",
             bundle.display()
-        )));
+        ));
     }
     let rt = Runtime::select(args.runtime.as_deref(), args.root.as_deref())?;
-    host::require_root(STAGE, "run containers")?;
+    if acting {
+        host::require_root(STAGE, "run containers")?;
+    }
     if rt.kind == Kind::Crun {
         cgroup::check_for_crun(Path::new(cgroup::UNIFIED_CONTROLLERS))?;
     }
@@ -182,7 +197,7 @@ pub fn up(state: &StateDir, args: &UpArgs, input: Option<Document>) -> Result<Do
         pid: 0,
     };
     let mut undo = Undo::new();
-    state.claim_with_undo(&mut undo, &name, RECORD, &rec)?;
+    explain::claim(state, &mut undo, &name, RECORD, &rec)?;
     if rt.state(&name)?.is_some() {
         return Err(Error::new(
             Code::NameTaken,
@@ -192,18 +207,36 @@ pub fn up(state: &StateDir, args: &UpArgs, input: Option<Document>) -> Result<Do
             ),
         ));
     }
-    std::fs::write(&log, "").context(|| format!("cannot create {}", log.display()))?;
+    explain::note(&format!(
+        "the runtime and the container get /dev/null and the log {}, never cloon-run's own output",
+        log.display()
+    ));
+    if explain::shell(&format!(": > {}", explain::quote(&log.to_string_lossy()))) {
+        std::fs::write(&log, "").context(|| format!("cannot create {}", log.display()))?;
+    }
     let l = log.clone();
     undo.push(move || {
-        let _ = std::fs::remove_file(&l);
+        if explain::step(&["rm", "-f", &l.to_string_lossy()]) {
+            let _ = std::fs::remove_file(&l);
+        }
     });
     let (r, id) = (rt.clone(), name.clone());
     undo.push(move || {
-        let _ = r.delete(&id, true);
+        if !matches!(r.state(&id), Ok(None)) {
+            let _ = r.delete(&id, true);
+        }
     });
 
     rt.create(&bundle, &name, &log)?;
     rt.start(&name, &log)?;
+    let state_line = rt.command_line("state", &[std::ffi::OsStr::new(&name)]);
+    if !explain::shell(&state_line) {
+        // A dry run: the container's pid and status are known once it runs.
+        doc.set_name(&name)?;
+        doc.set(PART, &rec.to_part(String::new()));
+        undo.commit();
+        return Ok(doc);
+    }
     let live = rt.state(&name)?.ok_or_else(|| {
         Error::new(
             Code::Runtime,
@@ -223,6 +256,7 @@ pub fn up(state: &StateDir, args: &UpArgs, input: Option<Document>) -> Result<Do
         }));
     }
     rec.pid = live.pid;
+    explain::note(&format!("its pid is {}", live.pid));
     state.update(&name, RECORD, &rec)?;
 
     doc.set_name(&name)?;
@@ -244,15 +278,28 @@ fn wait_stopped(rt: &Runtime, id: &str, timeout: Duration) -> Result<bool> {
     }
 }
 
-/// Stops (signal, wait, KILL) and deletes the container; one already gone is done.
+/// Stops (signal, wait, KILL) and deletes the container; one already gone is done. With
+/// `--explain`, the runtime commands and the wait are said first; with `--dry-run`, only said.
 pub fn stop_and_delete(rt: &Runtime, id: &str, signal: Signal, timeout: Duration) -> Result<()> {
     let Some(live) = rt.state(id)? else {
+        explain::note(&format!(
+            "{} has no container \"{id}\": nothing to stop",
+            rt.root.display()
+        ));
         return Ok(());
     };
     if live.status != "stopped" {
         // It may stop by itself meanwhile: what counts is the state afterwards.
         let _ = rt.kill(id, signal.as_str());
-        if !wait_stopped(rt, id, timeout)? {
+        explain::note(&format!(
+            "wait until it stops (cloon-run waits {} s, then sends KILL)",
+            timeout.as_secs()
+        ));
+        let wait = format!(
+            "while {} 2>/dev/null | grep -q '\"status\": \"running\"'; do sleep 0.1; done",
+            rt.command_line("state", &[std::ffi::OsStr::new(id)])
+        );
+        if explain::shell(&wait) && !wait_stopped(rt, id, timeout)? {
             let _ = rt.kill(id, Signal::Kill.as_str());
             wait_stopped(rt, id, Duration::from_secs(5))?;
         }
@@ -260,7 +307,7 @@ pub fn stop_and_delete(rt: &Runtime, id: &str, signal: Signal, timeout: Duration
     if rt.delete(id, false).is_err() {
         rt.delete(id, true)?;
     }
-    if rt.state(id)?.is_some() {
+    if explain::acting() && rt.state(id)?.is_some() {
         return Err(Error::new(
             Code::Runtime,
             format!(
@@ -276,13 +323,21 @@ pub fn stop_and_delete(rt: &Runtime, id: &str, signal: Signal, timeout: Duration
 /// of cloon's to stop: success.
 pub fn down(state: &StateDir, name: &str, stop: &StopArgs) -> Result<()> {
     let Some(rec) = state.load::<RunRecord>(name, RECORD)? else {
+        explain::note(&format!(
+            "cloon has no container \"{name}\": nothing to undo"
+        ));
         return Ok(());
     };
-    host::require_root(STAGE, "stop containers")?;
+    if explain::acting() {
+        host::require_root(STAGE, "stop containers")?;
+    }
     let rt = rec.runtime()?;
     stop_and_delete(&rt, &rec.id, stop.signal, Duration::from_secs(stop.timeout))?;
-    cloon_core::state::remove_file(&state.dir(name)?.join(LOG))?;
-    state.release(name, RECORD)
+    let log = state.dir(name)?.join(LOG);
+    if log.exists() && explain::step(&["rm", "-f", &log.to_string_lossy()]) {
+        cloon_core::state::remove_file(&log)?;
+    }
+    explain::release(state, name, RECORD)
 }
 
 /// `check`: the container exists and runs with the recorded process; returns the `container`
@@ -315,7 +370,9 @@ pub fn check(state: &StateDir, name: &str) -> Result<Container> {
 pub fn live_state(state: &StateDir, name: &str) -> Result<Value> {
     name::container(name)?;
     let rec = record(state, name)?;
-    rec.runtime()?.state_json(&rec.id)?.ok_or_else(|| {
+    let rt = rec.runtime()?;
+    explain::shell(&rt.command_line("state", &[std::ffi::OsStr::new(&rec.id)]));
+    rt.state_json(&rec.id)?.ok_or_else(|| {
         Error::new(
             Code::Unknown,
             format!(
@@ -365,9 +422,14 @@ pub fn exec(state: &StateDir, args: &ExecArgs) -> Result<i32> {
     use std::io::IsTerminal;
     name::container(&args.name)?;
     let rec = record(state, &args.name)?;
-    host::require_root(STAGE, "enter containers")?;
+    if explain::acting() {
+        host::require_root(STAGE, "enter containers")?;
+    }
     let rt = rec.runtime()?;
     let tty = args.tty || std::io::stdin().is_terminal();
+    if !explain::shell(&rt.exec_line(&rec.id, tty, &args.cmd)) {
+        return Ok(0);
+    }
     let status = rt
         .exec_command(&rec.id, tty, &args.cmd)
         .status()

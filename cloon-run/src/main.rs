@@ -6,11 +6,35 @@ use cloon_core::StateDir;
 use cloon_run::{ExecArgs, StopArgs, UpArgs, PART, STAGE};
 use std::process::ExitCode;
 
+const AFTER_HELP: &str = "\
+--explain says on stderr, before each action, the runtime command that does the same, with the
+runtime and --root actually used: `crun --root R create --bundle B ID </dev/null >/dev/null
+2>>LOG`, `start`, `state`; exec: `crun --root R exec [--tty] ID CMD...`; down: `kill ID KILL`, a
+wait until it stops, `delete ID`. cloon's own records are said as notes. stdout stays the JSON
+document. --dry-run says the commands and does nothing (root is not needed): the document's
+container.pid is then 0 and its status empty, and a bundle not written yet (after cloon-spec
+--dry-run) is not checked.
+
+Examples:
+  ... | cloon-spec | cloon-run > Cloon1.json
+  cloon-run --bundle /run/cloon/Cloon1/bundle --name Cloon1 </dev/null
+  cloon-run exec Cloon1 -- ip addr
+  cloon-run down < Cloon1.json
+  cloon-run --runtime runc --root /run/runc < bundle.json
+  cloon-run --explain < bundle.json                   # the crun commands, on stderr
+  { cloon-img create --dry-run --busybox bb.img | cloon-overlay --dry-run --name Cloon1 \\
+    | cloon-spec --dry-run | cloon-run --dry-run; } 2>cloon1.sh   # the recipe as a script";
+
 /// Runs the container of an OCI bundle with crun (or runc), as the article's `crun create`,
 /// `crun exec`, `kill -9` and `crun delete` do, and adds `container` to the cloon document read
 /// on stdin.
 #[derive(Debug, Parser)]
-#[command(name = "cloon-run", version, args_conflicts_with_subcommands = true)]
+#[command(
+    name = "cloon-run",
+    version,
+    args_conflicts_with_subcommands = true,
+    after_help = AFTER_HELP
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Option<Cmd>,

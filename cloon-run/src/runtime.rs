@@ -1,7 +1,7 @@
 //! The OCI runtime (crun, runc, or another binary with their command line): selecting it, and
 //! running its commands without ever lending it cloon's own stdout or stderr.
 
-use cloon_core::{host, Code, Context, Error, Result};
+use cloon_core::{explain, host, Code, Context, Error, Result};
 use serde::Deserialize;
 use serde_json::Value;
 use std::ffi::OsStr;
@@ -138,6 +138,19 @@ impl Runtime {
         c
     }
 
+    /// The command line of `verb` with `args`, as `--explain` says it: the runtime as a shell
+    /// finds it, its `--root`, the verb, the arguments.
+    pub fn command_line(&self, verb: &str, args: &[&OsStr]) -> String {
+        let mut words = vec![
+            explain::program(&self.program),
+            "--root".into(),
+            self.root.to_string_lossy().into_owned(),
+            verb.into(),
+        ];
+        words.extend(args.iter().map(|a| a.to_string_lossy().into_owned()));
+        explain::command_line(&words)
+    }
+
     fn label(&self, verb: &str) -> String {
         format!("{} {verb}", self.program.display())
     }
@@ -158,6 +171,14 @@ impl Runtime {
     /// stdout are /dev/null, stderr is appended to `log`, which the container inherits. On
     /// failure, the error carries what the runtime wrote to the log.
     fn run_logged(&self, verb: &str, args: &[&OsStr], log: &Path) -> Result<()> {
+        let line = format!(
+            "{} </dev/null >/dev/null 2>>{}",
+            self.command_line(verb, args),
+            explain::quote(&log.to_string_lossy())
+        );
+        if !explain::shell(&line) {
+            return Ok(());
+        }
         let file = fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -183,7 +204,7 @@ impl Runtime {
         .details(read_from(log, start)))
     }
 
-    /// `create --bundle BUNDLE ID`.
+    /// `create --bundle BUNDLE ID` (said first with `--explain`; not run with `--dry-run`).
     pub fn create(&self, bundle: &Path, id: &str, log: &Path) -> Result<()> {
         self.run_logged(
             "create",
@@ -192,7 +213,7 @@ impl Runtime {
         )
     }
 
-    /// `start ID`.
+    /// `start ID` (said first with `--explain`; not run with `--dry-run`).
     pub fn start(&self, id: &str, log: &Path) -> Result<()> {
         self.run_logged("start", &[OsStr::new(id)], log)
     }
@@ -244,7 +265,11 @@ impl Runtime {
         }
     }
 
+    /// Runs `verb` (said first with `--explain`; not with `--dry-run`), a failure an error.
     fn checked(&self, verb: &str, args: &[&OsStr]) -> Result<()> {
+        if !explain::shell(&self.command_line(verb, args)) {
+            return Ok(());
+        }
         let out = self.run_captured(verb, args)?;
         if out.status.success() {
             return Ok(());
@@ -256,15 +281,27 @@ impl Runtime {
         .details(String::from_utf8_lossy(&out.stderr).trim()))
     }
 
+    /// The arguments after `exec`: `[--tty] ID CMD...`.
+    fn exec_args<'a>(id: &'a str, tty: bool, cmd: &'a [String]) -> Vec<&'a OsStr> {
+        let mut args = Vec::new();
+        if tty {
+            args.push(OsStr::new("--tty"));
+        }
+        args.push(OsStr::new(id));
+        args.extend(cmd.iter().map(OsStr::new));
+        args
+    }
+
     /// `exec [--tty] ID CMD...`, with the caller's stdio: an interactive command.
     pub fn exec_command(&self, id: &str, tty: bool, cmd: &[String]) -> Command {
         let mut c = self.command();
-        c.arg("exec");
-        if tty {
-            c.arg("--tty");
-        }
-        c.arg(id).args(cmd);
+        c.arg("exec").args(Self::exec_args(id, tty, cmd));
         c
+    }
+
+    /// The command line of [`Runtime::exec_command`], as `--explain` says it.
+    pub fn exec_line(&self, id: &str, tty: bool, cmd: &[String]) -> String {
+        self.command_line("exec", &Self::exec_args(id, tty, cmd))
     }
 }
 
@@ -414,6 +451,12 @@ mod tests {
         );
         let c = rt.exec_command("C1", false, &["hostname".into()]);
         assert_eq!(c.get_args().count(), 5);
+        assert!(
+            rt.exec_line("C1", true, &["sh".into(), "-c".into(), "exit 7".into()])
+                .ends_with(" --root /run/crun exec --tty C1 sh -c 'exit 7'"),
+            "{}",
+            rt.exec_line("C1", true, &[])
+        );
     }
 
     #[test]
