@@ -103,6 +103,41 @@ pub fn add_standalone(name: &str) -> String {
     format!("(ip link add {name} type dummy 2>/dev/null || ip link add {name} type bridge)")
 }
 
+/// The article's Debian bookworm image (debootstrap with its package list), made once per build
+/// directory by `cloon-img create --debootstrap bookworm` and shared by the tests that run it
+/// (read-only: each container gets its own overlay). `None` when `CLOON_SKIP_DEBOOTSTRAP=1`.
+///
+/// debootstrap needs the network, which sandboxes have not, so the image is made outside them:
+/// cloon-img only writes files (and debootstrap's own mounts stay in a private mount namespace),
+/// so this touches no interface, namespace or host mount.
+pub fn bookworm_image() -> Option<PathBuf> {
+    if std::env::var("CLOON_SKIP_DEBOOTSTRAP").as_deref() == Ok("1") {
+        eprintln!("skipping: CLOON_SKIP_DEBOOTSTRAP=1 (the test needs a debootstrap image)");
+        return None;
+    }
+    let dir = bin_dir().join("cloon-test-cache");
+    std::fs::create_dir_all(&dir).expect("cache dir");
+    let lock = std::fs::File::create(dir.join("bookworm.lock")).expect("lock file");
+    let _lock = nix::fcntl::Flock::lock(lock, nix::fcntl::FlockArg::LockExclusive)
+        .map_err(|(_, e)| e)
+        .expect("lock the image cache");
+    let img = dir.join("bookworm.img");
+    if !img.exists() {
+        let made = Command::new(tool_path("cloon-img"))
+            .args(["create", "--debootstrap", "bookworm"])
+            .arg(&img)
+            .stdin(Stdio::null())
+            .output()
+            .expect("cloon-img");
+        assert!(
+            made.status.success(),
+            "{}",
+            String::from_utf8_lossy(&made.stderr)
+        );
+    }
+    Some(img)
+}
+
 /// Whether privileged tests can run here. Without root they are skipped, unless
 /// `CLOON_REQUIRE_ROOT=1`, where they fail.
 pub fn have_root(test: &str) -> bool {

@@ -4,9 +4,8 @@
 //! Each test names its container after the article's (Cloon1, Cloon2, ...) made unique with
 //! [`unique`]: crun names cgroups after the container, and cgroups are shared by all sandboxes.
 
-use cloon_tests::{sha256, tool_path, unique, Sandbox};
+use cloon_tests::{bookworm_image, sha256, unique, Sandbox};
 use serde_json::Value;
-use std::process::{Command, Stdio};
 
 /// The article's pipeline for container `name`, with `run_flags` for cloon-run; the document
 /// goes to `NAME.json`.
@@ -205,33 +204,18 @@ fn the_articles_bookworm_image_runs() {
     let Some(sb) = Sandbox::new("pipeline-bookworm") else {
         return;
     };
-    if std::env::var("CLOON_SKIP_DEBOOTSTRAP").as_deref() == Ok("1") {
-        eprintln!("skipping the debootstrap test: CLOON_SKIP_DEBOOTSTRAP=1");
+    let Some(img) = bookworm_image() else {
         return;
-    }
-    // debootstrap needs the network, which the sandbox has not: the image is made outside it.
-    // cloon-img only writes files in the scratch directory (and debootstrap's own mounts stay in
-    // a private mount namespace), so this touches no interface, namespace or host mount.
-    let img = sb.path("bookworm.img");
-    let made = Command::new(tool_path("cloon-img"))
-        .args(["create", "--debootstrap", "bookworm"])
-        .arg(&img)
-        .stdin(Stdio::null())
-        .output()
-        .expect("cloon-img");
-    assert!(
-        made.status.success(),
-        "{}",
-        String::from_utf8_lossy(&made.stderr)
-    );
+    };
     let name = unique("Cloon6-");
     let up = in_dir(
         &sb,
         &format!(
-            "cloon-overlay --image bookworm.img --name {name} </dev/null \
+            "cloon-overlay --image {img} --name {name} </dev/null \
              | cloon-netns --netns cloonix_1_1 --veth vgt_1_1_0:eth0,addr=10.0.0.2/24 \
              | cloon-spec -- /usr/bin/tini -s -- sleep infinity \
-             | cloon-run --root /run/crun > {name}.json"
+             | cloon-run --root /run/crun > {name}.json",
+            img = img.display()
         ),
     );
     sb.sh(&up).ok();
