@@ -49,6 +49,10 @@ pub struct UpArgs {
     /// The container's hostname [default: its name]
     #[arg(long, value_name = "HOSTNAME")]
     pub hostname: Option<String>,
+    /// A kernel parameter set in the container's namespaces, e.g. net.ipv4.ip_forward=1 for a
+    /// router; repeatable
+    #[arg(long, value_name = "KEY=VALUE")]
+    pub sysctl: Vec<String>,
     /// The container's command, after `--` [default: sleep infinity]
     #[arg(last = true, value_name = "ARGS")]
     pub args: Vec<String>,
@@ -147,6 +151,11 @@ pub fn up(state: &StateDir, args: &UpArgs, input: Option<Document>) -> Result<Do
         caps,
         env,
         binds,
+        sysctl: args
+            .sysctl
+            .iter()
+            .map(|s| spec::parse_sysctl(s))
+            .collect::<Result<_>>()?,
         args: args.args.clone(),
     };
     let search = spec::search_path(&spec::environment(&inputs.env));

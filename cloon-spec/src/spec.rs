@@ -54,6 +54,8 @@ pub struct Inputs {
     /// `KEY=VALUE` entries added to (or replacing) PATH and TERM.
     pub env: Vec<String>,
     pub binds: Vec<Bind>,
+    /// Kernel parameters the runtime sets in the container's namespaces (`linux.sysctl`).
+    pub sysctl: Vec<(String, String)>,
     /// The process; empty means [`DEFAULT_ARGS`].
     pub args: Vec<String>,
 }
@@ -94,6 +96,27 @@ pub fn parse_env(text: &str) -> Result<String> {
         return Err(bad("the value contains a NUL byte"));
     }
     Ok(text.to_string())
+}
+
+/// Checks a `--sysctl KEY=VALUE` value, e.g. `net.ipv4.ip_forward=1`.
+pub fn parse_sysctl(text: &str) -> Result<(String, String)> {
+    let bad = || {
+        Error::invalid(format!(
+            "--sysctl {text:?} is not KEY=VALUE with a kernel parameter name: \
+             write for example net.ipv4.ip_forward=1"
+        ))
+    };
+    let (key, value) = text.split_once('=').ok_or_else(bad)?;
+    let key_ok = !key.is_empty()
+        && !key.starts_with('.')
+        && !key.contains("..")
+        && key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-/".contains(c));
+    if !key_ok || value.is_empty() || value.contains(['\n', '\0']) {
+        return Err(bad());
+    }
+    Ok((key.to_string(), value.to_string()))
 }
 
 /// Parses `SRC:DST[:ro|:rw]`: SRC an absolute path that exists on the host, DST an absolute path
@@ -332,6 +355,13 @@ pub fn build(inputs: &Inputs) -> Result<Spec> {
             .devices(vec![deny_all])
             .build())?)
         .namespaces(namespaces)
+        .sysctl(
+            inputs
+                .sysctl
+                .iter()
+                .cloned()
+                .collect::<std::collections::HashMap<_, _>>(),
+        )
         .masked_paths(strings(&MASKED_PATHS))
         .readonly_paths(strings(&READONLY_PATHS))
         .build())?;
@@ -368,6 +398,25 @@ pub fn to_json(spec: &Spec) -> Result<String> {
             if let Value::Array(caps) = set {
                 caps.sort_by(|a, b| a.as_str().cmp(&b.as_str()));
             }
+        }
+    }
+    // linux.sysctl is a hash map in oci-spec: write its keys sorted, and leave it out when empty
+    // (as `crun spec` does).
+    if let Some(Value::Object(linux)) = value.pointer_mut("/linux") {
+        match linux.get("sysctl") {
+            Some(Value::Object(map)) if !map.is_empty() => {
+                let mut entries: Vec<(String, Value)> =
+                    map.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+                entries.sort_by(|a, b| a.0.cmp(&b.0));
+                linux.insert(
+                    "sysctl".into(),
+                    Value::Object(entries.into_iter().collect()),
+                );
+            }
+            Some(_) => {
+                linux.shift_remove("sysctl");
+            }
+            None => {}
         }
     }
     let mut text = serde_json::to_string_pretty(&value)
@@ -413,7 +462,33 @@ mod tests {
                 destination: "/mnt/srv".into(),
                 readonly: true,
             }],
+            sysctl: vec![
+                ("net.ipv4.ip_forward".into(), "1".into()),
+                ("net.ipv4.conf.all.rp_filter".into(), "0".into()),
+            ],
             args: vec!["sh".into(), "-c".into(), "sleep 1".into()],
+        }
+    }
+
+    #[test]
+    fn sysctls_are_written_sorted_and_checked() {
+        let v = value(&typical());
+        let keys: Vec<&String> = v["linux"]["sysctl"].as_object().unwrap().keys().collect();
+        assert_eq!(keys, ["net.ipv4.conf.all.rp_filter", "net.ipv4.ip_forward"]);
+        assert_eq!(v["linux"]["sysctl"]["net.ipv4.ip_forward"], "1");
+        assert_eq!(
+            parse_sysctl("net.ipv6.conf.all.forwarding=1").unwrap(),
+            ("net.ipv6.conf.all.forwarding".into(), "1".into())
+        );
+        for bad in [
+            "",
+            "=1",
+            "net.ipv4.ip_forward",
+            "net.ipv4.ip_forward=",
+            "../x=1",
+            "a b=1",
+        ] {
+            assert!(parse_sysctl(bad).is_err(), "{bad:?} accepted");
         }
     }
 
@@ -498,9 +573,14 @@ mod tests {
             caps: vec![],
             env: vec![],
             binds: vec![],
+            sysctl: vec![],
             args: vec![],
         };
         let v = value(&inputs);
+        assert!(
+            v["linux"].get("sysctl").is_none(),
+            "an empty sysctl is left out"
+        );
         assert_eq!(v["process"]["args"], json!(["sleep", "infinity"]));
         assert_eq!(v["linux"]["namespaces"][1], json!({"type": "network"}));
         assert_eq!(v["process"]["env"].as_array().unwrap().len(), 2);
