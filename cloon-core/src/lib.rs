@@ -10,6 +10,7 @@ pub mod host;
 pub mod mounts;
 pub mod name;
 pub mod netns;
+pub mod shared;
 pub mod state;
 pub mod undo;
 

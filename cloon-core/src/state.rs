@@ -42,6 +42,27 @@ impl StateDir {
         &self.root
     }
 
+    /// The names of every container (or other named object) that has a state directory, sorted.
+    /// Entries that are not valid names (shared records' directories, strays) are skipped.
+    pub fn names(&self) -> Result<Vec<String>> {
+        let entries = match fs::read_dir(&self.root) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            other => other.context(|| format!("cannot list {}", self.root.display()))?,
+        };
+        let mut names = Vec::new();
+        for entry in entries {
+            let entry = entry.context(|| format!("cannot list {}", self.root.display()))?;
+            let Ok(name) = entry.file_name().into_string() else {
+                continue;
+            };
+            if name::container(&name).is_ok() && entry.path().is_dir() {
+                names.push(name);
+            }
+        }
+        names.sort();
+        Ok(names)
+    }
+
     /// The directory of one container (not created).
     pub fn dir(&self, name: &str) -> Result<PathBuf> {
         name::container(name)?;
@@ -258,6 +279,19 @@ mod tests {
         assert_eq!(err.code, Code::NameTaken);
         drop(undo);
         assert_eq!(st.load::<i32>("A", "spec").unwrap(), Some(1));
+        fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn names_lists_container_directories_only() {
+        let root = temp_root("names");
+        let st = StateDir::new(Some(&root)).unwrap();
+        assert!(st.names().unwrap().is_empty());
+        st.claim("B", "netns", &1).unwrap();
+        st.claim("A", "spec", &1).unwrap();
+        fs::create_dir_all(root.join(".bridges")).unwrap();
+        fs::write(root.join("stray"), "").unwrap();
+        assert_eq!(st.names().unwrap(), ["A", "B"]);
         fs::remove_dir_all(&root).unwrap();
     }
 

@@ -1,0 +1,266 @@
+//! Shared records: what belongs to no single container but to several at once (a bridge that the
+//! veths of many containers join). Each is one file, `<root>/.<kind>/<name>.json`, read and
+//! changed only under an exclusive lock (`flock`), so that tools running at the same time decide
+//! one after the other. The leading dot keeps these directories apart from the containers' own
+//! (a container name never starts with a dot).
+//!
+//! A lock is taken on the record file itself, created empty when missing; an empty file is no
+//! record, and is removed when the lock is let go. A process that waited on a file that another
+//! removed meanwhile notices (the path no longer leads to the file it locked) and starts again.
+
+use crate::error::{Code, Context, Error, Result};
+use crate::name;
+use crate::state::StateDir;
+use nix::fcntl::{Flock, FlockArg};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use std::fs::{self, File};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+/// How many times a lock is tried again after losing a race with a removal before giving up.
+const ATTEMPTS: usize = 1000;
+
+/// A shared record, locked for as long as this value lives.
+#[derive(Debug)]
+pub struct Shared {
+    path: PathBuf,
+    file: Flock<File>,
+}
+
+impl StateDir {
+    /// The directory of the shared records of `kind` (e.g. `bridges`).
+    pub fn shared_dir(&self, kind: &str) -> Result<PathBuf> {
+        name::container(kind)?;
+        Ok(self.root().join(format!(".{kind}")))
+    }
+
+    /// The file of the shared record `name` of `kind`.
+    pub fn shared_path(&self, kind: &str, name: &str) -> Result<PathBuf> {
+        name::container(name)?;
+        Ok(self.shared_dir(kind)?.join(format!("{name}.json")))
+    }
+
+    /// Locks the shared record `name` of `kind`, waiting for another holder to let it go.
+    /// The record may not exist yet: [`Shared::load`] then says `None`.
+    pub fn lock_shared(&self, kind: &str, name: &str) -> Result<Shared> {
+        let dir = self.shared_dir(kind)?;
+        let path = self.shared_path(kind, name)?;
+        for _ in 0..ATTEMPTS {
+            fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(&dir)
+                .context(|| format!("cannot create {}", dir.display()))?;
+            let file = fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .mode(0o600)
+                .open(&path);
+            let file = match file {
+                // The directory was removed by the last holder of another record: again.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                other => other.context(|| format!("cannot open {}", path.display()))?,
+            };
+            let file = Flock::lock(file, FlockArg::LockExclusive)
+                .map_err(|(_, e)| Error::sys(format!("cannot lock {}", path.display()), e))?;
+            if same_file(&file, &path)? {
+                return Ok(Shared { path, file });
+            }
+            // Removed (or replaced) while we waited: the lock is on a file nobody will see.
+        }
+        Err(Error::new(
+            Code::TryAgain,
+            format!("cannot lock {}: it keeps being removed", path.display()),
+        ))
+    }
+
+    /// Reads the shared record `name` of `kind` under a shared lock, without creating anything;
+    /// `None` when there is none.
+    pub fn read_shared<T: DeserializeOwned>(&self, kind: &str, name: &str) -> Result<Option<T>> {
+        let path = self.shared_path(kind, name)?;
+        let file = match File::open(&path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            other => other.context(|| format!("cannot open {}", path.display()))?,
+        };
+        let mut file = Flock::lock(file, FlockArg::LockShared)
+            .map_err(|(_, e)| Error::sys(format!("cannot lock {}", path.display()), e))?;
+        parse(&path, &read_all(&mut file, &path)?)
+    }
+
+    /// The names of the shared records of `kind`, sorted.
+    pub fn shared_names(&self, kind: &str) -> Result<Vec<String>> {
+        let dir = self.shared_dir(kind)?;
+        let entries = match fs::read_dir(&dir) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            other => other.context(|| format!("cannot list {}", dir.display()))?,
+        };
+        let mut names = Vec::new();
+        for entry in entries {
+            let entry = entry.context(|| format!("cannot list {}", dir.display()))?;
+            let file = entry.file_name();
+            let Some(stem) = file.to_str().and_then(|f| f.strip_suffix(".json")) else {
+                continue;
+            };
+            if name::container(stem).is_ok() {
+                names.push(stem.to_string());
+            }
+        }
+        names.sort();
+        Ok(names)
+    }
+}
+
+impl Shared {
+    /// The record's file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The record, or `None` when there is none.
+    pub fn load<T: DeserializeOwned>(&mut self) -> Result<Option<T>> {
+        let text = read_all(&mut self.file, &self.path)?;
+        parse(&self.path, &text)
+    }
+
+    /// Writes the record in place (the file must stay the one locked).
+    pub fn store<T: Serialize>(&mut self, record: &T) -> Result<()> {
+        let mut text = serde_json::to_string_pretty(record).unwrap_or_default();
+        text.push('\n');
+        let path = &self.path;
+        self.file
+            .set_len(0)
+            .and_then(|()| self.file.seek(SeekFrom::Start(0)).map(drop))
+            .and_then(|()| self.file.write_all(text.as_bytes()))
+            .and_then(|()| self.file.sync_data())
+            .context(|| format!("cannot write {}", path.display()))
+    }
+
+    /// Deletes the record: the file goes when the lock is let go.
+    pub fn remove(&mut self) -> Result<()> {
+        let path = &self.path;
+        self.file
+            .set_len(0)
+            .context(|| format!("cannot empty {}", path.display()))
+    }
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        // An empty file is no record: remove it (and its directory when it was the last), while
+        // still holding the lock, so a waiter sees it gone and starts again.
+        if self.file.metadata().map(|m| m.len() == 0).unwrap_or(false) {
+            let _ = fs::remove_file(&self.path);
+            if let Some(dir) = self.path.parent() {
+                let _ = fs::remove_dir(dir);
+            }
+        }
+    }
+}
+
+/// Whether `path` still leads to the open `file`.
+fn same_file(file: &File, path: &Path) -> Result<bool> {
+    let open = file
+        .metadata()
+        .context(|| format!("cannot inspect {}", path.display()))?;
+    match fs::metadata(path) {
+        Ok(now) => Ok(now.ino() == open.ino() && now.dev() == open.dev()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(Error::io(format!("cannot inspect {}", path.display()), &e)),
+    }
+}
+
+fn read_all(file: &mut File, path: &Path) -> Result<String> {
+    let mut text = String::new();
+    file.seek(SeekFrom::Start(0))
+        .and_then(|_| file.read_to_string(&mut text))
+        .context(|| format!("cannot read {}", path.display()))?;
+    Ok(text)
+}
+
+fn parse<T: DeserializeOwned>(path: &Path, text: &str) -> Result<Option<T>> {
+    if text.trim().is_empty() {
+        return Ok(None);
+    }
+    serde_json::from_str(text)
+        .map(Some)
+        .map_err(|e| Error::config(format!("the record {} is corrupt", path.display())).details(e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn temp_root(tag: &str) -> PathBuf {
+        let p =
+            std::env::temp_dir().join(format!("cloon-shared-test-{tag}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&p);
+        p
+    }
+
+    #[test]
+    fn a_record_is_stored_loaded_and_removed_with_its_directory() {
+        let root = temp_root("basic");
+        let st = StateDir::new(Some(&root)).unwrap();
+        {
+            let mut rec = st.lock_shared("bridges", "lan1").unwrap();
+            assert_eq!(rec.load::<serde_json::Value>().unwrap(), None);
+            rec.store(&serde_json::json!({"index": 7})).unwrap();
+            rec.store(&serde_json::json!({"i": 8})).unwrap();
+        }
+        assert_eq!(st.shared_names("bridges").unwrap(), ["lan1"]);
+        let back: serde_json::Value = st.read_shared("bridges", "lan1").unwrap().unwrap();
+        assert_eq!(back, serde_json::json!({"i": 8}));
+        assert!(
+            st.names().unwrap().is_empty(),
+            "a shared record is no container"
+        );
+        {
+            let mut rec = st.lock_shared("bridges", "lan1").unwrap();
+            rec.remove().unwrap();
+        }
+        assert_eq!(st.read_shared::<i32>("bridges", "lan1").unwrap(), None);
+        assert!(!st.shared_dir("bridges").unwrap().exists());
+        assert!(st.shared_names("bridges").unwrap().is_empty());
+        // A lock taken and let go without storing anything leaves nothing.
+        drop(st.lock_shared("bridges", "lan2").unwrap());
+        assert!(!st.shared_dir("bridges").unwrap().exists());
+        assert!(st.lock_shared("bridges", "../x").is_err());
+        let _ = fs::remove_dir_all(&root);
+    }
+
+    #[test]
+    fn holders_take_turns_even_while_the_record_comes_and_goes() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use std::sync::Arc;
+        let root = temp_root("race");
+        let st = StateDir::new(Some(&root)).unwrap();
+        let inside = Arc::new(AtomicUsize::new(0));
+        let threads: Vec<_> = (0..8)
+            .map(|t| {
+                let (st, inside) = (st.clone(), inside.clone());
+                std::thread::spawn(move || {
+                    for i in 0..40 {
+                        let mut rec = st.lock_shared("bridges", "lan").unwrap();
+                        assert_eq!(inside.fetch_add(1, Ordering::SeqCst), 0, "two holders");
+                        let n: u32 = rec.load().unwrap().unwrap_or(0);
+                        rec.store(&(n + 1)).unwrap();
+                        std::thread::yield_now();
+                        if (t + i) % 3 == 0 {
+                            // The last user goes: the file and its directory with it.
+                            rec.remove().unwrap();
+                        }
+                        inside.fetch_sub(1, Ordering::SeqCst);
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        let _ = fs::remove_dir_all(&root);
+    }
+}
