@@ -175,14 +175,28 @@ pub struct Netns {
     pub links: Vec<Link>,
 }
 
-/// One veth pair: `host` end in the caller's namespace, `guest` end in the container's.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// One veth pair: `host` end in the caller's namespace, `guest` end in the container's. `mac`,
+/// `addrs` and `mtu` are the guest end's; the `host...` fields the host end's. Optional fields are
+/// left out when unset, so documents of older versions read the same.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Link {
     pub host: String,
     pub guest: String,
     pub mac: String,
     #[serde(default)]
     pub addrs: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mtu: Option<u32>,
+    #[serde(default)]
+    pub host_mac: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub host_addrs: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_mtu: Option<u32>,
+    /// The Linux bridge the host end is a port of.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bridge: Option<String>,
 }
 
 /// `bundle`: the OCI bundle directory and its config.json (cloon-spec).
@@ -286,6 +300,25 @@ mod tests {
             Code::InvalidConfig
         );
         assert_eq!(doc.get::<Bundle>("bundle").unwrap(), None);
+    }
+
+    #[test]
+    fn links_of_older_documents_still_read_and_new_fields_are_camel_case() {
+        let old = r#"{"host":"vgt_1_1_0","guest":"eth0","mac":"02:00:00:00:00:01","addrs":[]}"#;
+        let link: Link = serde_json::from_str(old).unwrap();
+        assert_eq!(link.bridge, None);
+        assert_eq!(link.host_mac, "");
+        let link = Link {
+            bridge: Some("lan1".into()),
+            host_addrs: vec!["10.0.0.1/24".into()],
+            host_mtu: Some(1400),
+            ..link
+        };
+        let text = serde_json::to_string(&link).unwrap();
+        assert_eq!(
+            text,
+            r#"{"host":"vgt_1_1_0","guest":"eth0","mac":"02:00:00:00:00:01","addrs":[],"hostMac":"","hostAddrs":["10.0.0.1/24"],"hostMtu":1400,"bridge":"lan1"}"#
+        );
     }
 
     #[test]

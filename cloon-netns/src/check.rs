@@ -1,23 +1,90 @@
-//! `check` and the record `show` prints: compare the record with the kernel.
+//! `check` and the record `show` prints: compare the records with the kernel.
 
 use crate::link::Netlink;
 use crate::namespace::{self, Namespace, Probe};
+use crate::p2p::{self, P2pRecord};
 use crate::record::Record;
 use crate::{PART, STAGE};
-use cloon_core::{doc, host, Code, Error, Result, StateDir};
+use cloon_core::{cli, host, Code, Document, Error, Result, StateDir};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
 use std::path::Path;
 
-/// The record of `name` (what `show` prints), or [`Code::Unknown`].
-pub fn record(state: &StateDir, name: &str) -> Result<Record> {
-    state.require(name, PART, "network namespace")
+/// What `show` prints: a container's namespace record, or a link's.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum Shown {
+    Netns(Record),
+    Link(P2pRecord),
 }
 
-/// Runs `check`: the `netns` part as recorded if the kernel still matches the record, else a
-/// [`Code::Drift`] error listing the differences.
-pub fn check(state: &StateDir, name: &str) -> Result<doc::Netns> {
-    let record = record(state, name)?;
+/// The record of `name` (what `show` prints), or [`Code::Unknown`].
+pub fn record(state: &StateDir, name: &str) -> Result<Shown> {
+    if let Some(link) = state.load::<P2pRecord>(name, p2p::PART)? {
+        return Ok(Shown::Link(link));
+    }
+    state
+        .require(name, PART, "network namespace or link")
+        .map(Shown::Netns)
+}
+
+/// `check` on the document: the name from `--name` or the document; the document passes through
+/// unchanged when the kernel still matches the records and the document's parts (if any) are
+/// the recorded ones, else a [`Code::Drift`] error.
+pub fn check_document(
+    state: &StateDir,
+    name: Option<&str>,
+    doc: Option<Document>,
+) -> Result<Document> {
+    let name = cli::pick_name(name, doc.as_ref(), STAGE)?;
+    let netns = state.load::<Record>(&name, PART)?;
+    let link = state.load::<P2pRecord>(&name, p2p::PART)?;
+    if netns.is_none() && link.is_none() {
+        // The error that says what is missing.
+        record(state, &name)?;
+    }
     host::require_root(STAGE, "look inside network namespaces")?;
-    let drift = differences(&record)?;
+    let mut doc = doc.unwrap_or_default();
+    if let Some(record) = netns {
+        let part = check(&name, &record)?;
+        same_part(&doc, PART, &name, &part)?;
+    }
+    if let Some(record) = link {
+        let part = p2p::check(&name, &record)?;
+        same_part(&doc, p2p::PART, &name, &part)?;
+    }
+    doc.set_name(&name)?;
+    Ok(doc)
+}
+
+/// Fails with [`Code::Drift`] when the document has a `part` that is not `recorded`.
+fn same_part<P>(doc: &Document, part: &str, name: &str, recorded: &P) -> Result<()>
+where
+    P: Serialize + DeserializeOwned + PartialEq,
+{
+    match doc.get::<P>(part)? {
+        Some(given) if given != *recorded => {
+            let json = |p: &P| serde_json::to_string(p).unwrap_or_default();
+            Err(Error::new(
+                Code::Drift,
+                format!(
+                    "the document's {part} part is not the one {STAGE} recorded for \"{name}\""
+                ),
+            )
+            .details(format!(
+                "document: {}; record: {}",
+                json(&given),
+                json(recorded)
+            )))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Checks a container's namespace: the `netns` part as recorded if the kernel still matches the
+/// record, else a [`Code::Drift`] error listing the differences.
+pub fn check(name: &str, record: &Record) -> Result<cloon_core::doc::Netns> {
+    let drift = differences(record)?;
     if !drift.is_empty() {
         return Err(Error::new(
             Code::Drift,
@@ -61,33 +128,57 @@ fn differences(record: &Record) -> Result<Vec<String>> {
                 "host interface {} has index {}, recorded {}",
                 link.host, found.index, link.host_index
             )),
-            Some(_) => {}
+            Some(found) => {
+                drift.extend(mtu_drift(
+                    "host interface",
+                    &link.host,
+                    link.host_mtu,
+                    found.mtu,
+                ));
+                if let Some(bridge) = &link.bridge {
+                    let master = host.link_by_name(bridge)?;
+                    if master.is_none() || master.map(|m| m.index) != found.master {
+                        drift.push(format!(
+                            "host interface {} is not a port of the bridge {bridge}",
+                            link.host
+                        ));
+                    }
+                }
+            }
         }
     }
     if let Some(netns) = netns {
-        let inside = netns.run_inside(|| {
-            let netlink = Netlink::connect()?;
-            let mut drift = Vec::new();
-            for link in &record.links {
-                match netlink.link_by_name(&link.guest)? {
-                    None => drift.push(format!(
-                        "guest interface {} is missing from the namespace",
-                        link.guest
-                    )),
-                    Some(found) if found.index != link.guest_index => drift.push(format!(
-                        "guest interface {} has index {}, recorded {}",
-                        link.guest, found.index, link.guest_index
-                    )),
-                    Some(found) if found.mac != link.mac => drift.push(format!(
-                        "guest interface {} has MAC address {}, recorded {}",
-                        link.guest, found.mac, link.mac
-                    )),
-                    Some(_) => {}
+        let netlink = netns.netlink()?;
+        for link in &record.links {
+            match netlink.link_by_name(&link.guest)? {
+                None => drift.push(format!(
+                    "guest interface {} is missing from the namespace",
+                    link.guest
+                )),
+                Some(found) if found.index != link.guest_index => drift.push(format!(
+                    "guest interface {} has index {}, recorded {}",
+                    link.guest, found.index, link.guest_index
+                )),
+                Some(found) if found.mac != link.mac => drift.push(format!(
+                    "guest interface {} has MAC address {}, recorded {}",
+                    link.guest, found.mac, link.mac
+                )),
+                Some(found) => {
+                    drift.extend(mtu_drift(
+                        "guest interface",
+                        &link.guest,
+                        link.mtu,
+                        found.mtu,
+                    ));
                 }
             }
-            Ok(drift)
-        })?;
-        drift.extend(inside);
+        }
     }
     Ok(drift)
+}
+
+fn mtu_drift(what: &str, name: &str, recorded: Option<u32>, now: u32) -> Option<String> {
+    recorded
+        .filter(|&mtu| mtu != now)
+        .map(|mtu| format!("{what} {name} has MTU {now}, recorded {mtu}"))
 }

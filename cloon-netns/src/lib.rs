@@ -1,25 +1,36 @@
 //! cloon-netns: step 3 of running a cloonix container with crun. It makes a named network
 //! namespace (`ip netns add cloonix_1_1`), veth pairs whose guest end is created directly inside
-//! it (`vgt_1_1_0` on the host, `eth0` inside), brings `lo` and the guest ends up with their
-//! addresses, and adds the `netns` part to the cloon document.
+//! it (`vgt_1_1_0` on the host, `eth0` inside), optionally with their host ends in a Linux bridge
+//! (a LAN shared by several containers), brings `lo` and the ends up with their addresses, and
+//! adds the `netns` part to the cloon document. It also makes point-to-point links between two
+//! existing namespaces, and draws the lab.
 //!
-//! Modules, one concept each: [`parse`] (the `--veth` flag), [`namespace`] (named namespaces,
-//! made without forking), [`link`] (rtnetlink: veths, link state, addresses),
-//! [`record`](mod@record) (what is kept under the state directory), [`errors`] (failures into
-//! cloon errors), and the actions [`up`](mod@up), [`down`](mod@down) and [`check`](mod@check)
-//! (with the record `show` prints).
+//! Modules, one concept each: [`settings`] (an end's addresses, MAC address and MTU),
+//! [`parse`] (the `--veth` flag), [`action`] (each change to the system and the iproute2 command
+//! that makes it), [`system`] (carrying actions out), [`namespace`] (named namespaces, made
+//! without forking), [`link`] (rtnetlink), [`bridge`] (shared bridges and their records),
+//! [`p2p`] (point-to-point links), [`record`](mod@record) (what is kept under the state
+//! directory), [`errors`] (failures into cloon errors), [`graph`] (the lab in Graphviz), and the
+//! actions [`up`](mod@up), [`down`](mod@down) and [`check`](mod@check) (with the record `show`
+//! prints).
 
+pub mod action;
+pub mod bridge;
 pub mod check;
 pub mod down;
 pub mod errors;
+pub mod graph;
 pub mod link;
 pub mod namespace;
+pub mod p2p;
 pub mod parse;
 pub mod record;
+pub mod settings;
+pub mod system;
 pub mod up;
 
-pub use check::{check, record};
-pub use down::down;
+pub use check::{check_document, record};
+pub use down::{down, down_document};
 pub use up::up;
 
 /// The stage name in error documents.
@@ -34,10 +45,43 @@ pub struct UpArgs {
     /// The namespace: a NAME to create under /run/netns, or the PATH of an existing one
     #[arg(long, value_name = "NAME|PATH")]
     pub netns: Option<String>,
-    /// A veth pair: host end, guest end (inside the namespace), its addresses and MAC address
-    #[arg(long, value_name = "HOST:GUEST[,addr=CIDR]...[,mac=MAC]")]
+    /// A veth pair: HOST end on the host, GUEST end made inside the namespace. Options:
+    /// addr=CIDR (repeatable, IPv4 or IPv6), mac=MAC, mtu=N for the guest end; host-addr=,
+    /// host-mac=, host-mtu= for the host end; bridge=BR to make the host end a port of the
+    /// bridge BR (created when missing)
+    #[arg(long, value_name = "HOST:GUEST[,OPTION]...")]
     pub veth: Vec<String>,
     /// The container's name [default: the document's, else the namespace's]
     #[arg(long, value_name = "CONTAINER")]
     pub name: Option<String>,
+}
+
+/// Flags of `cloon-netns link`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, clap::Args)]
+pub struct LinkArgs {
+    /// The link's name, which its record is filed under (`cloon-netns down --name NAME`)
+    #[arg(long, value_name = "NAME")]
+    pub name: String,
+    /// The two ends, NS:IF[,addr=CIDR]...[,mac=MAC][,mtu=N]: NS a namespace name under
+    /// /run/netns or a path, IF the interface made in it
+    #[arg(value_names = ["NSA:IFA", "NSB:IFB"], num_args = 2, required = true, action = clap::ArgAction::Set)]
+    pub ends: Vec<String>,
+}
+
+/// Flags of `cloon-netns graph`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, clap::Args)]
+pub struct GraphArgs {
+    /// Draw SVG into FILE (`-`: stdout) with Graphviz's dot instead of printing DOT
+    #[arg(long, value_name = "FILE")]
+    pub svg: Option<String>,
+}
+
+/// Says a warning: on stderr, or as a comment among the commands of `--explain`, so that what it
+/// prints stays a shell script.
+pub fn warn(msg: &str) {
+    if cloon_core::explain::mode() == cloon_core::explain::Mode::Quiet {
+        eprintln!("{STAGE}: {msg}");
+    } else {
+        cloon_core::explain::note(msg);
+    }
 }

@@ -1,17 +1,21 @@
-//! Network interfaces through rtnetlink: veth pairs, link state, addresses, hardware addresses.
+//! Network interfaces through rtnetlink: veth pairs, bridges and their ports, link state,
+//! addresses, hardware addresses, MTUs.
 //!
-//! A [`Netlink`] connection acts in the network namespace of the thread that opened it; it owns a
-//! current-thread tokio runtime and blocks on each request, so callers stay synchronous.
+//! A [`Netlink`] connection acts in the network namespace of the thread that opened it, for its
+//! whole life, whichever thread uses it later; it owns a current-thread tokio runtime and blocks
+//! on each request, so callers stay synchronous.
 
+use crate::action::VethEnd;
 use crate::errors::{netlink, netlink_errno};
-use crate::parse::{format_mac, Cidr, Mac};
+use crate::settings::{format_mac, Cidr};
+use crate::system::where_is;
 use cloon_core::{Code, Error, Result};
 use futures::TryStreamExt;
 use nix::errno::Errno;
 use rtnetlink::packet_route::link::{
-    InfoData, InfoKind, InfoVeth, LinkAttribute, LinkFlags, LinkMessage,
+    InfoData, InfoKind, InfoVeth, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
 };
-use rtnetlink::{Handle, LinkMessageBuilder, LinkUnspec, LinkVeth};
+use rtnetlink::{Handle, LinkBridge, LinkMessageBuilder, LinkUnspec, LinkVeth};
 use std::os::fd::{AsRawFd, BorrowedFd};
 use tokio::runtime::Runtime;
 
@@ -24,6 +28,11 @@ pub struct LinkState {
     pub mac: String,
     /// Administratively up.
     pub up: bool,
+    pub mtu: u32,
+    /// The kind of link (`veth`, `bridge`, ...; "" for a plain device such as `lo`).
+    pub kind: String,
+    /// The index of the bridge (or other master) it is a port of.
+    pub master: Option<u32>,
 }
 
 impl LinkState {
@@ -33,15 +42,32 @@ impl LinkState {
             index: msg.header.index,
             mac: String::new(),
             up: msg.header.flags.contains(LinkFlags::Up),
+            mtu: 0,
+            kind: String::new(),
+            master: None,
         };
         for attr in &msg.attributes {
             match attr {
                 LinkAttribute::IfName(name) => state.name.clone_from(name),
                 LinkAttribute::Address(bytes) => state.mac = format_mac(bytes),
+                LinkAttribute::Mtu(mtu) => state.mtu = *mtu,
+                LinkAttribute::Controller(index) => state.master = Some(*index),
+                LinkAttribute::LinkInfo(infos) => {
+                    for info in infos {
+                        if let LinkInfo::Kind(kind) = info {
+                            state.kind = kind.to_string();
+                        }
+                    }
+                }
                 _ => {}
             }
         }
         state
+    }
+
+    /// Whether it is a Linux bridge.
+    pub fn is_bridge(&self) -> bool {
+        self.kind == "bridge"
     }
 }
 
@@ -74,6 +100,12 @@ impl Netlink {
         self.first_link(request, || format!("cannot look up interface {name}"))
     }
 
+    /// The interface called `name`, which must exist (`ns` says where, for the message).
+    pub fn find(&self, name: &str, ns: &str) -> Result<LinkState> {
+        self.link_by_name(name)?
+            .ok_or_else(|| Error::new(Code::Unknown, format!("interface {name} is missing {ns}")))
+    }
+
     /// The interface with index `index`, if there is one.
     pub fn link_by_index(&self, index: u32) -> Result<Option<LinkState>> {
         let request = self.handle.link().get().match_index(index).execute();
@@ -95,35 +127,77 @@ impl Netlink {
         }
     }
 
-    /// Creates the veth pair `host`/`guest` with the guest end made directly inside the namespace
-    /// `netns` (never under its name here), with `mac` on the guest end when given.
+    /// Every interface, in index order.
+    pub fn links(&self) -> Result<Vec<LinkState>> {
+        let mut stream = self.handle.link().get().execute();
+        let mut links = Vec::new();
+        loop {
+            match self.runtime.block_on(stream.try_next()) {
+                Ok(Some(msg)) => links.push(LinkState::from_message(&msg)),
+                Ok(None) => break,
+                Err(e) => return Err(netlink("cannot list the interfaces", e)),
+            }
+        }
+        links.sort_by_key(|l| l.index);
+        Ok(links)
+    }
+
+    /// The ports of the bridge with index `bridge`, as the kernel has them now.
+    pub fn ports(&self, bridge: u32) -> Result<Vec<LinkState>> {
+        let mut links = self.links()?;
+        links.retain(|l| l.master == Some(bridge));
+        Ok(links)
+    }
+
+    /// Creates a veth pair, each end directly in its namespace (`a_ns`, `b_ns`: the namespace
+    /// files; `None`: this connection's), with its MAC address and MTU when given. Neither end
+    /// ever exists under its name anywhere else.
     pub fn add_veth(
         &self,
-        host: &str,
-        guest: &str,
-        netns: BorrowedFd<'_>,
-        mac: Option<Mac>,
+        a: &VethEnd,
+        a_ns: Option<BorrowedFd<'_>>,
+        b: &VethEnd,
+        b_ns: Option<BorrowedFd<'_>>,
     ) -> Result<()> {
-        let mut peer = LinkMessageBuilder::<LinkUnspec>::new()
-            .name(guest)
-            .setns_by_fd(netns.as_raw_fd());
-        if let Some(mac) = mac {
+        let mut peer = LinkMessageBuilder::<LinkUnspec>::new().name(b.name.clone());
+        if let Some(mac) = b.mac {
             peer = peer.address(mac.0.to_vec());
         }
-        let message = LinkMessageBuilder::<LinkVeth>::new_with_info_kind(InfoKind::Veth)
-            .name(host)
+        if let Some(mtu) = b.mtu {
+            peer = peer.mtu(mtu);
+        }
+        if let Some(fd) = b_ns {
+            peer = peer.setns_by_fd(fd.as_raw_fd());
+        }
+        let mut message =
+            LinkMessageBuilder::<LinkVeth>::new_with_info_kind(InfoKind::Veth).name(a.name.clone());
+        if let Some(mac) = a.mac {
+            message = message.address(mac.0.to_vec());
+        }
+        if let Some(mtu) = a.mtu {
+            message = message.mtu(mtu);
+        }
+        if let Some(fd) = a_ns {
+            message = message.setns_by_fd(fd.as_raw_fd());
+        }
+        let message = message
             .set_info_data(InfoData::Veth(InfoVeth::Peer(peer.build())))
             .build();
         let request = self.handle.link().add(message).execute();
+        let pair = format!("{}:{}", a.name, b.name);
         self.runtime.block_on(request).map_err(|e| {
             let taken = netlink_errno(&e) == Some(Errno::EEXIST);
-            let err = netlink(format!("cannot create the veth pair {host}:{guest}"), e);
+            let err = netlink(format!("cannot create the veth pair {pair}"), e);
             if taken {
                 Error::new(
                     Code::NameTaken,
                     format!(
-                        "cannot create the veth pair {host}:{guest}: {host} exists on the host or \
-                         {guest} exists in the namespace: pick other names"
+                        "cannot create the veth pair {pair}: {} exists {} or {} exists {}: \
+                         pick other names",
+                        a.name,
+                        where_is(a.ns.as_ref()),
+                        b.name,
+                        where_is(b.ns.as_ref())
                     ),
                 )
                 .details(err.details)
@@ -131,6 +205,36 @@ impl Netlink {
                 err
             }
         })
+    }
+
+    /// Creates the Linux bridge `name` (down, as `ip link add NAME type bridge` does).
+    pub fn add_bridge(&self, name: &str) -> Result<()> {
+        let mut message = LinkMessageBuilder::<LinkBridge>::new(name).build();
+        message.header.flags.remove(LinkFlags::Up);
+        message.header.change_mask.remove(LinkFlags::Up);
+        let request = self.handle.link().add(message).execute();
+        self.runtime.block_on(request).map_err(|e| {
+            let taken = netlink_errno(&e) == Some(Errno::EEXIST);
+            let err = netlink(format!("cannot create the bridge {name}"), e);
+            if taken {
+                Error::new(
+                    Code::NameTaken,
+                    format!("cannot create the bridge {name}: an interface of that name exists"),
+                )
+                .details(err.details)
+            } else {
+                err
+            }
+        })
+    }
+
+    /// Makes interface `index` (called `name`) a port of the bridge `bridge` (called `br`).
+    pub fn set_master(&self, index: u32, name: &str, bridge: u32, br: &str) -> Result<()> {
+        let message = LinkUnspec::new_with_index(index).controller(bridge).build();
+        let request = self.handle.link().set(message).execute();
+        self.runtime
+            .block_on(request)
+            .map_err(|e| netlink(format!("cannot make {name} a port of the bridge {br}"), e))
     }
 
     /// Brings interface `index` (called `name`, for messages) up.

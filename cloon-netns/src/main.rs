@@ -3,12 +3,47 @@
 use clap::{Parser, Subcommand};
 use cloon_core::cli::{self, Common, NameArgs};
 use cloon_core::StateDir;
-use cloon_netns::{UpArgs, PART, STAGE};
+use cloon_netns::{GraphArgs, LinkArgs, UpArgs, STAGE};
 use std::process::ExitCode;
 
-/// Makes a named network namespace with veth pairs into it (step 3: ip netns add, veth, lo up).
+const EXAMPLES: &str = "\
+Examples:
+  # The article's namespace: eth0 made inside it, vgt_1_1_0 on the host, an address on each end
+  cloon-netns --netns cloonix_1_1 --veth vgt_1_1_0:eth0,addr=10.0.0.2/24,host-addr=10.0.0.1/24 </dev/null
+
+  # Two containers on one LAN: their host ends join the bridge lan1, made by the first and
+  # deleted with its last cloon port (a bridge that existed before is joined, never deleted)
+  cloon-netns --netns cloonix_1_1 --name Cloon1 --veth vgt_1_1_0:eth0,addr=10.1.0.1/24,bridge=lan1 </dev/null
+  cloon-netns --netns cloonix_1_2 --name Cloon2 --veth vgt_1_2_0:eth0,addr=10.1.0.2/24,addr=fd00::2/64,mac=02:00:0a:01:00:02,bridge=lan1 </dev/null
+
+  # A point-to-point link between two existing namespaces, no end on the host
+  cloon-netns link --name wire1 cloonix_1_1:eth1,addr=10.9.0.1/30,mtu=9000 cloonix_1_2:eth1,addr=10.9.0.2/30,mtu=9000 </dev/null
+
+  # The iproute2 commands that do the same: said and done (--explain), or only said (--dry-run)
+  cloon-netns --dry-run --netns cloonix_1_3 --veth vgt_1_3_0:eth0,bridge=lan1 </dev/null
+
+  # The lab: Graphviz DOT on stdout, or an SVG drawing (needs `apt-get install graphviz`)
+  cloon-netns graph --svg lab.svg
+
+  # Undo, by name or with the document: links first, then the containers' namespaces
+  cloon-netns down --name wire1
+  cloon-netns down --name Cloon2; cloon-netns down --name Cloon1
+
+--veth options: addr=CIDR (repeatable), mac=MAC, mtu=N set the guest end; host-addr=CIDR
+(repeatable), host-mac=MAC, host-mtu=N the host end; bridge=BR puts the host end in bridge BR.
+Without --name, the container is named after the namespace. With --dry-run nothing is touched and
+no record is written; the document gets the planned part, where a MAC address the kernel would
+choose is \"\" (mac, hostMac).";
+
+/// Makes a named network namespace with veth pairs into it, bridges, point-to-point links
+/// (step 3: ip netns add, veth, lo up).
 #[derive(Debug, Parser)]
-#[command(name = "cloon-netns", version, args_conflicts_with_subcommands = true)]
+#[command(
+    name = "cloon-netns",
+    version,
+    args_conflicts_with_subcommands = true,
+    after_help = EXAMPLES
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Option<Cmd>,
@@ -22,12 +57,21 @@ struct Cli {
 enum Cmd {
     /// Create the namespace and the veth pairs, add the `netns` part (the default).
     Up(UpArgs),
-    /// Delete what `up` created, and remove the `netns` part.
+    /// Delete what `up` (or `link`) created, and remove its part from the document.
     Down(NameArgs),
-    /// Check that the namespace and its links still match the record.
+    /// Check that the namespace and its links (or a link) still match the record.
     Check(NameArgs),
-    /// Print the record of a container's namespace.
+    /// Print the record of a container's namespace, or of a link.
     Show(NameArgs),
+    /// Make a point-to-point link: one veth pair with an end made in each of two namespaces.
+    #[command(
+        after_help = "Example:\n  cloon-netns link --name wire1 cloonix_1_1:eth1,addr=10.9.0.1/30 \
+                      cloonix_1_2:eth1,addr=10.9.0.2/30 </dev/null\n  \
+                      cloon-netns down --name wire1"
+    )]
+    Link(LinkArgs),
+    /// Draw the lab (every container, namespace, bridge and link cloon recorded) in Graphviz DOT.
+    Graph(GraphArgs),
 }
 
 fn main() -> ExitCode {
@@ -39,11 +83,16 @@ fn main() -> ExitCode {
 fn dispatch(state: &StateDir, cmd: Cmd) -> ExitCode {
     match cmd {
         Cmd::Up(args) => cli::run_step(STAGE, |doc| cloon_netns::up(state, &args, doc)),
-        Cmd::Down(n) => cli::run_down(STAGE, PART, n.get(), |name| cloon_netns::down(state, name)),
-        Cmd::Check(n) => {
-            cli::run_check(STAGE, PART, n.get(), |name| cloon_netns::check(state, name))
-        }
+        Cmd::Down(n) => cli::run_step(STAGE, |doc| cloon_netns::down_document(state, n.get(), doc)),
+        Cmd::Check(n) => cli::run_step(STAGE, |doc| {
+            cloon_netns::check_document(state, n.get(), doc)
+        }),
         Cmd::Show(n) => cli::run_show(STAGE, n.get(), |name| cloon_netns::record(state, name)),
+        Cmd::Link(args) => cli::run_step(STAGE, |doc| cloon_netns::p2p::up(state, &args, doc)),
+        Cmd::Graph(args) => match cloon_netns::graph::run(state, &args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => cli::fail(STAGE, &e),
+        },
     }
 }
 
@@ -90,6 +139,10 @@ mod tests {
             parse(&["show", "--name", "x"]).cmd,
             Some(Cmd::Show(_))
         ));
+        assert!(matches!(
+            parse(&["graph"]).cmd,
+            Some(Cmd::Graph(GraphArgs { svg: None }))
+        ));
         assert!(cli::try_parse_from::<Cli, _, _>(["cloon-netns", "--netns", "n", "down"]).is_err());
         assert!(
             cli::try_parse_from::<Cli, _, _>(["cloon-netns", "down", "--veth", "a:b"]).is_err()
@@ -100,5 +153,36 @@ mod tests {
             cli.common.state_dir.as_deref(),
             Some(std::path::Path::new("/tmp/s"))
         );
+    }
+
+    #[test]
+    fn link_takes_a_name_and_exactly_two_ends() {
+        let cli = parse(&["link", "--name", "w", "a:eth1,addr=10.9.0.1/30", "b:eth1"]);
+        let Some(Cmd::Link(args)) = cli.cmd else {
+            panic!("not a link: {cli:?}");
+        };
+        assert_eq!(args.name, "w");
+        assert_eq!(args.ends, ["a:eth1,addr=10.9.0.1/30", "b:eth1"]);
+        for bad in [
+            &["link", "--name", "w", "a:eth1"][..],
+            &["link", "--name", "w", "a:e", "b:e", "c:e"],
+            &["link", "a:e", "b:e"],
+            &["--netns", "n", "link", "--name", "w", "a:e", "b:e"],
+        ] {
+            let args = std::iter::once("cloon-netns").chain(bad.iter().copied());
+            assert!(cli::try_parse_from::<Cli, _, _>(args).is_err(), "{bad:?}");
+        }
+        let cli = parse(&["--dry-run", "link", "--name", "w", "a:e", "b:e"]);
+        assert!(cli.common.explain.dry_run);
+    }
+
+    #[test]
+    fn the_help_ends_with_examples() {
+        use clap::CommandFactory;
+        let help = Cli::command().render_long_help().to_string();
+        assert!(help.contains("Examples:"), "{help}");
+        assert!(help.contains("bridge=lan1"), "{help}");
+        assert!(help.contains("cloon-netns link --name wire1"), "{help}");
+        assert!(help.contains("cloon-netns graph --svg"), "{help}");
     }
 }

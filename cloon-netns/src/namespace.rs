@@ -3,6 +3,7 @@
 //! `/run/netns`, a directory made a shared mount so that other mount namespaces see it.
 
 use crate::errors::sys;
+use crate::link::Netlink;
 use cloon_core::{state, Code, Error, Result};
 use nix::errno::Errno;
 use nix::fcntl::{open, OFlag};
@@ -59,6 +60,12 @@ impl Namespace {
     /// The namespace's nsfs inode.
     pub fn inode(&self) -> u64 {
         self.inode
+    }
+
+    /// A netlink connection that acts inside this namespace, usable from any thread: its socket
+    /// is opened by a thread that entered the namespace, and stays bound to it.
+    pub fn netlink(&self) -> Result<Netlink> {
+        self.run_inside(Netlink::connect)
     }
 
     /// Runs `f` on a new thread that has entered this namespace; the thread ends with `f`, so no

@@ -1,125 +1,32 @@
-//! The `--veth HOST:GUEST[,addr=CIDR]...[,mac=MAC]` flag: parsing and validation, before anything
-//! is touched. Every error says what to write instead.
+//! The `--veth HOST:GUEST[,OPTION]...` flag: parsing and validation, before anything is touched.
+//! Every error says what to write instead.
+//!
+//! Options: `addr=CIDR` (repeatable), `mac=MAC`, `mtu=N` for the guest end; the same with `host-`
+//! (`host-addr=`, `host-mac=`, `host-mtu=`) for the host end; `bridge=BR` to make the host end a
+//! port of the Linux bridge BR.
 
+use crate::settings::EndSettings;
 use cloon_core::{name, Error, Result};
-use std::fmt;
-use std::net::IpAddr;
-use std::str::FromStr;
 
 /// The syntax of `--veth`, quoted in error messages.
-pub const VETH_SYNTAX: &str =
-    "HOST:GUEST[,addr=CIDR]...[,mac=MAC], e.g. vgt_1_1_0:eth0,addr=10.0.0.2/24";
+pub const VETH_SYNTAX: &str = "HOST:GUEST[,addr=CIDR]...[,mac=MAC][,mtu=N]\
+[,host-addr=CIDR]...[,host-mac=MAC][,host-mtu=N][,bridge=BR], \
+e.g. vgt_1_1_0:eth0,addr=10.0.0.2/24,bridge=lan1";
+
+/// The prefix of the host end's options.
+pub const HOST_PREFIX: &str = "host-";
 
 /// One veth pair to create: `host` end in the caller's namespace, `guest` end in the target one.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VethSpec {
     pub host: String,
     pub guest: String,
-    /// Addresses of the guest end, in the order given.
-    pub addrs: Vec<Cidr>,
-    /// MAC address of the guest end; the kernel picks a random one when absent.
-    pub mac: Option<Mac>,
-}
-
-/// An IPv4 or IPv6 address with its prefix length (`10.0.0.2/24`, `fd00::2/64`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Cidr {
-    pub addr: IpAddr,
-    pub prefix: u8,
-}
-
-impl fmt::Display for Cidr {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.addr, self.prefix)
-    }
-}
-
-impl FromStr for Cidr {
-    type Err = Error;
-
-    fn from_str(s: &str) -> Result<Cidr> {
-        let Some((addr, prefix)) = s.split_once('/') else {
-            return Err(Error::invalid(format!(
-                "addr={s} has no prefix length: write it as ADDRESS/PREFIX, e.g. {s}/24"
-            )));
-        };
-        let addr: IpAddr = addr.parse().map_err(|_| {
-            Error::invalid(format!(
-                "addr={s}: \"{addr}\" is not an IP address: write e.g. 10.0.0.2/24 or fd00::2/64"
-            ))
-        })?;
-        let max = if addr.is_ipv4() { 32 } else { 128 };
-        let prefix = prefix
-            .parse::<u8>()
-            .ok()
-            .filter(|p| *p <= max)
-            .ok_or_else(|| {
-                Error::invalid(format!(
-                    "addr={s}: the prefix length \"{prefix}\" is not a number from 0 to {max}"
-                ))
-            })?;
-        if addr.is_unspecified() || addr.is_multicast() {
-            return Err(Error::invalid(format!(
-                "addr={s} is not a unicast address: give the interface's own address"
-            )));
-        }
-        Ok(Cidr { addr, prefix })
-    }
-}
-
-/// An Ethernet address for the guest end of a veth.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Mac(pub [u8; 6]);
-
-impl fmt::Display for Mac {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&format_mac(&self.0))
-    }
-}
-
-impl FromStr for Mac {
-    type Err = Error;
-
-    fn from_str(s: &str) -> Result<Mac> {
-        let bad = || {
-            Error::invalid(format!(
-                "mac={s} is not a MAC address: write six hexadecimal bytes separated by ':', \
-                 e.g. 02:00:0a:00:00:02"
-            ))
-        };
-        let parts: Vec<&str> = s.split(':').collect();
-        if parts.len() != 6 {
-            return Err(bad());
-        }
-        let mut bytes = [0u8; 6];
-        for (byte, part) in bytes.iter_mut().zip(&parts) {
-            if part.len() != 2 {
-                return Err(bad());
-            }
-            *byte = u8::from_str_radix(part, 16).map_err(|_| bad())?;
-        }
-        if bytes[0] & 1 == 1 {
-            return Err(Error::invalid(format!(
-                "mac={s} is a multicast address: an interface needs an even first byte, \
-                 e.g. 02:00:0a:00:00:02"
-            )));
-        }
-        if bytes == [0; 6] {
-            return Err(Error::invalid(format!(
-                "mac={s} is all zeros: give a real address, e.g. 02:00:0a:00:00:02"
-            )));
-        }
-        Ok(Mac(bytes))
-    }
-}
-
-/// Formats a hardware address the way `ip link` shows it: lower-case hex bytes joined by ':'.
-pub fn format_mac(bytes: &[u8]) -> String {
-    bytes
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect::<Vec<_>>()
-        .join(":")
+    /// Addresses, MAC address and MTU of the guest end.
+    pub guest_end: EndSettings,
+    /// Addresses, MAC address and MTU of the host end.
+    pub host_end: EndSettings,
+    /// The bridge the host end joins.
+    pub bridge: Option<String>,
 }
 
 /// Parses one `--veth` value.
@@ -138,41 +45,48 @@ pub fn parse_veth(value: &str) -> Result<VethSpec> {
     let mut spec = VethSpec {
         host: host.into(),
         guest: guest.into(),
-        addrs: Vec::new(),
-        mac: None,
+        guest_end: EndSettings::default(),
+        host_end: EndSettings::default(),
+        bridge: None,
     };
     for field in fields {
+        if spec.guest_end.take("", field).map_err(context)?
+            || spec.host_end.take(HOST_PREFIX, field).map_err(context)?
+        {
+            continue;
+        }
         match field.split_once('=') {
-            Some(("addr", cidr)) => {
-                let cidr: Cidr = cidr.parse().map_err(context)?;
-                if spec.addrs.contains(&cidr) {
-                    return Err(context(Error::invalid(format!(
-                        "addr={cidr} is given twice: give each address once"
-                    ))));
-                }
-                spec.addrs.push(cidr);
-            }
-            Some(("mac", mac)) => {
-                if spec.mac.is_some() {
+            Some(("bridge", bridge)) => {
+                if spec.bridge.is_some() {
                     return Err(context(Error::invalid(
-                        "mac= is given twice: an interface has one MAC address",
+                        "bridge= is given twice: a host end joins one bridge",
                     )));
                 }
-                spec.mac = Some(mac.parse().map_err(context)?);
+                name::interface(bridge)
+                    .map_err(|e| context(Error::invalid(format!("bridge={bridge}: {}", e.msg))))?;
+                if bridge == host {
+                    return Err(context(Error::invalid(format!(
+                        "bridge={bridge} is the host end's own name: name the bridge e.g. lan1"
+                    ))));
+                }
+                spec.bridge = Some(bridge.into());
             }
             _ => {
                 return Err(Error::invalid(format!(
-                    "--veth {value}: unknown option \"{field}\": use addr=CIDR or mac=MAC, \
+                    "--veth {value}: unknown option \"{field}\": use addr=, mac=, mtu= \
+                     (guest end), host-addr=, host-mac=, host-mtu= (host end) or bridge=, \
                      as in {VETH_SYNTAX}"
                 )))
             }
         }
     }
+    spec.guest_end.check("").map_err(context)?;
+    spec.host_end.check(HOST_PREFIX).map_err(context)?;
     Ok(spec)
 }
 
 /// Parses every `--veth` value and checks that they fit together: distinct host names, distinct
-/// guest names, no guest named `lo` (every namespace has one).
+/// guest names, no guest named `lo` (every namespace has one), no bridge named like a host end.
 pub fn parse_veths(values: &[String]) -> Result<Vec<VethSpec>> {
     let specs = values
         .iter()
@@ -183,6 +97,16 @@ pub fn parse_veths(values: &[String]) -> Result<Vec<VethSpec>> {
             return Err(Error::invalid(format!(
                 "--veth {}:lo: every namespace already has lo: name the guest side e.g. eth0",
                 spec.host
+            )));
+        }
+        if let Some(other) = specs
+            .iter()
+            .find(|o| o.bridge.as_deref() == Some(spec.host.as_str()))
+        {
+            return Err(Error::invalid(format!(
+                "{} is both a host end and the bridge of --veth {}:{}: give the bridge another \
+                 name",
+                spec.host, other.host, other.guest
             )));
         }
         for other in &specs[..i] {
@@ -204,6 +128,17 @@ pub fn parse_veths(values: &[String]) -> Result<Vec<VethSpec>> {
     Ok(specs)
 }
 
+/// The bridges the pairs join, each once, in the order of first use.
+pub fn bridges(specs: &[VethSpec]) -> Vec<String> {
+    let mut names: Vec<String> = Vec::new();
+    for b in specs.iter().filter_map(|s| s.bridge.as_ref()) {
+        if !names.contains(b) {
+            names.push(b.clone());
+        }
+    }
+    names
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -215,6 +150,10 @@ mod tests {
         e.msg
     }
 
+    fn strings(s: &[&str]) -> Vec<String> {
+        s.iter().map(|x| x.to_string()).collect()
+    }
+
     #[test]
     fn parses_the_articles_pair() {
         let v = parse_veth("vgt_1_1_0:eth0").unwrap();
@@ -223,20 +162,34 @@ mod tests {
             VethSpec {
                 host: "vgt_1_1_0".into(),
                 guest: "eth0".into(),
-                addrs: vec![],
-                mac: None
+                guest_end: EndSettings::default(),
+                host_end: EndSettings::default(),
+                bridge: None,
             }
         );
     }
 
     #[test]
-    fn parses_addresses_and_mac() {
+    fn the_older_syntax_still_means_the_guest_end() {
         let v = parse_veth("vgt_1_1_0:eth0,addr=10.0.0.2/24,addr=FD00::2/64,mac=02:AA:bb:00:00:01")
             .unwrap();
-        let addrs: Vec<String> = v.addrs.iter().map(ToString::to_string).collect();
-        assert_eq!(addrs, ["10.0.0.2/24", "fd00::2/64"]);
-        assert_eq!(v.mac.unwrap().to_string(), "02:aa:bb:00:00:01");
-        assert_eq!(v.mac.unwrap().0, [2, 0xaa, 0xbb, 0, 0, 1]);
+        assert_eq!(v.guest_end.addr_strings(), ["10.0.0.2/24", "fd00::2/64"]);
+        assert_eq!(v.guest_end.mac_string(), "02:aa:bb:00:00:01");
+        assert_eq!(v.host_end, EndSettings::default());
+    }
+
+    #[test]
+    fn parses_both_ends_and_a_bridge() {
+        let v = parse_veth(
+            "vgt_1_1_0:eth0,addr=10.0.0.2/24,mtu=1400,host-addr=10.0.0.1/24,\
+             host-addr=fd00::1/64,host-mac=02:00:00:00:00:01,host-mtu=1400,bridge=lan1",
+        )
+        .unwrap();
+        assert_eq!(v.guest_end.mtu, Some(1400));
+        assert_eq!(v.host_end.addr_strings(), ["10.0.0.1/24", "fd00::1/64"]);
+        assert_eq!(v.host_end.mac_string(), "02:00:00:00:00:01");
+        assert_eq!(v.host_end.mtu, Some(1400));
+        assert_eq!(v.bridge.as_deref(), Some("lan1"));
     }
 
     #[test]
@@ -252,36 +205,53 @@ mod tests {
 
     #[test]
     fn refuses_bad_options() {
-        assert!(err("a:b,ip=10.0.0.1/24").contains("use addr=CIDR or mac=MAC"));
+        assert!(err("a:b,ip=10.0.0.1/24").contains("use addr=, mac=, mtu="));
         assert!(err("a:b,addr").contains("unknown option"));
         assert!(err("a:b,").contains("unknown option"));
+        assert!(err("a:b,host-ip=1").contains("unknown option"));
         assert!(err("a:b,addr=10.0.0.2").contains("e.g. 10.0.0.2/24"));
-        assert!(err("a:b,addr=10.0.0.2/33").contains("0 to 32"));
-        assert!(err("a:b,addr=fd00::1/129").contains("0 to 128"));
-        assert!(err("a:b,addr=10.0.0/24").contains("not an IP address"));
-        assert!(err("a:b,addr=224.0.0.1/4").contains("not a unicast"));
-        assert!(err("a:b,addr=0.0.0.0/0").contains("not a unicast"));
-        assert!(err("a:b,addr=10.0.0.2/24,addr=10.0.0.2/24").contains("given twice"));
-        assert!(err("a:b,mac=02:00:00:00:00").contains("six hexadecimal bytes"));
-        assert!(err("a:b,mac=02:00:00:00:00:0g").contains("six hexadecimal bytes"));
-        assert!(err("a:b,mac=2:0:0:0:0:1").contains("six hexadecimal bytes"));
-        assert!(err("a:b,mac=01:00:5e:00:00:01").contains("multicast"));
-        assert!(err("a:b,mac=00:00:00:00:00:00").contains("all zeros"));
-        assert!(err("a:b,mac=02:00:00:00:00:01,mac=02:00:00:00:00:02").contains("twice"));
+        assert!(
+            err("a:b,host-addr=10.0.0.2").starts_with("--veth a:b,host-addr=10.0.0.2: host-addr=")
+        );
         assert!(err("a:b,mac=zz").starts_with("--veth a:b,mac=zz: "));
+        assert!(err("a:b,mtu=1000,addr=fd00::2/64").contains("mtu=1280 or more"));
+        assert!(err("a:b,bridge=x,bridge=y").contains("twice"));
+        assert!(err("a:b,bridge=abcdefghijklmnop").contains("at most 15"));
+        assert!(err("a:b,bridge=a").contains("host end's own name"));
+        assert!(err("a:b,bridge=").contains("bridge="));
     }
 
     #[test]
     fn checks_pairs_together() {
-        let v = |s: &[&str]| s.iter().map(|x| x.to_string()).collect::<Vec<_>>();
-        assert_eq!(parse_veths(&v(&["a:eth0", "b:eth1"])).unwrap().len(), 2);
+        assert_eq!(
+            parse_veths(&strings(&["a:eth0", "b:eth1"])).unwrap().len(),
+            2
+        );
         assert!(parse_veths(&[]).unwrap().is_empty());
-        let e = parse_veths(&v(&["a:eth0", "a:eth1"])).unwrap_err();
+        let e = parse_veths(&strings(&["a:eth0", "a:eth1"])).unwrap_err();
         assert!(e.msg.contains("host-side name a"), "{}", e.msg);
-        let e = parse_veths(&v(&["a:eth0", "b:eth0"])).unwrap_err();
+        let e = parse_veths(&strings(&["a:eth0", "b:eth0"])).unwrap_err();
         assert!(e.msg.contains("guest-side name eth0"), "{}", e.msg);
-        let e = parse_veths(&v(&["a:lo"])).unwrap_err();
+        let e = parse_veths(&strings(&["a:lo"])).unwrap_err();
         assert!(e.msg.contains("already has lo"), "{}", e.msg);
         assert_eq!(e.code, Code::InvalidArgument);
+        let e = parse_veths(&strings(&["a:eth0,bridge=b", "b:eth1"])).unwrap_err();
+        assert!(
+            e.msg.contains("both a host end and the bridge"),
+            "{}",
+            e.msg
+        );
+    }
+
+    #[test]
+    fn bridges_are_listed_once_in_order_of_use() {
+        let specs = parse_veths(&strings(&[
+            "a:eth0,bridge=lan2",
+            "b:eth1",
+            "c:eth2,bridge=lan1",
+            "d:eth3,bridge=lan2",
+        ]))
+        .unwrap();
+        assert_eq!(bridges(&specs), ["lan2", "lan1"]);
     }
 }

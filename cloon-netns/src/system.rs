@@ -1,0 +1,175 @@
+//! Carrying out [`Action`]s on the kernel: a netlink connection in the tool's own namespace and one
+//! in each namespace the actions work in, and, for every object made, how to unmake it (so that
+//! `up` is all or nothing).
+
+use crate::action::{Action, Ns};
+use crate::link::Netlink;
+use crate::namespace::{self, Namespace};
+use cloon_core::netns::RUN_DIR;
+use cloon_core::{Code, Error, Result, Undo};
+use std::collections::BTreeMap;
+use std::os::fd::{AsFd, BorrowedFd};
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+
+/// What an action made, for the record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Made {
+    Nothing,
+    /// A namespace, with its nsfs inode.
+    Namespace(u64),
+    /// An interface (a bridge, the first end of a veth pair), with its index.
+    Link(u32),
+}
+
+#[derive(Debug)]
+struct Inside {
+    ns: Namespace,
+    netlink: Rc<Netlink>,
+}
+
+/// The connections the actions go through.
+#[derive(Debug)]
+pub struct System {
+    host: Rc<Netlink>,
+    inside: BTreeMap<PathBuf, Inside>,
+}
+
+impl System {
+    /// Connects in the tool's own namespace; reading needs no privilege.
+    pub fn new() -> Result<System> {
+        Ok(System {
+            host: Rc::new(Netlink::connect()?),
+            inside: BTreeMap::new(),
+        })
+    }
+
+    /// The connection in the tool's own namespace.
+    pub fn host(&self) -> &Netlink {
+        &self.host
+    }
+
+    /// Works inside `ns`, opened by the caller, from now on (once: a namespace entered already
+    /// keeps its connection).
+    pub fn enter(&mut self, ns: &Ns, namespace: Namespace) -> Result<()> {
+        if self.inside.contains_key(&ns.path) {
+            return Ok(());
+        }
+        let netlink = Rc::new(namespace.netlink()?);
+        self.inside.insert(
+            ns.path.clone(),
+            Inside {
+                ns: namespace,
+                netlink,
+            },
+        );
+        Ok(())
+    }
+
+    /// The connection that acts in `ns` (`None`: the tool's own namespace).
+    pub fn netlink(&self, ns: Option<&Ns>) -> Result<Rc<Netlink>> {
+        match ns {
+            None => Ok(self.host.clone()),
+            Some(ns) => Ok(self.inside(ns)?.netlink.clone()),
+        }
+    }
+
+    fn inside(&self, ns: &Ns) -> Result<&Inside> {
+        self.inside.get(&ns.path).ok_or_else(|| {
+            Error::new(
+                Code::Io,
+                format!(
+                    "cloon-netns has not opened the namespace {} (a bug: please report it)",
+                    ns.path.display()
+                ),
+            )
+        })
+    }
+
+    fn fd(&self, ns: Option<&Ns>) -> Result<Option<BorrowedFd<'_>>> {
+        ns.map(|ns| self.inside(ns).map(|i| i.ns.as_fd()))
+            .transpose()
+    }
+
+    /// Does `action`; for an object it makes, registers on `undo` how to unmake it.
+    pub fn run(&mut self, action: &Action, undo: &mut Undo) -> Result<Made> {
+        match action {
+            Action::NetnsAdd { name } => {
+                let path = Path::new(RUN_DIR).join(name);
+                namespace::prepare_run_dir(Path::new(RUN_DIR))?;
+                let created = namespace::create(&path)?;
+                let inode = created.inode();
+                let undo_path = path.clone();
+                undo.push(move || {
+                    let _ = namespace::remove(&undo_path, inode);
+                });
+                self.enter(&Ns::new(path), created)?;
+                Ok(Made::Namespace(inode))
+            }
+            Action::NetnsDel { name, inode } => {
+                self.inside.remove(&Path::new(RUN_DIR).join(name));
+                namespace::remove(&Path::new(RUN_DIR).join(name), *inode)?;
+                Ok(Made::Nothing)
+            }
+            Action::BridgeAdd { name } => {
+                self.host.add_bridge(name)?;
+                let index = self.host.find(name, "on the host")?.index;
+                let (host, name) = (self.host.clone(), name.clone());
+                undo.push(move || {
+                    let _ = host.delete_if_same(&name, index);
+                });
+                Ok(Made::Link(index))
+            }
+            Action::BridgeDel { name, index }
+            | Action::LinkDel {
+                ns: None,
+                dev: name,
+                index,
+            } => {
+                self.host.delete_if_same(name, *index)?;
+                Ok(Made::Nothing)
+            }
+            Action::LinkDel { ns, dev, index } => {
+                self.netlink(ns.as_ref())?.delete_if_same(dev, *index)?;
+                Ok(Made::Nothing)
+            }
+            Action::VethAdd { a, b } => {
+                self.host
+                    .add_veth(a, self.fd(a.ns.as_ref())?, b, self.fd(b.ns.as_ref())?)?;
+                let netlink = self.netlink(a.ns.as_ref())?;
+                let index = netlink.find(&a.name, &where_is(a.ns.as_ref()))?.index;
+                let name = a.name.clone();
+                undo.push(move || {
+                    let _ = netlink.delete_if_same(&name, index);
+                });
+                Ok(Made::Link(index))
+            }
+            Action::LinkUp { ns, dev } => {
+                let netlink = self.netlink(ns.as_ref())?;
+                let link = netlink.find(dev, &where_is(ns.as_ref()))?;
+                netlink.set_up(link.index, dev)?;
+                Ok(Made::Nothing)
+            }
+            Action::SetMaster { dev, bridge } => {
+                let port = self.host.find(dev, "on the host")?;
+                let br = self.host.find(bridge, "on the host")?;
+                self.host.set_master(port.index, dev, br.index, bridge)?;
+                Ok(Made::Nothing)
+            }
+            Action::AddrAdd { ns, dev, cidr } => {
+                let netlink = self.netlink(ns.as_ref())?;
+                let link = netlink.find(dev, &where_is(ns.as_ref()))?;
+                netlink.add_address(link.index, dev, *cidr)?;
+                Ok(Made::Nothing)
+            }
+        }
+    }
+}
+
+/// Where a namespace is, for messages.
+pub fn where_is(ns: Option<&Ns>) -> String {
+    match ns {
+        None => "on the host".into(),
+        Some(ns) => format!("in the namespace {}", ns.netns_arg()),
+    }
+}
