@@ -159,7 +159,16 @@ pub fn up(state: &StateDir, args: &UpArgs, input: Option<Document>) -> Result<Do
         args: args.args.clone(),
     };
     let search = spec::search_path(&spec::environment(&inputs.env));
-    if !explain::acting() && !rootfs.is_dir() {
+    if !rootfs.is_dir() {
+        if explain::acting() {
+            return Err(Error::new(
+                Code::Unknown,
+                format!(
+                    "the root filesystem {} is not a directory: give --rootfs DIR, or the document of cloon-overlay",
+                    rootfs.display()
+                ),
+            ));
+        }
         explain::note(&format!(
             "dry run: the root filesystem {} does not exist yet, the command is not looked for in it",
             rootfs.display()
