@@ -297,6 +297,11 @@ impl Sandbox {
         run(self.cmd(tool_path(tool)).args(args), stdin, None)
     }
 
+    /// Runs a command made with [`Sandbox::cmd`], giving it `stdin`.
+    pub fn run_cmd(&self, cmd: &mut Command, stdin: &str) -> Run {
+        run(cmd, stdin, None)
+    }
+
     /// Runs a shell script inside the sandbox, with cloon's tools first in `PATH`.
     pub fn sh(&self, script: &str) -> Run {
         run(&mut self.sh_cmd(script), "", None)
