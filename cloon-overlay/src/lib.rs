@@ -2,9 +2,12 @@
 //!
 //! The article runs `losetup`, mounts the image on `lower`, and mounts
 //! `overlay -o lowerdir=lower,upperdir=upper,workdir=work` on `rootfs`. Writes land in `upper`;
-//! the image, attached read-only and mounted read-only, never changes.
+//! the image, attached read-only and mounted read-only, never changes. Unlike the article, which
+//! attaches and mounts the image again for each container, every container of one image shares
+//! one loop device and one lower mount (see [`lower`]): only its overlay is its own.
 
 pub mod loopdev;
+pub mod lower;
 pub mod mount;
 
 use cloon_core::doc::{Image, Overlay};
@@ -50,12 +53,13 @@ impl Record {
     }
 }
 
-/// The directories of one container's overlay under its state directory.
-fn layout(dir: &Path) -> Overlay {
+/// The directories of one container's overlay: its own under its state directory, the lower
+/// shared by every container of the image.
+fn layout(dir: &Path, lower: &Path) -> Overlay {
     let p = |leaf: &str| dir.join(leaf).to_string_lossy().into_owned();
     Overlay {
         loop_dev: String::new(),
-        lower: p("lower"),
+        lower: lower.to_string_lossy().into_owned(),
         upper: p("upper"),
         work: p("work"),
         rootfs: p("rootfs"),
@@ -85,10 +89,11 @@ pub fn up(state: &StateDir, args: &UpArgs, input: Option<Document>) -> Result<Do
 /// and the `overlay.loop` of a dry run's document: the device is known only once attached.
 pub const LOOP_VAR: &str = "$loop";
 
-/// Attaches `image`, mounts it read-only and the overlay over it; all or nothing. With
-/// `--explain`, each step is said as a shell command first; with `--dry-run`, the steps are said
-/// and nothing is done (an image that does not exist yet, as after `cloon-img --dry-run`, is not
-/// checked).
+/// Mounts the overlay of `image`, over the image's shared lower, which is attached and mounted
+/// first when no other container has done it (see [`lower`]); all or nothing. With `--explain`,
+/// each step is said as a shell command first; with `--dry-run`, the steps are said and nothing
+/// is done (an image that does not exist yet, as after `cloon-img --dry-run`, is not checked, and
+/// its lower is named `0-0`).
 fn mount_image(state: &StateDir, name: &str, image: &Path) -> Result<Overlay> {
     let acting = explain::acting();
     if acting {
@@ -101,26 +106,26 @@ fn mount_image(state: &StateDir, name: &str, image: &Path) -> Result<Overlay> {
     } else {
         let image = absolute(image)?;
         explain::note(&format!(
-            "dry run: {} does not exist yet, it is not checked",
+            "dry run: {} does not exist yet, it is not checked; its lower is named 0-0 here",
             image.display()
         ));
         (image, (0, 0))
     };
+    let place = lower::Place::new(state, (image_dev, image_ino))?;
     let dir = state.dir(name)?.join(PART);
     let mut record = Record {
         image: image.to_string_lossy().into_owned(),
         image_dev,
         image_ino,
-        overlay: layout(&dir),
+        overlay: layout(&dir, &place.lower),
     };
     let o = record.overlay.clone();
-    let (lower, upper, work, rootfs) = (
-        Path::new(&o.lower),
+    let (upper, work, rootfs) = (
         Path::new(&o.upper),
         Path::new(&o.work),
         Path::new(&o.rootfs),
     );
-    let options = mount::overlay_options(lower, upper, work)?;
+    let options = mount::overlay_options(&place.lower, upper, work)?;
     let mut undo = Undo::new();
     explain::claim(state, &mut undo, name, PART, &record)?;
     if explain::step(&["mkdir", "-m", "700", &dir.to_string_lossy()]) {
@@ -136,52 +141,27 @@ fn mount_image(state: &StateDir, name: &str, image: &Path) -> Result<Overlay> {
         });
     }
     let mut words = vec!["mkdir", "-m", "755"];
-    words.extend([&o.lower, &o.upper, &o.work, &o.rootfs].map(String::as_str));
+    words.extend([&o.upper, &o.work, &o.rootfs].map(String::as_str));
     if explain::step(&words) {
-        for d in [lower, upper, work, rootfs] {
+        for d in [upper, work, rootfs] {
             fs::DirBuilder::new()
                 .mode(0o755)
                 .create(d)
                 .context(|| format!("cannot create {}", d.display()))?;
         }
     }
-
-    let img = explain::quote(&record.image);
-    explain::shell(&format!("loop=$(losetup --read-only --find --show {img})"));
-    let attached = if acting {
-        let attached = loopdev::attach_read_only(&image)?;
-        record.overlay.loop_dev = attached.path.to_string_lossy().into_owned();
-        explain::note(&format!("{LOOP_VAR} is {}", record.overlay.loop_dev));
+    // The lower is joined (or made) and the overlay mounted under the lower's lock.
+    let joined = lower::join(state, &place, &image, (image_dev, image_ino))?;
+    record.overlay.loop_dev = joined.loop_dev.clone();
+    if acting {
         state.update(name, PART, &record)?;
-        Some(attached)
-    } else {
-        record.overlay.loop_dev = LOOP_VAR.into();
-        None
-    };
-    let mount_lower = format!(
-        "mount -o ro -t ext4 \"{LOOP_VAR}\" {}",
-        explain::quote(&o.lower)
-    );
-    if let (true, Some(a)) = (explain::shell(&mount_lower), &attached) {
-        mount::mount_lower(&a.path, lower)?;
     }
-    {
-        let lower = lower.to_path_buf();
-        undo.push(move || {
-            let _ = mount::unmount(&lower);
-        });
-    }
-    // The mount now holds the device; autoclear detaches it when the lower is unmounted.
-    explain::note(
-        "the mount holds the device: losetup -d only marks it to go with the unmount (autoclear)",
-    );
-    explain::shell(&format!("losetup -d \"{LOOP_VAR}\""));
-    drop(attached);
     if explain::step(&[
         "mount", "-t", "overlay", "overlay", "-o", &options, &o.rootfs,
     ]) {
         mount::mount_overlay(&options, rootfs)?;
     }
+    joined.commit();
     undo.commit();
     Ok(record.overlay)
 }
@@ -194,8 +174,9 @@ fn remove_dir(dir: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Unmounts the overlay and the lower, lets the loop device go, removes the directories and
-/// the record. What is already gone counts as done.
+/// Unmounts the overlay, then leaves the shared lower, which goes with the last container that
+/// uses it (see [`lower::leave`]); removes the directories and the record. What is already gone
+/// counts as done.
 pub fn down(state: &StateDir, name: &str) -> Result<()> {
     let Some(record) = state.load::<Record>(name, PART)? else {
         explain::note(&format!(
@@ -207,48 +188,48 @@ pub fn down(state: &StateDir, name: &str) -> Result<()> {
         host::require_root(STAGE, "unmount and detach loop devices")?;
     }
     let o = &record.overlay;
-    mount::unmount(Path::new(&o.rootfs))?;
-    let lower_mounted = mounts::at(Path::new(&o.lower))?.is_some();
-    mount::unmount(Path::new(&o.lower))?;
-    if lower_mounted {
-        explain::note(&format!(
-            "{} goes with this unmount (autoclear)",
-            o.loop_dev
-        ));
-    }
-    // In a dry run the lower is still mounted, and the device still attached, but the unmount
-    // would take it.
-    if !o.loop_dev.is_empty() && (explain::acting() || !lower_mounted) {
-        loopdev::detach_if_ours(Path::new(&o.loop_dev), record.image_id())?;
-    }
+    let rootfs = Path::new(&o.rootfs);
+    mount::unmount(rootfs)?;
+    let place = lower::Place::of_lower(state, Path::new(&o.lower)).ok_or_else(|| {
+        Error::config(format!(
+            "the record of \"{name}\" names the lower {}, which is not a shared lower of {}",
+            o.lower,
+            state.root().display()
+        ))
+    })?;
+    lower::leave(state, &place, rootfs, record.image_id(), &o.loop_dev)?;
     remove_dir(&state.dir(name)?.join(PART))?;
     explain::release(state, name, PART)
 }
 
-/// Compares the record with the mount table and the loop device; lists every difference.
-/// Returns the `overlay` part as recorded.
+/// Compares the record with the mount table, the loop device and the shared lower's record; lists
+/// every difference. Returns the `overlay` part as recorded.
 pub fn check(state: &StateDir, name: &str) -> Result<Overlay> {
     let record = record(state, name)?;
     let o = &record.overlay;
     let mut drift = Vec::new();
     match mounts::at(Path::new(&o.rootfs))? {
-        Some(m) if m.fstype == "overlay" => {}
+        Some(m) if m.fstype == "overlay" => {
+            if lower::lowerdir(&m) != Some(o.lower.as_str()) {
+                drift.push(format!(
+                    "the overlay on {} is not over the lower {} ({})",
+                    o.rootfs, o.lower, m.options
+                ));
+            }
+        }
         Some(m) => drift.push(format!(
             "{} is a {} mount, not the overlay",
             o.rootfs, m.fstype
         )),
         None => drift.push(format!("the overlay is not mounted on {}", o.rootfs)),
     }
-    match mounts::at(Path::new(&o.lower))? {
-        Some(m) if m.source == o.loop_dev => {}
-        Some(m) => drift.push(format!(
-            "{} is mounted from {}, not {}",
-            o.lower, m.source, o.loop_dev
+    match lower::Place::of_lower(state, Path::new(&o.lower)) {
+        Some(place) => drift.extend(lower::drift(state, &place, &o.loop_dev, record.image_id())?),
+        None => drift.push(format!(
+            "{} is not a shared lower of {}",
+            o.lower,
+            state.root().display()
         )),
-        None => drift.push(format!("the image is not mounted on {}", o.lower)),
-    }
-    if !loopdev::backs(Path::new(&o.loop_dev), record.image_id()) {
-        drift.push(format!("{} no longer backs {}", o.loop_dev, record.image));
     }
     if drift.is_empty() {
         Ok(record.overlay)

@@ -7,6 +7,12 @@ use cloon_overlay::{UpArgs, PART, STAGE};
 use std::process::ExitCode;
 
 const AFTER_HELP: &str = "\
+Every container made from one image shares one read-only loop device and one read-only mount of
+the image (the lower, STATE/.lowers/DEV-INO/lower, recorded in STATE/.lowers/DEV-INO.json): the
+first container attaches and mounts it, the others mount only their overlay over it, and the last
+one out unmounts it (the loop device goes with it). Who uses a lower is read from the mount table
+(the overlays whose lowerdir it is), under a lock on its record, so a crash leaves no wrong count.
+
 --explain says on stderr, before each action, the shell command that does the same (mkdir,
 losetup, mount, umount, rm); stdout stays the JSON document. The loop device is held in the shell
 variable $loop (`loop=$(losetup --read-only --find --show IMG)`), so the commands run as a
@@ -43,9 +49,9 @@ struct Cli {
 enum Cmd {
     /// Attach and mount (the default action)
     Up(UpArgs),
-    /// Unmount, detach and remove the upper layer
+    /// Unmount the overlay, remove the upper layer, and the lower with its last user
     Down(NameArgs),
-    /// Check that the mounts and the loop device are still as recorded
+    /// Check that the mounts, the loop device and the shared lower are still as recorded
     Check(NameArgs),
     /// Print the record
     Show(NameArgs),

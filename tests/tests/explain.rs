@@ -238,18 +238,20 @@ fn img_commands_make_the_same_image() {
 /// The overlay of `name` as a sandbox sees it: the two mounts (type, source, options), the loop
 /// device (read-only, autoclear, backing file) and the directories' modes. The device's number is
 /// replaced by `N`: loop devices are global, and each sandbox gets its own.
-fn overlay_view(sb: &Sandbox, name: &str) -> String {
+fn overlay_view(sb: &Sandbox, name: &str, lower: &str) -> String {
     let base = format!("/run/cloon/{name}/overlay");
     let text = sb
         .sh(&format!(
             r#"set -e
-            findmnt -rn -o FSTYPE,SOURCE,OPTIONS {base}/lower
+            findmnt -rn -o FSTYPE,SOURCE,OPTIONS {lower}
             findmnt -rn -o FSTYPE,SOURCE,OPTIONS {base}/rootfs
-            dev=$(findmnt -rn -o SOURCE {base}/lower)
+            dev=$(findmnt -rn -o SOURCE {lower})
             n=${{dev#/dev/}}
             echo ro=$(cat /sys/block/$n/ro) autoclear=$(cat /sys/block/$n/loop/autoclear) \
                 file=$(cat /sys/block/$n/loop/backing_file)
-            stat -c '%n %a %F' {base} {base}/upper {base}/work {base}/rootfs"#
+            stat -c '%n %a %F' {base} {base}/upper {base}/work {base}/rootfs {lower} {lower}/.. \
+                {lower}/../..
+            findmnt -rn -o SOURCE {lower} | wc -l"#
         ))
         .ok();
     text.split(' ')
@@ -272,57 +274,123 @@ fn overlay_commands_mount_the_same_and_down_commands_undo_them() {
     a.tool("cloon-img", &["create", "--busybox", img_s], "")
         .ok();
     let before = sha256(img_s);
+    let meta = std::fs::metadata(&img).unwrap();
+    let key = {
+        use std::os::unix::fs::MetadataExt;
+        format!("{}-{}", meta.dev(), meta.ino())
+    };
+    let shared = "/run/cloon/.lowers";
+    let lower = format!("{shared}/{key}/lower");
+    let record = format!("{shared}/{key}.json");
 
+    // The first container attaches and mounts the image, the second only mounts its overlay.
     let up = a.tool(
         "cloon-overlay",
         &["--explain", "--image", img_s, "--name", "Ex1"],
         "",
     );
-    let script = said(&up);
+    let script1 = said(&up);
     let doc = up.json();
     let dev = doc["overlay"]["loop"].as_str().unwrap();
     assert!(dev.starts_with("/dev/loop"), "{doc}");
+    assert_eq!(doc["overlay"]["lower"], lower.as_str());
     let o = "/run/cloon/Ex1/overlay";
     assert_says(
-        &script,
+        &script1,
         &[
-            &format!("mkdir -m 755 {o}/lower {o}/upper {o}/work {o}/rootfs"),
+            &format!("mkdir -m 755 {o}/upper {o}/work {o}/rootfs"),
+            &format!("# lock {record} (flock): the lower of this image is joined, or made, under this lock"),
+            &format!("mkdir -p -m 700 {shared} {shared}/{key}"),
+            &format!("mkdir -p -m 755 {lower}"),
             &format!("loop=$(losetup --read-only --find --show {img_s})"),
             &format!("# $loop is {dev}"),
-            &format!("mount -o ro -t ext4 \"$loop\" {o}/lower"),
+            &format!("mount -o ro -t ext4 \"$loop\" {lower}"),
             "losetup -d \"$loop\"",
-            &format!("mount -t overlay overlay -o lowerdir={o}/lower,upperdir={o}/upper,workdir={o}/work {o}/rootfs"),
+            &format!("# record {record}"),
+            &format!("mount -t overlay overlay -o lowerdir={lower},upperdir={o}/upper,workdir={o}/work {o}/rootfs"),
+            &format!("# unlock {record}"),
         ],
     );
-    run_script(&b, &script);
-    let view = overlay_view(&a, "Ex1");
-    assert!(
-        view.contains("ro=1 autoclear=1") && view.contains(" ro,"),
-        "{view}"
+    let up2 = a.tool(
+        "cloon-overlay",
+        &["--explain", "--image", img_s, "--name", "Ex2"],
+        "",
     );
-    assert_eq!(overlay_view(&b, "Ex1"), view);
+    let script2 = said(&up2);
+    assert_eq!(up2.json()["overlay"]["loop"], dev, "one device for both");
+    let o2 = "/run/cloon/Ex2/overlay";
+    assert_says(
+        &script2,
+        &[
+            &format!("# {lower} is already mounted from {dev}: this container shares it"),
+            &format!("mount -t overlay overlay -o lowerdir={lower},upperdir={o2}/upper,workdir={o2}/work {o2}/rootfs"),
+        ],
+    );
+    for word in [
+        "losetup",
+        "mount -o ro",
+        "mkdir -p -m 700 /run/cloon/.lowers",
+    ] {
+        assert!(
+            !script2.contains(word),
+            "{word} for a shared lower:\n{script2}"
+        );
+    }
+    run_script(&b, &script1);
+    run_script(&b, &script2);
+    for name in ["Ex1", "Ex2"] {
+        let view = overlay_view(&a, name, &lower);
+        assert!(
+            view.contains("ro=1 autoclear=1") && view.contains(" ro,"),
+            "{view}"
+        );
+        assert!(view.ends_with("\n1\n"), "one lower mount: {view}");
+        assert_eq!(overlay_view(&b, name, &lower), view);
+    }
+    assert_eq!(a.loops().len(), 2, "one device per sandbox");
     // Writes land in the upper directory in both.
     for sb in [&a, &b] {
         sb.sh(&format!("echo w > {o}/rootfs/tmp/new")).ok();
         assert_eq!(sb.sh(&format!("cat {o}/upper/tmp/new")).ok(), "w\n");
     }
 
+    // The first one out keeps the lower, the last one removes it.
     let down = a.tool("cloon-overlay", &["down", "--explain"], &up.stdout);
-    let script = said(&down);
+    let down1 = said(&down);
     assert_says(
-        &script,
+        &down1,
         &[
             &format!("umount {o}/rootfs"),
-            &format!("umount {o}/lower"),
+            &format!("# {lower} is still the lower of 1 other overlay(s): it stays"),
             &format!("rm -rf --one-file-system {o}"),
             "rmdir --ignore-fail-on-non-empty /run/cloon/Ex1",
         ],
     );
-    assert!(
-        !script.contains("losetup -d /dev/"),
-        "autoclear detaches the device at the unmount:\n{script}"
+    assert!(!down1.contains(&format!("umount {lower}")), "{down1}");
+    let down = a.tool("cloon-overlay", &["down", "--explain"], &up2.stdout);
+    let down2 = said(&down);
+    assert_says(
+        &down2,
+        &[
+            &format!("umount {o2}/rootfs"),
+            &format!("umount {lower}"),
+            &format!("rm -rf --one-file-system {shared}/{key}"),
+            &format!("rmdir --ignore-fail-on-non-empty {shared}"),
+            &format!("rm -rf --one-file-system {o2}"),
+            "rmdir --ignore-fail-on-non-empty /run/cloon/Ex2",
+        ],
     );
-    run_script(&b, &script);
+    for script in [&down1, &down2] {
+        assert!(
+            !script.contains("losetup -d /dev/"),
+            "autoclear detaches the device at the unmount:\n{script}"
+        );
+    }
+    // What is left is b's device, backed by a's image.
+    assert_eq!(a.loops().len(), 1, "b's device");
+    run_script(&b, &down1);
+    assert_eq!(a.loops().len(), 1, "the first one out keeps the device");
+    run_script(&b, &down2);
     b.assert_clean(&[]);
     a.assert_clean(&[]); // also the loop device of b, backed by a's image
     assert_eq!(sha256(img_s), before, "the image changed");
@@ -676,9 +744,14 @@ fn a_dry_run_pipeline_prints_a_script_that_runs_the_container() {
 
     // Nothing of this is cloon's (no records): take it down by hand.
     let o = format!("/run/cloon/{name}/overlay");
+    let lower = doc["overlay"]["lower"].as_str().expect("overlay.lower");
+    assert_eq!(
+        lower, "/run/cloon/.lowers/0-0/lower",
+        "an image not made yet"
+    );
     sb.sh(&format!(
-        "set -e; crun --root /run/crun delete -f {name}; umount {o}/rootfs; umount {o}/lower; \
-         rm -rf /run/cloon/{name}"
+        "set -e; crun --root /run/crun delete -f {name}; umount {o}/rootfs; umount {lower}; \
+         rm -rf /run/cloon/{name} /run/cloon/.lowers"
     ))
     .ok();
     sb.assert_clean(&[]);

@@ -84,6 +84,12 @@ fn two_containers_share_one_image() {
     let (img, _) = image(&sb);
     let a = sb.tool("cloon-overlay", &["--image", &img, "--name", "A"], "");
     let b = sb.tool("cloon-overlay", &["--image", &img, "--name", "B"], "");
+    assert_eq!(
+        a.json()["overlay"]["loop"],
+        b.json()["overlay"]["loop"],
+        "one loop device for one image"
+    );
+    assert_eq!(sb.loops().len(), 1);
     let (ra, rb) = (
         a.json()["overlay"]["rootfs"].clone(),
         b.json()["overlay"]["rootfs"].clone(),
@@ -104,6 +110,7 @@ fn two_containers_share_one_image() {
     );
     sb.tool("cloon-overlay", &["down", "--name", "B"], "").ok();
     sb.tool("cloon-overlay", &["check", "--name", "A"], "").ok();
+    assert_eq!(sb.loops().len(), 1, "A still uses the device");
     sb.tool("cloon-overlay", &["down", "--name", "A"], "").ok();
     sb.assert_clean(&[]);
 }
