@@ -82,8 +82,126 @@ impl NameArgs {
 }
 
 /// Parses the command line of a tool, or exits with clap's usage error (status 2).
+///
+/// With `CLOON_GENERATE` in the environment, writes the tool's manual pages, its shell
+/// completions or the document's schema instead, and exits (see [`crate::generate`]).
 pub fn parse<T: clap::Parser>() -> T {
+    if let Some(value) = std::env::var_os(crate::generate::VAR) {
+        std::process::exit(generate(&command::<T>(), &value.to_string_lossy()));
+    }
     try_parse_from(std::env::args_os()).unwrap_or_else(|e| e.exit())
+}
+
+/// Answers `CLOON_GENERATE=value` for `cmd`: 0 when done, 2 (a usage error) for a value it does
+/// not know, 5 when a file cannot be written.
+fn generate(cmd: &clap::Command, value: &str) -> i32 {
+    let tool = cmd.get_name().to_string();
+    let request = match crate::generate::parse_request(value) {
+        Ok(r) => r,
+        Err(msg) => {
+            eprintln!("{tool}: {msg}");
+            return 2;
+        }
+    };
+    match crate::generate::run(&request, cmd.clone()) {
+        Ok(_) => 0,
+        Err(e) => {
+            eprintln!(
+                "{tool}: cannot write what {}={value} asks for: {e}",
+                crate::generate::VAR
+            );
+            i32::from(Code::Io.number())
+        }
+    }
+}
+
+/// The clap command of a tool as cloon presents it: each subcommand's help ends with examples,
+/// taken from the tool's own examples that use the subcommand (or, for a subcommand that acts on
+/// one container's record, `TOOL SUB --name Cloon1` and `TOOL SUB < Cloon1.json`).
+pub fn command<T: clap::CommandFactory>() -> clap::Command {
+    with_examples(T::command())
+}
+
+/// The examples of a command's help: the lines after `Examples:` (or `Example:`), each example
+/// a line indented by two spaces with the lines that continue it.
+fn examples(after_help: &str) -> Vec<String> {
+    let mut lines = after_help.lines().skip_while(|l| {
+        let t = l.trim();
+        t != "Examples:" && t != "Example:"
+    });
+    lines.next();
+    let mut out: Vec<String> = Vec::new();
+    for line in lines {
+        let continues =
+            line.starts_with("   ") || out.last().is_some_and(|e| e.trim_end().ends_with('\\'));
+        match out.last_mut() {
+            Some(last) if continues => {
+                last.push('\n');
+                last.push_str(line);
+            }
+            _ if line.starts_with("  ") => out.push(line.to_string()),
+            _ => {}
+        }
+    }
+    out
+}
+
+/// Whether `example` runs `tool` with the subcommand `sub` (or, for `up`, with none of `subs`).
+fn example_uses(example: &str, tool: &str, sub: &str, subs: &[String]) -> bool {
+    let words: Vec<&str> = example.split_whitespace().collect();
+    let after_tool: Vec<Option<&&str>> = words
+        .iter()
+        .enumerate()
+        .filter(|(_, w)| **w == tool)
+        .map(|(i, _)| words.get(i + 1))
+        .collect();
+    if sub == "up" {
+        return !after_tool.is_empty()
+            && after_tool
+                .iter()
+                .all(|next| next.is_none_or(|w| *w == "up" || !subs.iter().any(|s| s == *w)));
+    }
+    after_tool
+        .iter()
+        .any(|next| next.is_some_and(|w| *w == sub))
+}
+
+fn with_examples(cmd: clap::Command) -> clap::Command {
+    let tool = cmd.get_name().to_string();
+    let all = cmd
+        .get_after_help()
+        .map(|h| examples(&h.to_string()))
+        .unwrap_or_default();
+    let subs: Vec<String> = cmd
+        .get_subcommands()
+        .map(|s| s.get_name().to_string())
+        .collect();
+    cmd.mut_subcommands(|sub| {
+        if sub.get_after_help().is_some() {
+            return sub;
+        }
+        let name = sub.get_name().to_string();
+        let mut mine: Vec<String> = all
+            .iter()
+            .filter(|e| example_uses(e, &tool, &name, &subs))
+            .cloned()
+            .collect();
+        if mine.is_empty() && sub.get_arguments().any(|a| a.get_id() == "name") {
+            mine = vec![
+                format!("  {tool} {name} --name Cloon1"),
+                format!("  {tool} {name} < Cloon1.json"),
+            ];
+        }
+        if mine.is_empty() {
+            return sub;
+        }
+        let label = if mine.len() == 1 {
+            "Example:"
+        } else {
+            "Examples:"
+        };
+        sub.after_help(format!("{label}\n{}", mine.join("\n")))
+    })
 }
 
 /// Parses `args` as [`parse`] does.
@@ -97,7 +215,7 @@ where
     I: IntoIterator<Item = A>,
     A: Into<std::ffi::OsString> + Clone,
 {
-    let cmd = T::command();
+    let cmd = command::<T>();
     let conflicts = cmd.is_args_conflicts_with_subcommands_set();
     let usage = cmd.clone().render_usage().to_string();
     let mut cmd = cmd.args_conflicts_with_subcommands(false);
@@ -163,6 +281,18 @@ pub fn run_step(stage: &str, step: impl FnOnce(Option<Document>) -> Result<Docum
         return ExitCode::from(status);
     }
     match step(input) {
+        Ok(doc) => {
+            print(&doc.to_json());
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(stage, &e),
+    }
+}
+
+/// Runs a step that starts a new document without reading stdin (stdin is its input data, as
+/// in `cloon-img create --from-tar -`).
+pub fn run_new(stage: &str, step: impl FnOnce() -> Result<Document>) -> ExitCode {
+    match step() {
         Ok(doc) => {
             print(&doc.to_json());
             ExitCode::SUCCESS
@@ -354,6 +484,26 @@ mod tests {
         assert_eq!(e.kind(), clap::error::ErrorKind::ArgumentConflict);
         let e = parse(&["down", "--image", "i"]).unwrap_err();
         assert_eq!(e.kind(), clap::error::ErrorKind::UnknownArgument);
+    }
+
+    #[test]
+    fn subcommands_get_the_examples_that_use_them() {
+        let help = "Some text.\n\nExamples:\n  t --image i | t2\n  t down --name A\n  t down < a.json \\\n    | t2 down\n  t check < a.json   # a note";
+        let ex = examples(help);
+        assert_eq!(ex.len(), 4, "{ex:?}");
+        assert_eq!(ex[2], "  t down < a.json \\\n    | t2 down");
+        let subs: Vec<String> = ["up", "down", "check", "show"].map(String::from).into();
+        assert!(example_uses(&ex[0], "t", "up", &subs));
+        assert!(!example_uses(&ex[1], "t", "up", &subs));
+        assert!(example_uses(&ex[2], "t", "down", &subs));
+        assert!(!example_uses(&ex[2], "t", "check", &subs));
+        let cmd = command::<Cli>();
+        let down = cmd.find_subcommand("down").unwrap();
+        let text = down.get_after_help().unwrap().to_string();
+        assert_eq!(
+            text,
+            "Examples:\n  t down --name Cloon1\n  t down < Cloon1.json"
+        );
     }
 
     fn bundle(path: &str) -> Bundle {

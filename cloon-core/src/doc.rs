@@ -5,6 +5,7 @@
 //! their order, so the output is deterministic.
 
 use crate::error::{Code, Error, Result};
+use schemars::JsonSchema;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -148,15 +149,36 @@ impl Document {
 }
 
 /// `image`: the ext4 file holding a root filesystem (cloon-img).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Image {
+    /// The image file, absolute.
     pub path: String,
+    /// The filesystem in it: ext4 (ext2 and ext3 images are read too).
     pub fstype: String,
+    /// The file's size in bytes.
     pub bytes: u64,
+    /// What the image's maker says to run in it (an OCI image's Entrypoint and Cmd, Env and
+    /// WorkingDir); cloon-spec uses it when it is given no command. Absent for other images.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config: Option<ImageConfig>,
+}
+
+/// The default process of an image: `image.config`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct ImageConfig {
+    /// The command and its arguments (an OCI image's Entrypoint followed by its Cmd).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub args: Vec<String>,
+    /// `KEY=VALUE` entries, merged under cloon-spec's `--env`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub env: Vec<String>,
+    /// The working directory in the container.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cwd: Option<String>,
 }
 
 /// `overlay`: the loop device and the copy-on-write root filesystem (cloon-overlay).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Overlay {
     #[serde(rename = "loop")]
     pub loop_dev: String,
@@ -167,7 +189,7 @@ pub struct Overlay {
 }
 
 /// `netns`: the named network namespace and its veth pairs (cloon-netns).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Netns {
     pub name: String,
     pub path: String,
@@ -178,7 +200,7 @@ pub struct Netns {
 /// One veth pair: `host` end in the caller's namespace, `guest` end in the container's. `mac`,
 /// `addrs` and `mtu` are the guest end's; the `host...` fields the host end's. Optional fields are
 /// left out when unset, so documents of older versions read the same.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Link {
     pub host: String,
@@ -200,20 +222,95 @@ pub struct Link {
 }
 
 /// `bundle`: the OCI bundle directory and its config.json (cloon-spec).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Bundle {
     pub path: String,
     pub config: String,
 }
 
 /// `container`: the container as the OCI runtime runs it (cloon-run).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Container {
     pub id: String,
     pub runtime: String,
     pub root: String,
     pub pid: i64,
     pub status: String,
+}
+
+/// The error object of an error document.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct ErrorObject {
+    /// 1 to 99 as in CNI, 100 and up cloon's own; also the tool's exit status.
+    pub code: u8,
+    /// The tool that failed (cloon-img, cloon-overlay, ...).
+    pub stage: String,
+    /// What went wrong, and what to do.
+    pub msg: String,
+    /// The low-level cause (an errno text, a runtime's message).
+    #[serde(default)]
+    pub details: String,
+}
+
+/// The shape of a document, for its JSON Schema only: every part is optional, and keys of the
+/// user's own pass (`additionalProperties`).
+#[derive(Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(
+    title = "cloon document",
+    description = "The JSON object that flows through a cloon pipeline: each tool owns one key and never changes another's; keys it does not know pass through untouched.",
+    extend("additionalProperties" = true)
+)]
+struct Shape {
+    /// The document version: "1".
+    #[schemars(extend("const" = "1"))]
+    cloon_version: String,
+    /// The container's name, which every stage's state is filed under.
+    #[serde(default)]
+    name: Option<String>,
+    /// cloon-img's part.
+    #[serde(default)]
+    image: Option<Image>,
+    /// cloon-overlay's part.
+    #[serde(default)]
+    overlay: Option<Overlay>,
+    /// cloon-netns's part.
+    #[serde(default)]
+    netns: Option<Netns>,
+    /// cloon-spec's part.
+    #[serde(default)]
+    bundle: Option<Bundle>,
+    /// cloon-run's part.
+    #[serde(default)]
+    container: Option<Container>,
+    /// The error of the first tool that failed (an error document has no other part).
+    #[serde(default)]
+    error: Option<ErrorObject>,
+}
+
+/// The JSON Schema (draft 2020-12) of the document, generated from the types of its parts. The
+/// repository ships it as `schema/cloon-document.schema.json`.
+pub fn schema() -> Value {
+    let generated = schemars::schema_for!(Shape).to_value();
+    let Value::Object(mut rest) = generated else {
+        return generated;
+    };
+    // The keys a reader looks for first, first.
+    let mut schema = Map::new();
+    for key in ["$schema", "title", "description"] {
+        if let Some(v) = rest.shift_remove(key) {
+            schema.insert(key.into(), v);
+        }
+    }
+    schema.extend(rest);
+    Value::Object(schema)
+}
+
+/// [`schema`] as the shipped file holds it: pretty JSON with a final newline.
+pub fn schema_text() -> String {
+    let mut s = serde_json::to_string_pretty(&schema()).unwrap_or_default();
+    s.push('\n');
+    s
 }
 
 #[cfg(test)]
@@ -253,6 +350,7 @@ mod tests {
                 path: "/i".into(),
                 fstype: "ext4".into(),
                 bytes: 1,
+                config: None,
             },
         );
         let b = Document::parse(&a.to_json()).unwrap().unwrap();
@@ -337,5 +435,50 @@ mod tests {
             doc.to_json(),
             "{\n  \"cloonVersion\": \"1\",\n  \"name\": \"A\"\n}\n"
         );
+    }
+
+    #[test]
+    fn image_config_is_optional_and_left_out_when_absent() {
+        let old: Image =
+            serde_json::from_str(r#"{"path":"/i","fstype":"ext4","bytes":1}"#).unwrap();
+        assert_eq!(old.config, None);
+        assert_eq!(
+            serde_json::to_string(&old).unwrap(),
+            r#"{"path":"/i","fstype":"ext4","bytes":1}"#
+        );
+        let with = Image {
+            config: Some(ImageConfig {
+                args: vec!["/bin/sh".into()],
+                env: vec![],
+                cwd: Some("/".into()),
+            }),
+            ..old
+        };
+        assert_eq!(
+            serde_json::to_string(&with).unwrap(),
+            r#"{"path":"/i","fstype":"ext4","bytes":1,"config":{"args":["/bin/sh"],"cwd":"/"}}"#
+        );
+    }
+
+    #[test]
+    fn the_shipped_schema_is_the_generated_one() {
+        let file = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../schema/cloon-document.schema.json"
+        );
+        let text = schema_text();
+        if std::env::var("CLOON_UPDATE_SCHEMA").as_deref() == Ok("1") {
+            std::fs::write(file, &text).unwrap();
+        }
+        let shipped = std::fs::read_to_string(file).unwrap_or_default();
+        assert!(
+            shipped == text,
+            "{file} differs from cloon_core::doc::schema(): regenerate it with \
+             `CLOON_UPDATE_SCHEMA=1 cargo test -p cloon-core the_shipped_schema`"
+        );
+        let schema = schema();
+        assert_eq!(schema["properties"]["cloonVersion"]["const"], "1");
+        assert_eq!(schema["required"], serde_json::json!(["cloonVersion"]));
+        assert_eq!(schema["additionalProperties"], true);
     }
 }

@@ -1,15 +1,18 @@
 //! What every cloon tool shares, and nothing that belongs to one tool: the document and its parts,
 //! the error object and its codes, name validation, the `--netns NAME|PATH` convention, the state directory, host checks, the
-//! undo stack that makes `up` all or nothing, and the stdin-to-stdout driver of `main`.
+//! undo stack that makes `up` all or nothing, the stdin-to-stdout driver of `main` (which also
+//! writes manual pages and completions), progress lines, and the document's JSON Schema.
 
 pub mod cli;
 pub mod doc;
 pub mod error;
 pub mod explain;
+pub mod generate;
 pub mod host;
 pub mod mounts;
 pub mod name;
 pub mod netns;
+pub mod progress;
 pub mod shared;
 pub mod state;
 pub mod undo;
