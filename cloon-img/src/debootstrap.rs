@@ -1,7 +1,11 @@
 //! The article's Debian image: `debootstrap --include=... bookworm DIR MIRROR`, with the mirror
 //! taken from the host's apt sources.
 
+use cloon_core::progress::Progress;
 use cloon_core::{explain, host, Code, Context, Error, Result};
+use std::collections::VecDeque;
+use std::io::BufRead;
+use std::io::BufReader;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
@@ -86,8 +90,8 @@ pub fn check_suite(suite: &str) -> Result<()> {
     Ok(())
 }
 
-/// Runs debootstrap into `root`. Its output goes to stderr (stdout carries the document), and it
-/// runs in a private mount namespace, so the `/proc` and `/sys` it mounts in `root` vanish with
+/// Runs debootstrap into `root`. Its messages make the progress line when stderr is a terminal
+/// (stdout carries the document), and the error's details when it fails. It runs in a private mount namespace, so the `/proc` and `/sys` it mounts in `root` vanish with
 /// it even if it dies half-way.
 pub fn run(suite: &str, include: &str, mirror: &str, root: &Path) -> Result<()> {
     let program = host::require_program("debootstrap", "debootstrap")?;
@@ -114,11 +118,10 @@ pub fn run(suite: &str, include: &str, mirror: &str, root: &Path) -> Result<()> 
     }
     let mut cmd = Command::new(program);
     cmd.args(&args);
-    let stderr = std::io::stderr()
-        .as_fd()
-        .try_clone_to_owned()
-        .context(|| "cannot duplicate stderr".into())?;
-    cmd.stdin(Stdio::null()).stdout(Stdio::from(stderr));
+    // Its messages feed the progress line on a terminal; otherwise they are kept for the error.
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     // SAFETY: the closure runs in the forked child before exec and only makes two system calls
     // (unshare, mount) that are async-signal-safe; it allocates nothing.
     unsafe {
@@ -134,25 +137,67 @@ pub fn run(suite: &str, include: &str, mirror: &str, root: &Path) -> Result<()> 
             Ok(())
         });
     }
-    let status = cmd.status().context(|| "cannot start debootstrap".into())?;
+    let mut child = cmd.spawn().context(|| "cannot start debootstrap".into())?;
+    let progress = Progress::start(&format!("{}: debootstrap {suite}", crate::STAGE), None);
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    let readers: Vec<_> = [
+        child
+            .stdout
+            .take()
+            .map(|o| Box::new(o) as Box<dyn std::io::Read + Send>),
+        child
+            .stderr
+            .take()
+            .map(|e| Box::new(e) as Box<dyn std::io::Read + Send>),
+    ]
+    .into_iter()
+    .flatten()
+    .map(|r| {
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(r).lines().map_while(std::result::Result::ok) {
+                let _ = tx.send(line);
+            }
+        })
+    })
+    .collect();
+    drop(tx);
+    let mut tail: VecDeque<String> = VecDeque::new();
+    for line in rx {
+        progress.say(&format!(
+            "{}: debootstrap {suite}: {}",
+            crate::STAGE,
+            line.trim()
+        ));
+        tail.push_back(line);
+        if tail.len() > 5 {
+            tail.pop_front();
+        }
+    }
+    for r in readers {
+        let _ = r.join();
+    }
+    let status = child
+        .wait()
+        .context(|| "cannot wait for debootstrap".into())?;
+    drop(progress);
     if !status.success() {
         // The staging directory, and the log in it, are removed on failure: keep the log's end.
         let log =
             std::fs::read_to_string(root.join("debootstrap/debootstrap.log")).unwrap_or_default();
-        let tail: Vec<&str> = log.lines().rev().take(5).collect();
-        let tail: Vec<&str> = tail.into_iter().rev().collect();
+        let logged: Vec<&str> = log.lines().rev().take(5).collect();
+        let logged: Vec<&str> = logged.into_iter().rev().collect();
+        let said: Vec<&str> = tail.iter().map(String::as_str).collect();
         return Err(Error::new(
             Code::Io,
             format!(
                 "debootstrap {suite} from {mirror} failed: check the network, the mirror (--mirror URL) and the suite name"
             ),
         )
-        .details(format!("{status}; {}", tail.join(" | "))));
+        .details(format!("{status}; {}; log: {}", said.join(" | "), logged.join(" | "))));
     }
     Ok(())
 }
-
-use std::os::fd::AsFd;
 
 #[cfg(test)]
 mod tests {

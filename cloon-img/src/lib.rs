@@ -2,16 +2,20 @@
 //!
 //! The article writes 1 GB of zeros with `dd`, runs `mkfs.ext4`, attaches the file with `losetup`,
 //! mounts it, runs `debootstrap` into it and unmounts it. cloon-img fills a directory first
-//! (busybox, a directory of yours, or debootstrap) and then lets `mkfs.ext4 -d` write the image
-//! from it: a sparse file, no loop device, no mount.
+//! (busybox, a directory of yours, debootstrap, a root filesystem tarball, or an OCI image) and
+//! then lets `mkfs.ext4 -d` write the image from it: a sparse file, no loop device, no mount.
 
 pub mod busybox;
 pub mod debootstrap;
 pub mod ext4;
 pub mod mkfs;
+pub mod oci;
+pub mod reproducible;
 pub mod size;
+pub mod tar;
+pub mod whiteout;
 
-use cloon_core::doc::Image;
+use cloon_core::doc::{Image, ImageConfig};
 use cloon_core::state::{absolute, remove_tree_one_fs};
 use cloon_core::{explain, host, Code, Context, Error, Result, Undo};
 use std::path::{Path, PathBuf};
@@ -34,6 +38,10 @@ pub enum Source {
         include: String,
         mirror: Option<String>,
     },
+    /// A root filesystem tarball, plain or compressed; `-` reads it from stdin.
+    Tar(PathBuf),
+    /// An OCI image layout, and the tag of the image in it (needed when it holds several).
+    Oci { dir: PathBuf, tag: Option<String> },
 }
 
 /// What `cloon-img create` is asked to do.
@@ -45,6 +53,10 @@ pub struct Create {
     pub size: Option<u64>,
     /// Replace an existing file.
     pub force: bool,
+    /// Make the same bytes from the same input (see [`reproducible`]).
+    pub reproducible: bool,
+    /// The filesystem's UUID with `reproducible` [default: derived from the content].
+    pub uuid: Option<String>,
 }
 
 /// The `image` part for the file at `path`, which must be an ext4 image.
@@ -67,6 +79,7 @@ pub fn info(path: &Path) -> Result<Image> {
         path: path.to_string_lossy().into_owned(),
         fstype: sb.fstype.into(),
         bytes: meta.len(),
+        config: None,
     })
 }
 
@@ -100,10 +113,15 @@ pub fn create(req: &Create) -> Result<Image> {
             ),
         ));
     }
+    let repro_epoch = if req.reproducible {
+        Some(reproducible::epoch()?)
+    } else {
+        None
+    };
     let mut undo = Undo::new();
     let staging = parent.join(format!(".{file_name}.cloon-rootfs-{}", std::process::id()));
-    let mut staged = false;
-    let content = match &req.source {
+    let mut config: Option<ImageConfig> = None;
+    let copy_dir = match &req.source {
         Source::Dir(dir) => {
             let dir = absolute(dir)?;
             if !dir.is_dir() {
@@ -112,12 +130,27 @@ pub fn create(req: &Create) -> Result<Image> {
                     dir.display()
                 )));
             }
-            dir
+            Some(dir)
         }
-        Source::Busybox | Source::Debootstrap { .. } => {
+        _ => None,
+    };
+    // A directory of yours is written as it is, unless its times must change: then a copy is.
+    let staged = copy_dir.is_none() || req.reproducible;
+    let content = match (&copy_dir, staged) {
+        (Some(dir), false) => dir.clone(),
+        _ => {
             if let Source::Debootstrap { suite, .. } = &req.source {
                 debootstrap::check_suite(suite)?;
             }
+            // Open the input before making anything.
+            let mut tarball = match &req.source {
+                Source::Tar(file) => Some(open_tarball(file)?),
+                _ => None,
+            };
+            let layout = match &req.source {
+                Source::Oci { dir, .. } => Some(oci::Layout::open(dir)?),
+                _ => None,
+            };
             explain::note(
                 "fill a staging directory, then write the image from it with mkfs.ext4 -d: no loop device, no mount",
             );
@@ -125,7 +158,6 @@ pub fn create(req: &Create) -> Result<Image> {
                 std::fs::create_dir(&staging)
                     .context(|| format!("cannot create {}", staging.display()))?;
             }
-            staged = true;
             let s = staging.clone();
             undo.push(move || {
                 let _ = remove_staging(&s);
@@ -140,10 +172,32 @@ pub fn create(req: &Create) -> Result<Image> {
                     let mirror = mirror.clone().unwrap_or_else(debootstrap::host_mirror);
                     debootstrap::run(suite, include, &mirror, &staging)?;
                 }
-                Source::Dir(_) => unreachable!("handled above"),
+                Source::Dir(_) => {
+                    copy_tree(copy_dir.as_deref().unwrap_or(Path::new(".")), &staging)?
+                }
+                Source::Tar(_) => {
+                    let (name, total, reader) = tarball.as_mut().expect("opened above");
+                    tar::extract(reader.as_mut(), name, *total, &staging)?;
+                }
+                Source::Oci { tag, .. } => {
+                    let layout = layout.as_ref().expect("opened above");
+                    config = Some(oci::populate(layout, tag.as_deref(), &staging, &mut undo)?);
+                }
             }
             staging.clone()
         }
+    };
+    let repro = match repro_epoch {
+        Some(epoch) => {
+            explain::note(&format!(
+                "reproducible: every file's times set to {epoch} (SOURCE_DATE_EPOCH, else 1), a fixed UUID and hash seed, mkfs.ext4 at that time"
+            ));
+            // The digest first: reading the files would change their access times again.
+            let settings = reproducible::settings(&content, req.uuid.as_deref(), epoch)?;
+            reproducible::set_times(&content, epoch)?;
+            Some(settings)
+        }
+        None => None,
     };
     let bytes = match req.size {
         Some(b) => Some(b),
@@ -170,21 +224,76 @@ pub fn create(req: &Create) -> Result<Image> {
             let _ = std::fs::remove_file(&t);
         }
     });
-    mkfs::format(&tmp, bytes, &content, mkfs::LABEL)?;
+    mkfs::format(&tmp, bytes, &content, mkfs::LABEL, repro.as_ref())?;
     publish(&tmp, &image, req.force)?;
     undo.commit(); // the image is in place
     if staged {
         remove_staging(&staging)?;
     }
-    if acting {
-        info(&image)
+    let mut part = if acting {
+        info(&image)?
     } else {
-        Ok(Image {
+        Image {
             path: image.to_string_lossy().into_owned(),
             fstype: "ext4".into(),
             bytes: bytes.unwrap_or(0),
-        })
+            config: None,
+        }
+    };
+    part.config = config.filter(|c| *c != ImageConfig::default());
+    Ok(part)
+}
+
+/// A tarball to extract: how it is named, its size if known, and its bytes.
+type Tarball = (String, Option<u64>, Box<dyn std::io::Read>);
+
+/// Opens `--from-tar FILE`, or stdin for `-`.
+fn open_tarball(file: &Path) -> Result<Tarball> {
+    if file == Path::new("-") {
+        return Ok(("-".into(), None, Box::new(std::io::stdin())));
     }
+    let path = absolute(file)?;
+    let f = std::fs::File::open(&path)
+        .map_err(|e| Error::io(format!("cannot read the tarball {}", path.display()), &e))?;
+    let meta = f
+        .metadata()
+        .context(|| format!("cannot read {}", path.display()))?;
+    if meta.is_dir() {
+        return Err(Error::invalid(format!(
+            "--from-tar {} is a directory: use --from-dir",
+            path.display()
+        )));
+    }
+    Ok((
+        path.to_string_lossy().into_owned(),
+        Some(meta.len()),
+        Box::new(f),
+    ))
+}
+
+/// `cp -a DIR/. STAGING`: a copy of a directory of yours whose times may then change.
+fn copy_tree(dir: &Path, staging: &Path) -> Result<()> {
+    let from = format!("{}/.", dir.display());
+    let to = staging.to_string_lossy();
+    if !explain::step(&["cp", "-a", &from, &to]) {
+        return Ok(());
+    }
+    let progress =
+        cloon_core::progress::Progress::start(&format!("{STAGE}: copying {}", dir.display()), None);
+    let out = std::process::Command::new("cp")
+        .args(["-a", &from])
+        .arg(staging)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .context(|| "cannot run cp".into())?;
+    drop(progress);
+    if !out.status.success() {
+        return Err(
+            Error::new(Code::Io, format!("cannot copy {}", dir.display()))
+                .details(String::from_utf8_lossy(&out.stderr).trim()),
+        );
+    }
+    Ok(())
 }
 
 /// `rm -rf --one-file-system DIR`: removes the staging directory, never across a mount point.

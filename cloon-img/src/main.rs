@@ -13,10 +13,17 @@ says the commands and does nothing (root is not needed); they form a script that
 image. When the size depends on files not made yet (--busybox, --debootstrap without --size),
 the script computes it in $size and the document's image.bytes is 0.
 
+Progress goes to stderr while it is a terminal (CLOON_PROGRESS=0 hides it, 1 forces it). Manual
+pages and shell completions: CLOON_GENERATE=man:DIR or completions:bash|zsh|fish:DIR cloon-img.
+
 Examples:
   cloon-img create --busybox bb.img
   cloon-img create --debootstrap bookworm bookworm.img
   cloon-img create --from-dir ./rootfs --size 512M my.img
+  cloon-img create --from-tar alpine-rootfs.tar.gz alpine.img
+  docker export CONTAINER | cloon-img create --from-tar - my.img
+  cloon-img create --from-oci ./layout:latest app.img      # e.g. from skopeo copy ... oci:layout:latest
+  SOURCE_DATE_EPOCH=1700000000 cloon-img create --reproducible --busybox bb.img
   cloon-img info bb.img
   cloon-img create --explain --busybox bb.img          # the steps as shell commands, on stderr
   cloon-img create --dry-run --busybox bb.img 2>bb.sh  # the same commands, nothing made";
@@ -38,17 +45,26 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Cmd {
     /// Create IMG and add the `image` part to the document read on stdin (if any)
+    #[command(after_help = CREATE_EXAMPLES)]
     Create {
         /// The image file to write
         image: PathBuf,
         /// Fill it with Debian's static busybox (the default; offline)
-        #[arg(long, conflicts_with_all = ["from_dir", "debootstrap"])]
+        #[arg(long, group = "source")]
         busybox: bool,
         /// Fill it with the files of DIR
-        #[arg(long, value_name = "DIR", conflicts_with = "debootstrap")]
+        #[arg(long, value_name = "DIR", group = "source")]
         from_dir: Option<PathBuf>,
+        /// Fill it from a root filesystem tarball (plain, gzip, zstd, xz or bzip2, e.g. a
+        /// `docker export`); `-` reads it from stdin, which then carries no document
+        #[arg(long, value_name = "FILE|-", group = "source")]
+        from_tar: Option<PathBuf>,
+        /// Fill it from the image tagged TAG of an OCI image layout (index.json, blobs/), for
+        /// this machine's platform; its Entrypoint, Cmd, Env and WorkingDir go to image.config
+        #[arg(long, value_name = "DIR[:TAG]", group = "source")]
+        from_oci: Option<String>,
         /// Fill it with Debian SUITE (e.g. bookworm), as the article does
-        #[arg(long, value_name = "SUITE")]
+        #[arg(long, value_name = "SUITE", group = "source")]
         debootstrap: Option<String>,
         /// Extra packages for --debootstrap, comma-separated ("" for none)
         #[arg(long, value_name = "PKGS", requires = "debootstrap", default_value = debootstrap::ARTICLE_PACKAGES)]
@@ -62,6 +78,13 @@ enum Cmd {
         /// Replace IMG if it exists
         #[arg(long)]
         force: bool,
+        /// The same input gives the same image bytes: every time set to SOURCE_DATE_EPOCH (1
+        /// when unset), a UUID and hash seed derived from the content
+        #[arg(long)]
+        reproducible: bool,
+        /// The filesystem UUID of a --reproducible image [default: derived from the content]
+        #[arg(long, value_name = "UUID", requires = "reproducible", value_parser = parse_uuid)]
+        uuid: Option<String>,
     },
     /// Print the `image` part of an existing image
     Info {
@@ -70,12 +93,26 @@ enum Cmd {
     },
 }
 
+const CREATE_EXAMPLES: &str = "\
+Examples:
+  cloon-img create --busybox bb.img
+  cloon-img create --debootstrap bookworm --include tini bookworm.img
+  cloon-img create --from-dir ./rootfs --size 512M my.img
+  cloon-img create --from-tar rootfs.tar.zst my.img
+  docker export CONTAINER | cloon-img create --from-tar - my.img
+  cloon-img create --from-oci ./layout:1.0 app.img
+  cloon-img create --reproducible --uuid 01234567-89ab-cdef-0123-456789abcdef --busybox bb.img";
+
 fn parse_size(text: &str) -> Result<u64, String> {
     cloon_img::size::parse(text).map_err(|e| e.msg)
 }
 
+fn parse_uuid(text: &str) -> Result<String, String> {
+    cloon_img::reproducible::parse_uuid(text)
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli: Cli = cli::parse();
     cli.explain.apply();
     match cli.cmd {
         Cmd::Info { image } => cli::run_query(STAGE, || cloon_img::info(&image)),
@@ -83,27 +120,48 @@ fn main() -> ExitCode {
             image,
             busybox: _,
             from_dir,
+            from_tar,
+            from_oci,
             debootstrap,
             include,
             mirror,
             size,
             force,
+            reproducible,
+            uuid,
         } => {
-            let source = match (from_dir, debootstrap) {
-                (Some(dir), _) => Source::Dir(dir),
-                (None, Some(suite)) => Source::Debootstrap {
+            let stdin_is_data = from_tar.as_deref() == Some(std::path::Path::new("-"));
+            let source = if let Some(dir) = from_dir {
+                Source::Dir(dir)
+            } else if let Some(file) = from_tar {
+                Source::Tar(file)
+            } else if let Some(value) = from_oci {
+                let (dir, tag) = cloon_img::oci::parse_ref(&value);
+                Source::Oci { dir, tag }
+            } else if let Some(suite) = debootstrap {
+                Source::Debootstrap {
                     suite,
                     include,
                     mirror,
-                },
-                (None, None) => Source::Busybox,
+                }
+            } else {
+                Source::Busybox
             };
             let req = Create {
                 image,
                 source,
                 size,
                 force,
+                reproducible,
+                uuid,
             };
+            if stdin_is_data {
+                return cli::run_new(STAGE, || {
+                    let mut doc = Document::new();
+                    doc.set(PART, &cloon_img::create(&req)?);
+                    Ok(doc)
+                });
+            }
             cli::run_step(STAGE, |doc| {
                 let mut doc = doc.unwrap_or_else(Document::new);
                 let part = cloon_img::create(&req)?;
