@@ -9,7 +9,7 @@ pub mod bundle;
 pub mod command;
 pub mod spec;
 
-use cloon_core::doc::{Bundle, Netns, Overlay};
+use cloon_core::doc::{Bundle, Image, ImageConfig, Netns, Overlay};
 use cloon_core::state::absolute;
 use cloon_core::{cli, explain, netns, Code, Document, Error, Result, StateDir, Undo};
 use serde::{Deserialize, Serialize};
@@ -40,7 +40,7 @@ pub struct UpArgs {
     /// (NET_ADMIN or CAP_NET_ADMIN); repeatable
     #[arg(long = "cap-add", value_name = "CAP")]
     pub cap_add: Vec<String>,
-    /// An environment variable besides PATH and TERM (or replacing them); repeatable
+    /// An environment variable besides PATH, TERM and the image's (or replacing them); repeatable
     #[arg(long, value_name = "KEY=VALUE")]
     pub env: Vec<String>,
     /// A host path bind-mounted into the container, read-only with :ro; repeatable
@@ -53,7 +53,8 @@ pub struct UpArgs {
     /// router; repeatable
     #[arg(long, value_name = "KEY=VALUE")]
     pub sysctl: Vec<String>,
-    /// The container's command, after `--` [default: sleep infinity]
+    /// The container's command, after `--` [default: the image's (image.config.args), else sleep
+    /// infinity]
     #[arg(last = true, value_name = "ARGS")]
     pub args: Vec<String>,
 }
@@ -132,11 +133,17 @@ pub fn up(state: &StateDir, args: &UpArgs, input: Option<Document>) -> Result<Do
         .iter()
         .map(|c| spec::parse_cap(c))
         .collect::<Result<Vec<_>>>()?;
-    let env = args
+    // The image's default process (an OCI image's), under the flags.
+    let image = doc
+        .get::<Image>("image")?
+        .and_then(|i| i.config)
+        .unwrap_or_default();
+    let user_env = args
         .env
         .iter()
         .map(|e| spec::parse_env(e))
         .collect::<Result<Vec<_>>>()?;
+    let env = image_env(&image, user_env);
     let binds = args
         .bind
         .iter()
@@ -156,7 +163,12 @@ pub fn up(state: &StateDir, args: &UpArgs, input: Option<Document>) -> Result<Do
             .iter()
             .map(|s| spec::parse_sysctl(s))
             .collect::<Result<_>>()?,
-        args: args.args.clone(),
+        args: if args.args.is_empty() {
+            image.args.clone()
+        } else {
+            args.args.clone()
+        },
+        cwd: image.cwd.clone().filter(|c| c.starts_with('/')),
     };
     let search = spec::search_path(&spec::environment(&inputs.env));
     if !rootfs.is_dir() {
@@ -199,6 +211,19 @@ pub fn up(state: &StateDir, args: &UpArgs, input: Option<Document>) -> Result<Do
     doc.set(PART, &record.to_part());
     undo.commit();
     Ok(doc)
+}
+
+/// The environment given to the runtime config: the image's `KEY=VALUE` entries (malformed ones
+/// dropped), then `--env`'s, which replace an image entry of the same key.
+pub fn image_env(image: &ImageConfig, user: Vec<String>) -> Vec<String> {
+    let mut env: Vec<String> = image
+        .env
+        .iter()
+        .filter(|e| spec::parse_env(e).is_ok())
+        .cloned()
+        .collect();
+    env.extend(user);
+    env
 }
 
 /// `down`: removes the bundle and the record. What is already gone counts as done.
@@ -382,6 +407,50 @@ mod tests {
         assert_eq!(v["hostname"], "C3");
         assert!(out.to_json().contains("\"mine\": true"));
         down(&st, "C3").unwrap();
+        let _ = fs::remove_dir_all(&root);
+    }
+
+    #[test]
+    fn the_images_default_process_is_used_without_args() {
+        let (st, root) = state("imgcfg");
+        std::fs::create_dir_all(root.join("rootfs/bin")).unwrap();
+        std::fs::copy("/bin/sh", root.join("rootfs/bin/sh")).unwrap();
+        let text = format!(
+            r#"{{"cloonVersion":"1","name":"C5","image":{{"path":"/i.img","fstype":"ext4","bytes":1,
+               "config":{{"args":["/bin/sh","-c","sleep 1"],"env":["PATH=/bin","A=image","bad"],"cwd":"/srv"}}}},
+               "overlay":{{"loop":"/dev/loop9","lower":"/l","upper":"/u","work":"/w","rootfs":"{}"}}}}"#,
+            root.join("rootfs").display()
+        );
+        let doc = Document::parse(&text).unwrap().unwrap();
+        let args = UpArgs {
+            env: vec!["A=flag".into()],
+            ..Default::default()
+        };
+        let out = up(&st, &args, Some(doc.clone())).unwrap();
+        let b: Bundle = out.get(PART).unwrap().unwrap();
+        let v: serde_json::Value =
+            serde_json::from_str(&fs::read_to_string(&b.config).unwrap()).unwrap();
+        assert_eq!(
+            v["process"]["args"],
+            serde_json::json!(["/bin/sh", "-c", "sleep 1"])
+        );
+        assert_eq!(v["process"]["cwd"], "/srv");
+        assert_eq!(
+            v["process"]["env"],
+            serde_json::json!(["PATH=/bin", "TERM=xterm", "A=flag"])
+        );
+        down(&st, "C5").unwrap();
+        // Arguments after `--` win over the image's.
+        let args = UpArgs {
+            args: vec!["/bin/sh".into()],
+            ..Default::default()
+        };
+        let out = up(&st, &args, Some(doc)).unwrap();
+        let b: Bundle = out.get(PART).unwrap().unwrap();
+        let v: serde_json::Value =
+            serde_json::from_str(&fs::read_to_string(&b.config).unwrap()).unwrap();
+        assert_eq!(v["process"]["args"], serde_json::json!(["/bin/sh"]));
+        down(&st, "C5").unwrap();
         let _ = fs::remove_dir_all(&root);
     }
 

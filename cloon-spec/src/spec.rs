@@ -58,6 +58,8 @@ pub struct Inputs {
     pub sysctl: Vec<(String, String)>,
     /// The process; empty means [`DEFAULT_ARGS`].
     pub args: Vec<String>,
+    /// The process's working directory; `None` means `/`.
+    pub cwd: Option<String>,
 }
 
 /// Parses a capability name: `NET_ADMIN`, `CAP_NET_ADMIN` (any case).
@@ -324,7 +326,7 @@ pub fn build(inputs: &Inputs) -> Result<Spec> {
         .user(oci(UserBuilder::default().uid(0u32).gid(0u32).build())?)
         .args(command(&inputs.args))
         .env(environment(&inputs.env))
-        .cwd("/")
+        .cwd(inputs.cwd.as_deref().unwrap_or("/"))
         .capabilities(caps)
         .rlimits(vec![oci(PosixRlimitBuilder::default()
             .typ(PosixRlimitType::RlimitNofile)
@@ -467,6 +469,7 @@ mod tests {
                 ("net.ipv4.conf.all.rp_filter".into(), "0".into()),
             ],
             args: vec!["sh".into(), "-c".into(), "sleep 1".into()],
+            cwd: None,
         }
     }
 
@@ -575,6 +578,7 @@ mod tests {
             binds: vec![],
             sysctl: vec![],
             args: vec![],
+            cwd: None,
         };
         let v = value(&inputs);
         assert!(
