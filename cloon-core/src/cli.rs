@@ -166,8 +166,45 @@ fn example_uses(example: &str, tool: &str, sub: &str, subs: &[String]) -> bool {
         .any(|next| next.is_some_and(|w| *w == sub))
 }
 
-fn with_examples(cmd: clap::Command) -> clap::Command {
+/// `after_help` with its examples last: paragraphs that follow the examples move before them.
+fn examples_last(after_help: &str) -> String {
+    let lines: Vec<&str> = after_help.lines().collect();
+    let Some(start) = lines
+        .iter()
+        .position(|l| matches!(l.trim(), "Examples:" | "Example:"))
+    else {
+        return after_help.to_string();
+    };
+    // The examples end at the first blank line followed by a line that is not indented.
+    let end = (start + 1..lines.len())
+        .find(|&i| {
+            lines[i].trim().is_empty()
+                && lines
+                    .get(i + 1)
+                    .is_some_and(|n| !n.starts_with(' ') && !n.is_empty())
+        })
+        .unwrap_or(lines.len());
+    if end == lines.len() {
+        return after_help.to_string();
+    }
+    let mut out: Vec<&str> = lines[..start].to_vec();
+    out.extend(&lines[end + 1..]);
+    while out.last().is_some_and(|l| l.trim().is_empty()) {
+        out.pop();
+    }
+    out.push("");
+    out.extend(&lines[start..end]);
+    out.join("\n")
+}
+
+fn with_examples(mut cmd: clap::Command) -> clap::Command {
     let tool = cmd.get_name().to_string();
+    if let Some(help) = cmd.get_after_help().map(|h| h.to_string()) {
+        let reordered = examples_last(&help);
+        if reordered != help {
+            cmd = cmd.after_help(reordered);
+        }
+    }
     let all = cmd
         .get_after_help()
         .map(|h| examples(&h.to_string()))
@@ -186,7 +223,7 @@ fn with_examples(cmd: clap::Command) -> clap::Command {
             .filter(|e| example_uses(e, &tool, &name, &subs))
             .cloned()
             .collect();
-        if mine.is_empty() && sub.get_arguments().any(|a| a.get_id() == "name") {
+        if mine.is_empty() && sub.get_arguments().any(|a| a.get_long() == Some("name")) {
             mine = vec![
                 format!("  {tool} {name} --name Cloon1"),
                 format!("  {tool} {name} < Cloon1.json"),
@@ -504,6 +541,18 @@ mod tests {
             text,
             "Examples:\n  t down --name Cloon1\n  t down < Cloon1.json"
         );
+    }
+
+    #[test]
+    fn examples_move_to_the_end_of_the_help() {
+        let help = "Intro.\n\nExamples:\n  t a\n  t b \\\n    c\n\nA last note,\non two lines.";
+        assert_eq!(
+            examples_last(help),
+            "Intro.\n\nA last note,\non two lines.\n\nExamples:\n  t a\n  t b \\\n    c"
+        );
+        let done = "Intro.\n\nExamples:\n  t a";
+        assert_eq!(examples_last(done), done);
+        assert_eq!(examples_last("no examples"), "no examples");
     }
 
     fn bundle(path: &str) -> Bundle {

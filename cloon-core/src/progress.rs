@@ -60,6 +60,13 @@ pub fn render(what: &str, done: u64, total: Option<u64>, elapsed: Duration) -> S
     }
 }
 
+/// Rewrites the line of stderr the cursor is on with `line`.
+fn draw(line: &str) {
+    let mut err = std::io::stderr().lock();
+    let _ = write!(err, "\r\x1b[K{line}");
+    let _ = err.flush();
+}
+
 #[derive(Debug)]
 struct Shared {
     what: Mutex<String>,
@@ -94,8 +101,10 @@ impl Progress {
         });
         let s = shared.clone();
         let started = Instant::now();
+        // The first line at once, so that even short work shows what it was.
+        draw(&render(what, 0, total, Duration::ZERO));
         let thread = std::thread::spawn(move || {
-            let mut last = Instant::now() - TICK;
+            let mut last = Instant::now();
             while !s.stop.load(Ordering::Relaxed) {
                 if last.elapsed() >= TICK {
                     let what = s.what.lock().map(|w| w.clone()).unwrap_or_default();
@@ -105,9 +114,7 @@ impl Progress {
                         s.total,
                         started.elapsed(),
                     );
-                    let mut err = std::io::stderr().lock();
-                    let _ = write!(err, "\r\x1b[K{line}");
-                    let _ = err.flush();
+                    draw(&line);
                     last = Instant::now();
                 }
                 std::thread::sleep(Duration::from_millis(20));
