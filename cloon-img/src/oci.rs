@@ -420,14 +420,16 @@ impl Layout {
             hasher: Sha256::new(),
             bytes: 0,
         };
-        tar::extract(&mut reader, &path.to_string_lossy(), Some(desc.size), dir)?;
+        let extracted = tar::extract(&mut reader, &path.to_string_lossy(), Some(desc.size), dir);
         if !explain::acting() {
-            return Ok(());
+            return extracted;
         }
-        // tar may stop at the end-of-archive blocks: the rest counts too.
+        // tar may stop at the end-of-archive blocks, or at damage: the rest counts too, and a
+        // damaged blob is said as such rather than as tar's complaint.
         std::io::copy(&mut reader, &mut std::io::sink())
             .context(|| format!("cannot read {}", path.display()))?;
-        reader.check(desc, &path)
+        reader.check(desc, &path)?;
+        extracted
     }
 }
 
