@@ -7,6 +7,7 @@
 //! cloon-run does while the container keeps running.
 
 pub mod cgroup;
+pub mod doctor;
 pub mod runtime;
 
 use cloon_core::doc::{Bundle, Container};

@@ -15,10 +15,18 @@ document. --dry-run says the commands and does nothing (root is not needed): the
 container.pid is then 0 and its status empty, and a bundle not written yet (after cloon-spec
 --dry-run) is not checked.
 
+doctor checks the host: root, loop devices, overlayfs, veth, network namespaces, the runtime and
+its version, the cgroup layout (crun refuses hybrid cgroups whose v2 hierarchy holds
+controllers), mkfs.ext4, busybox-static, debootstrap, tar, zstd and graphviz, each with its fix.
+It prints a table (--json: a JSON object) and exits with 100 when a required one is missing.
+
 Examples:
+  cloon-run doctor                                    # is this host ready? what to install
   ... | cloon-spec | cloon-run > Cloon1.json
   cloon-run --bundle /run/cloon/Cloon1/bundle --name Cloon1 </dev/null
   cloon-run exec Cloon1 -- ip addr
+  cloon-run state Cloon1
+  cloon-run list
   cloon-run down < Cloon1.json
   cloon-run --runtime runc --root /run/runc < bundle.json
   cloon-run --explain < bundle.json                   # the crun commands, on stderr
@@ -68,7 +76,28 @@ enum Cmd {
     },
     /// Print cloon's containers with their live status (JSON array)
     List,
+    /// Check that this host has what cloon needs, and say how to fix what it lacks
+    #[command(after_help = DOCTOR_EXAMPLES)]
+    Doctor {
+        /// Print a JSON object instead of the table
+        #[arg(long)]
+        json: bool,
+        /// The OCI runtime to check: crun, runc or a path [default: crun]
+        #[arg(long, value_name = "crun|runc|PATH")]
+        runtime: Option<String>,
+    },
 }
+
+const DOCTOR_EXAMPLES: &str = "\
+The table has a line per check: ok, MISSING (required) or missing (optional: one feature needs
+it), what was found, and the fix. The exit status is 0 when every required check passes, 100
+otherwise. As root, veth and network namespaces are proven by making a veth pair in a throwaway
+namespace, which vanishes at once.
+
+Examples:
+  cloon-run doctor
+  cloon-run doctor --runtime runc
+  cloon-run doctor --json | jq -r '.checks[] | select(.ok | not) | .fix'";
 
 fn main() -> ExitCode {
     let cli: Cli = cli::parse();
@@ -90,5 +119,16 @@ fn dispatch(state: &StateDir, cmd: Cmd) -> ExitCode {
         },
         Cmd::State { name } => cli::run_query(STAGE, || cloon_run::live_state(state, &name)),
         Cmd::List => cli::run_query(STAGE, || cloon_run::list(state)),
+        Cmd::Doctor { json, runtime } => {
+            let report = cloon_run::doctor::run(runtime.as_deref());
+            if json {
+                let mut text = serde_json::to_string_pretty(&report).unwrap_or_default();
+                text.push('\n');
+                cli::print(&text);
+            } else {
+                cli::print(&report.table());
+            }
+            ExitCode::from(report.status())
+        }
     }
 }
