@@ -1,0 +1,173 @@
+//! `scripts/install` into a temporary prefix: the tools, a manual page per tool and subcommand
+//! that groff renders without a warning (but for example lines too long to break), and
+//! completions that bash parses; every `--help` ends with examples of the tool (and, for a
+//! subcommand, of that subcommand).
+
+use cloon_tests::{bin_dir, tool_path};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const TOOLS: [&str; 5] = [
+    "cloon-img",
+    "cloon-overlay",
+    "cloon-netns",
+    "cloon-spec",
+    "cloon-run",
+];
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace")
+        .to_path_buf()
+}
+
+fn out(cmd: &mut Command) -> (bool, String, String) {
+    let o = cmd.output().expect("run");
+    (
+        o.status.success(),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn install_puts_tools_pages_and_completions_under_the_prefix() {
+    for t in TOOLS {
+        tool_path(t);
+    }
+    let prefix = std::env::temp_dir().join(format!("cloon-install-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&prefix);
+    let (ok, _, err) = out(Command::new(repo().join("scripts/install"))
+        .arg(&prefix)
+        .env("CLOON_BIN_DIR", bin_dir()));
+    assert!(ok, "scripts/install failed: {err}");
+    let share = prefix.join("share");
+    for t in TOOLS {
+        assert!(prefix.join("bin").join(t).is_file(), "{t} not installed");
+        let (ok, version, _) = out(Command::new(prefix.join("bin").join(t)).arg("--version"));
+        assert!(ok && version.starts_with(t), "{version}");
+        // bash: the file parses, and defines the completion of the tool.
+        let bash = share.join("bash-completion/completions").join(t);
+        let (ok, _, err) = out(Command::new("bash").arg("-n").arg(&bash));
+        assert!(ok, "bash -n {}: {err}", bash.display());
+        let (ok, said, err) = out(Command::new("bash")
+            .arg("-c")
+            .arg(format!("source {} && complete -p {t}", bash.display())));
+        assert!(ok && said.contains(t), "{said}{err}");
+        let zsh = std::fs::read_to_string(share.join("zsh/site-functions").join(format!("_{t}")))
+            .expect("zsh completion");
+        assert!(zsh.starts_with(&format!("#compdef {t}")), "{zsh}");
+        let fish = std::fs::read_to_string(
+            share
+                .join("fish/vendor_completions.d")
+                .join(format!("{t}.fish")),
+        )
+        .expect("fish completion");
+        assert!(fish.contains(&format!("complete -c {t}")), "{fish}");
+    }
+    let man1 = share.join("man/man1");
+    let mut pages: Vec<String> = std::fs::read_dir(&man1)
+        .expect("man1")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    pages.sort();
+    for expected in [
+        "cloon-img.1",
+        "cloon-img-create.1",
+        "cloon-overlay-down.1",
+        "cloon-netns-link.1",
+        "cloon-spec.1",
+        "cloon-run-exec.1",
+        "cloon-run-doctor.1",
+    ] {
+        assert!(
+            pages.iter().any(|p| p == expected),
+            "{expected} not in {pages:?}"
+        );
+    }
+    for page in &pages {
+        let path = man1.join(page);
+        let (ok, text, warnings) = out(Command::new("groff")
+            .args(["-man", "-Tutf8", "-ww", "-Wbreak", "-z"])
+            .arg(&path));
+        assert!(ok && warnings.is_empty(), "groff {page}: {warnings}");
+        let (ok, text2, _) = out(Command::new("groff")
+            .args(["-man", "-Tutf8", "-P", "-cbou"])
+            .arg(&path));
+        assert!(ok && text.is_empty(), "{page}");
+        let name = page.trim_end_matches(".1");
+        assert!(
+            text2.contains("NAME") && text2.contains(name),
+            "{page}:\n{text2}"
+        );
+        assert!(
+            text2.contains("Example"),
+            "{page} has no examples:\n{text2}"
+        );
+    }
+    std::fs::remove_dir_all(&prefix).expect("rm prefix");
+}
+
+/// The subcommands `TOOL --help` lists.
+fn subcommands(tool: &str) -> Vec<String> {
+    let (_, help, _) = out(Command::new(tool_path(tool)).arg("--help"));
+    help.lines()
+        .skip_while(|l| *l != "Commands:")
+        .skip(1)
+        .take_while(|l| !l.trim().is_empty())
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|s| *s != "help")
+        .map(String::from)
+        .collect()
+}
+
+#[test]
+fn every_help_ends_with_examples() {
+    for tool in TOOLS {
+        let subs = subcommands(tool);
+        assert!(!subs.is_empty(), "{tool} lists no subcommand");
+        for sub in std::iter::once(None).chain(subs.iter().map(Some)) {
+            let mut cmd = Command::new(tool_path(tool));
+            cmd.args(sub).arg("--help");
+            let (ok, help, _) = out(&mut cmd);
+            let what = format!("{tool} {}", sub.map_or("", |s| s.as_str()));
+            assert!(ok, "{what} --help");
+            let lines: Vec<&str> = help.lines().filter(|l| !l.trim().is_empty()).collect();
+            let header = lines
+                .iter()
+                .rposition(|l| matches!(l.trim(), "Examples:" | "Example:"))
+                .unwrap_or_else(|| panic!("{what} --help has no examples:\n{help}"));
+            let examples = &lines[header + 1..];
+            assert!(!examples.is_empty(), "{what}");
+            assert!(
+                examples.iter().all(|l| l.starts_with("  ")),
+                "{what} --help does not end with its examples:\n{help}"
+            );
+            let mine = match sub {
+                Some(s) if s != "up" => format!("{tool} {s}"),
+                _ => tool.to_string(),
+            };
+            assert!(
+                examples.iter().any(|l| l.contains(&mine)),
+                "{what}: no example runs `{mine}`:\n{help}"
+            );
+        }
+    }
+}
+
+#[test]
+fn the_schema_and_a_bad_request_from_cloon_generate() {
+    let (ok, schema, _) =
+        out(Command::new(tool_path("cloon-spec")).env("CLOON_GENERATE", "schema"));
+    assert!(ok);
+    let shipped = std::fs::read_to_string(repo().join("schema/cloon-document.schema.json"))
+        .expect("shipped schema");
+    assert_eq!(schema, shipped);
+    let o = Command::new(tool_path("cloon-run"))
+        .env("CLOON_GENERATE", "completions:tcsh:/tmp")
+        .output()
+        .expect("run");
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("unknown shell"));
+}
