@@ -1,6 +1,5 @@
 //! OCI image layouts (`--from-oci DIR[:TAG]`): `oci-layout`, `index.json` and content-addressed
-//! blobs under `blobs/sha256/`, as `skopeo copy ... oci:DIR:TAG`, `umoci` or `docker buildx
-//! --output type=oci` write them.
+//! blobs under `blobs/sha256/`, as `skopeo copy ... oci:DIR:TAG` or `umoci` write them.
 //!
 //! The image is picked by its tag (`org.opencontainers.image.ref.name`), an index or Docker
 //! manifest list is followed to the manifest of this machine's platform, every blob read is
