@@ -250,6 +250,12 @@ type Tarball = (String, Option<u64>, Box<dyn std::io::Read>);
 /// Opens `--from-tar FILE`, or stdin for `-`.
 fn open_tarball(file: &Path) -> Result<Tarball> {
     if file == Path::new("-") {
+        use std::io::IsTerminal;
+        if std::io::stdin().is_terminal() {
+            return Err(Error::invalid(
+                "--from-tar - reads the tarball from stdin, which is a terminal: pipe it in (docker export C | cloon-img create --from-tar - IMG)",
+            ));
+        }
         return Ok(("-".into(), None, Box::new(std::io::stdin())));
     }
     let path = absolute(file)?;

@@ -584,3 +584,41 @@ fn progress_shows_on_request_and_never_with_explain() {
         explained.stderr
     );
 }
+
+#[test]
+fn the_explained_commands_of_a_reproducible_image_make_the_same_bytes() {
+    let Some(sb) = Sandbox::new("img-repro-explain") else {
+        return;
+    };
+    let root = sb.busybox_rootfs();
+    let tarball = sb.path("r.tar.zst");
+    sb.sh(&format!(
+        "tar -c --zstd -f {} -C {} .",
+        tarball.display(),
+        root.display()
+    ))
+    .ok();
+    let image = sb.path("e.img");
+    let run = img(
+        &sb,
+        &[
+            "create",
+            "--explain",
+            "--reproducible",
+            "--from-tar",
+            s(&tarball),
+            s(&image),
+        ],
+    );
+    assert_eq!(run.status, 0, "{}", run.stderr);
+    let made = sha256(s(&image));
+    std::fs::remove_file(&image).expect("rm image");
+    let replay = sb.sh(&format!("set -e\n{}", run.stderr));
+    assert_eq!(replay.status, 0, "{}\n{}", run.stderr, replay.stderr);
+    assert_eq!(
+        sha256(s(&image)),
+        made,
+        "the commands made other bytes:\n{}",
+        run.stderr
+    );
+}
