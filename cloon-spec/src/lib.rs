@@ -272,12 +272,20 @@ pub fn check(state: &StateDir, name: &str) -> Result<Bundle> {
 mod tests {
     use super::*;
     use std::fs;
+    use std::os::unix::fs::PermissionsExt;
     use std::path::Path;
 
     fn state(tag: &str) -> (StateDir, PathBuf) {
         let root =
             std::env::temp_dir().join(format!("cloon-spec-lib-{tag}-{}", std::process::id()));
         let _ = fs::remove_dir_all(&root);
+        // A root filesystem with the commands the tests name (sh, and sleep for the default).
+        let bin = root.join("rootfs/bin");
+        fs::create_dir_all(&bin).unwrap();
+        for command in ["sh", "sleep"] {
+            fs::write(bin.join(command), "").unwrap();
+            fs::set_permissions(bin.join(command), fs::Permissions::from_mode(0o755)).unwrap();
+        }
         (StateDir::new(Some(&root)).unwrap(), root)
     }
 
@@ -329,11 +337,11 @@ mod tests {
         let cases: Vec<(UpArgs, Code)> = vec![
             (
                 UpArgs {
-                    args: vec![],
+                    args: vec!["/bin/nothere".into()],
                     ..base.clone()
                 },
                 Code::InvalidConfig,
-            ), // no sleep in rootfs
+            ), // not in the rootfs
             (
                 UpArgs {
                     cap_add: vec!["NOPE".into()],
@@ -392,17 +400,14 @@ mod tests {
             r#"{{"cloonVersion":"1","name":"C3","mine":true,
                "overlay":{{"loop":"/dev/loop9","lower":"/l","upper":"/u","work":"/w","rootfs":"{}"}},
                "netns":{{"name":"n","path":"/proc/self/ns/net","links":[]}}}}"#,
-            root.join("nowhere").display()
+            root.join("rootfs").display()
         );
         let doc = Document::parse(&text).unwrap().unwrap();
         let out = up(&st, &UpArgs::default(), Some(doc)).unwrap();
         let b: Bundle = out.get(PART).unwrap().unwrap();
         let v: serde_json::Value =
             serde_json::from_str(&fs::read_to_string(&b.config).unwrap()).unwrap();
-        assert_eq!(
-            v["root"]["path"],
-            root.join("nowhere").display().to_string()
-        );
+        assert_eq!(v["root"]["path"], root.join("rootfs").display().to_string());
         assert_eq!(v["linux"]["namespaces"][1]["path"], "/proc/self/ns/net");
         assert_eq!(v["hostname"], "C3");
         assert!(out.to_json().contains("\"mine\": true"));
