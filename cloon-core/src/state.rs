@@ -8,6 +8,8 @@
 use crate::error::{Code, Context, Error, Result};
 use crate::name;
 use crate::undo::Undo;
+use nix::errno::Errno;
+use nix::fcntl::{Flock, FlockArg};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::fs;
@@ -85,29 +87,41 @@ impl StateDir {
     }
 
     /// Writes a new record for `stage`; fails with [`Code::NameTaken`] if one exists, so that two
-    /// `up` for the same name cannot both win.
+    /// `up` for the same name cannot both win. The record appears whole or not at all: it is
+    /// written into an unnamed file that is then linked under its name (where the filesystem
+    /// has no unnamed files, it is created then written), so that a tool killed meanwhile leaves
+    /// no empty or partial record.
     pub fn claim<T: Serialize>(&self, name: &str, stage: &str, record: &T) -> Result<()> {
-        self.ensure_dir(name)?;
         let path = self.record_path(name, stage)?;
-        let file = fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&path);
-        let mut file = match file {
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                return Err(Error::new(
-                    Code::NameTaken,
-                    format!(
+        let text = to_json(record);
+        let taken = || {
+            Error::new(
+                Code::NameTaken,
+                format!(
                     "{stage} \"{name}\" already exists: pick another name, or bring it down first"
                 ),
-                )
-                .details(format!("its record is {}", path.display())))
-            }
-            other => other.context(|| format!("cannot create {}", path.display()))?,
+            )
+            .details(format!("its record is {}", path.display()))
         };
-        file.write_all(to_json(record).as_bytes())
-            .context(|| format!("cannot write {}", path.display()))
+        // The directory may be removed between its creation and the record's (by the `down` of
+        // another tool, which removes it once empty): then again.
+        for _ in 0..ATTEMPTS {
+            let dir = self.ensure_dir(name)?;
+            match link_new_file(&dir, &path, text.as_bytes()) {
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Err(taken()),
+                other => {
+                    return other.context(|| format!("cannot create {}", path.display()));
+                }
+            }
+        }
+        Err(Error::new(
+            Code::TryAgain,
+            format!(
+                "cannot create {}: its directory keeps being removed",
+                path.display()
+            ),
+        ))
     }
 
     /// [`StateDir::claim`], then registers the record's release on `undo`, so that an `up` that
@@ -163,11 +177,114 @@ impl StateDir {
         }
     }
 
-    /// Deletes the record of `stage`, then the container's directory if nothing else is in it.
+    /// Deletes the record of `stage` (and the temporary file of an [`StateDir::update`] that was
+    /// interrupted), then the container's directory if nothing else is in it.
     pub fn release(&self, name: &str, stage: &str) -> Result<()> {
-        remove_file(&self.record_path(name, stage)?)?;
+        let path = self.record_path(name, stage)?;
+        remove_file(&path.with_extension("json.tmp"))?;
+        remove_file(&path)?;
         let _ = fs::remove_dir(self.dir(name)?);
         Ok(())
+    }
+
+    /// Locks the state directory of `name` (created when missing) for as long as the value
+    /// lives, waiting for another holder to let it go: a tool holds it while it changes the
+    /// container's objects and records, so that a garbage collector can tell a record being
+    /// written (locked) from one a killed tool left (unlocked).
+    pub fn lock(&self, name: &str) -> Result<DirLock> {
+        for _ in 0..ATTEMPTS {
+            let dir = self.ensure_dir(name)?;
+            if let Some(lock) = lock_dir(&dir, FlockArg::LockExclusive)? {
+                return Ok(lock);
+            }
+        }
+        Err(Error::new(
+            Code::TryAgain,
+            format!(
+                "cannot lock {}: it keeps being removed",
+                self.dir(name)?.display()
+            ),
+        ))
+    }
+
+    /// Locks the state directory of `name` if it exists and nobody holds it; `None` otherwise.
+    pub fn try_lock(&self, name: &str) -> Result<Option<DirLock>> {
+        lock_dir(&self.dir(name)?, FlockArg::LockExclusiveNonblock)
+    }
+}
+
+/// The lock of one container's state directory (see [`StateDir::lock`]); let go when dropped.
+#[derive(Debug)]
+pub struct DirLock {
+    _dir: Flock<fs::File>,
+}
+
+/// Locks the directory `dir`; `None` when it is missing, removed while we waited, or (for a
+/// non-blocking lock) held by another.
+fn lock_dir(dir: &Path, arg: FlockArg) -> Result<Option<DirLock>> {
+    let file = match fs::File::open(dir) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        other => other.context(|| format!("cannot open {}", dir.display()))?,
+    };
+    let lock = match Flock::lock(file, arg) {
+        Ok(lock) => lock,
+        Err((_, Errno::EWOULDBLOCK)) => return Ok(None),
+        Err((_, e)) => return Err(Error::sys(format!("cannot lock {}", dir.display()), e)),
+    };
+    let held = lock
+        .metadata()
+        .context(|| format!("cannot inspect {}", dir.display()))?;
+    match fs::metadata(dir) {
+        Ok(now) if now.ino() == held.ino() && now.dev() == held.dev() => {
+            Ok(Some(DirLock { _dir: lock }))
+        }
+        // Removed (or replaced) while we waited: the lock is on a directory nobody will use.
+        Ok(_) => Ok(None),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Error::io(format!("cannot inspect {}", dir.display()), &e)),
+    }
+}
+
+/// How many times a lock or a claim is tried again after losing a race with a removal.
+const ATTEMPTS: usize = 1000;
+
+/// Creates `path` (in `dir`) holding `bytes`, atomically: an unnamed file is written, then
+/// linked under its name, which fails if the name exists. Without unnamed files (a filesystem
+/// that lacks `O_TMPFILE`), the file is created exclusively, then written.
+fn link_new_file(dir: &Path, path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let unnamed = fs::OpenOptions::new()
+        .write(true)
+        .mode(0o600)
+        .custom_flags(nix::libc::O_TMPFILE)
+        .open(dir);
+    match unnamed {
+        Ok(mut file) => {
+            file.write_all(bytes)?;
+            let fd = std::os::fd::AsRawFd::as_raw_fd(&file);
+            let source = PathBuf::from(format!("/proc/self/fd/{fd}"));
+            nix::unistd::linkat(
+                nix::fcntl::AT_FDCWD,
+                &source,
+                nix::fcntl::AT_FDCWD,
+                path,
+                nix::fcntl::AtFlags::AT_SYMLINK_FOLLOW,
+            )
+            .map_err(std::io::Error::from)
+        }
+        Err(e)
+            if matches!(
+                Errno::from_raw(e.raw_os_error().unwrap_or(0)),
+                Errno::EOPNOTSUPP | Errno::EISDIR | Errno::EINVAL
+            ) =>
+        {
+            let mut file = fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(path)?;
+            file.write_all(bytes)
+        }
+        Err(e) => Err(e),
     }
 }
 
@@ -279,6 +396,63 @@ mod tests {
         assert_eq!(err.code, Code::NameTaken);
         drop(undo);
         assert_eq!(st.load::<i32>("A", "spec").unwrap(), Some(1));
+        fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn a_claim_leaves_no_temporary_file_and_release_removes_an_interrupted_update() {
+        let root = temp_root("atomic");
+        let st = StateDir::new(Some(&root)).unwrap();
+        st.claim("A", "netns", &serde_json::json!({"x": 1}))
+            .unwrap();
+        let dir = st.dir("A").unwrap();
+        let files: Vec<String> = fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(files, ["netns.json"]);
+        let mode = fs::metadata(dir.join("netns.json"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+        // An update killed between its write and its rename leaves its temporary file.
+        fs::write(dir.join("netns.json.tmp"), "{").unwrap();
+        st.release("A", "netns").unwrap();
+        assert!(!dir.exists());
+        fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn a_directory_lock_is_exclusive_and_never_held_on_a_removed_directory() {
+        let root = temp_root("lock");
+        let st = StateDir::new(Some(&root)).unwrap();
+        assert!(st.try_lock("A").unwrap().is_none(), "no directory, no lock");
+        let held = st.lock("A").unwrap();
+        assert!(st.dir("A").unwrap().is_dir());
+        assert!(st.try_lock("A").unwrap().is_none(), "held twice");
+        drop(held);
+        let again = st.try_lock("A").unwrap();
+        assert!(again.is_some());
+        drop(again);
+        // A waiter whose directory is removed meanwhile locks the new one.
+        let held = st.lock("A").unwrap();
+        let st2 = st.clone();
+        let waiter = std::thread::spawn(move || {
+            let _lock = st2.lock("A").unwrap();
+            fs::metadata(st2.dir("A").unwrap()).unwrap().ino()
+        });
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        let old = fs::metadata(st.dir("A").unwrap()).unwrap().ino();
+        fs::remove_dir(st.dir("A").unwrap()).unwrap();
+        drop(held);
+        let locked = waiter.join().unwrap();
+        assert!(st.dir("A").unwrap().is_dir());
+        assert_eq!(
+            locked,
+            fs::metadata(st.dir("A").unwrap()).unwrap().ino(),
+            "the waiter holds the directory that exists (the old one was {old})"
+        );
         fs::remove_dir_all(&root).unwrap();
     }
 
