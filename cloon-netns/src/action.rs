@@ -52,20 +52,25 @@ fn ip(ns: Option<&Ns>) -> Vec<String> {
     ns.map(Ns::ip).unwrap_or_else(|| words(&["ip"]))
 }
 
-/// One end of a veth pair to create: its name, MAC address, MTU, and the namespace it is created
-/// in (`None`: the tool's own).
+/// One end of a veth pair to create: its name, interface group (0: none), MAC address, MTU, and
+/// the namespace it is created in (`None`: the tool's own).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VethEnd {
     pub name: String,
+    pub group: u32,
     pub mac: Option<Mac>,
     pub mtu: Option<u32>,
     pub ns: Option<Ns>,
 }
 
 impl VethEnd {
-    /// `NAME [address MAC] [mtu N] [netns NS]`, as `ip link add` and its `peer` take them.
+    /// `NAME [group N] [address MAC] [mtu N] [netns NS]`, as `ip link add` and its `peer` take
+    /// them.
     fn words(&self) -> Vec<String> {
         let mut w = vec![self.name.clone()];
+        if self.group != 0 {
+            w.extend(["group".into(), self.group.to_string()]);
+        }
         if let Some(mac) = self.mac {
             w.extend(["address".into(), mac.to_string()]);
         }
@@ -84,16 +89,23 @@ impl VethEnd {
 pub enum Action {
     /// A named network namespace, `/run/netns/NAME`.
     NetnsAdd { name: String },
-    /// The named namespace cloon made, while it is still the one with `inode`.
-    NetnsDel { name: String, inode: u64 },
-    /// A Linux bridge in the tool's namespace.
-    BridgeAdd { name: String },
+    /// The named namespace cloon made, while it is still the one with nsfs inode `inode`, or
+    /// the file it was to be bound on (see [`crate::namespace::remove`]).
+    NetnsDel {
+        name: String,
+        inode: u64,
+        file: Option<u64>,
+    },
+    /// A Linux bridge in the tool's namespace, in the interface group `group` (0: none).
+    BridgeAdd { name: String, group: u32 },
     /// The bridge cloon made, while it still has index `index`.
     BridgeDel { name: String, index: u32 },
     /// A veth pair, each end made directly in its namespace.
     VethAdd { a: VethEnd, b: VethEnd },
     /// Interface `dev` of `ns` (`None`: the tool's) brought up.
     LinkUp { ns: Option<Ns>, dev: String },
+    /// `dev` (in the tool's namespace) given the alias `alias`.
+    SetAlias { dev: String, alias: String },
     /// `dev` (in the tool's namespace) made a port of `bridge`.
     SetMaster { dev: String, bridge: String },
     /// An address added to `dev` of `ns`.
@@ -117,7 +129,14 @@ impl Action {
         match self {
             Action::NetnsAdd { name } => words(&["ip", "netns", "add", name]),
             Action::NetnsDel { name, .. } => words(&["ip", "netns", "del", name]),
-            Action::BridgeAdd { name } => words(&["ip", "link", "add", name, "type", "bridge"]),
+            Action::BridgeAdd { name, group } => {
+                let mut w = words(&["ip", "link", "add", name]);
+                if *group != 0 {
+                    w.extend(["group".into(), group.to_string()]);
+                }
+                w.extend(words(&["type", "bridge"]));
+                w
+            }
             Action::BridgeDel { name, .. } => words(&["ip", "link", "del", name]),
             Action::VethAdd { a, b } => {
                 let mut w = words(&["ip", "link", "add"]);
@@ -131,6 +150,7 @@ impl Action {
                 w.extend(words(&["link", "set", dev, "up"]));
                 w
             }
+            Action::SetAlias { dev, alias } => words(&["ip", "link", "set", dev, "alias", alias]),
             Action::SetMaster { dev, bridge } => {
                 words(&["ip", "link", "set", dev, "master", bridge])
             }
@@ -195,15 +215,31 @@ mod tests {
         assert_eq!(
             line(Action::NetnsDel {
                 name: "cloonix_1_1".into(),
-                inode: 1
+                inode: 1,
+                file: Some(2)
             }),
             "ip netns del cloonix_1_1"
         );
         assert_eq!(
             line(Action::BridgeAdd {
-                name: "lan1".into()
+                name: "lan1".into(),
+                group: 0
             }),
             "ip link add lan1 type bridge"
+        );
+        assert_eq!(
+            line(Action::BridgeAdd {
+                name: "lan1".into(),
+                group: 1_668_050_798
+            }),
+            "ip link add lan1 group 1668050798 type bridge"
+        );
+        assert_eq!(
+            line(Action::SetAlias {
+                dev: "lan1".into(),
+                alias: "cloon:/run/cloon/.bridges/lan1.json".into()
+            }),
+            "ip link set lan1 alias cloon:/run/cloon/.bridges/lan1.json"
         );
         assert_eq!(
             line(Action::BridgeDel {
@@ -255,12 +291,14 @@ mod tests {
     fn a_veth_names_each_ends_namespace_mac_and_mtu() {
         let host = VethEnd {
             name: "vgt_1_1_0".into(),
+            group: 0,
             mac: None,
             mtu: None,
             ns: None,
         };
         let guest = VethEnd {
             name: "eth0".into(),
+            group: 0,
             mac: None,
             mtu: None,
             ns: Some(Ns::new("/run/netns/cloonix_1_1")),
@@ -273,6 +311,7 @@ mod tests {
             "ip link add vgt_1_1_0 type veth peer name eth0 netns cloonix_1_1"
         );
         let a = VethEnd {
+            group: 7,
             mac: Some("02:00:00:00:00:01".parse().unwrap()),
             mtu: Some(1400),
             ns: Some(Ns::new("/run/netns/a")),
@@ -285,7 +324,7 @@ mod tests {
         };
         assert_eq!(
             line(Action::VethAdd { a, b }),
-            "ip link add vgt_1_1_0 address 02:00:00:00:00:01 mtu 1400 netns a \
+            "ip link add vgt_1_1_0 group 7 address 02:00:00:00:00:01 mtu 1400 netns a \
              type veth peer name eth0 mtu 9000 netns /tmp/b"
         );
     }

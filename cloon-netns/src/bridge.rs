@@ -6,14 +6,17 @@
 //! changed only under its lock, which `up` and `down` hold from their first look at the bridge to
 //! their last change to it: two of them cannot race.
 //!
-//! `up` creates a missing bridge (and records that cloon made it); a bridge that exists already
-//! is joined, and one that cloon did not make is never deleted. `down` deletes a bridge cloon made
+//! `up` creates a missing bridge, in cloon's interface group ([`tag`]), after recording that cloon
+//! is making it (index 0 until known), so that a tool killed at any instant leaves a record that
+//! names it; a bridge that exists already is joined, and one that cloon did not make is never
+//! deleted. `down` deletes a bridge cloon made
 //! when no cloon port is left on it: which ports are cloon's is decided from the kernel's own list
 //! of the bridge's ports, each compared with the host ends that containers' records list (name and
 //! ifindex), never from a count a crash could leave wrong.
 
 use crate::link::{LinkState, Netlink};
 use crate::record::Record;
+use crate::tag::{self, Claim};
 use crate::PART;
 use cloon_core::shared::Shared;
 use cloon_core::{Code, Error, Result, StateDir};
@@ -28,10 +31,45 @@ pub const KIND: &str = "bridges";
 #[serde(rename_all = "camelCase")]
 pub struct BridgeRecord {
     pub name: String,
-    /// Its ifindex: a bridge of that name with another index is not the one recorded.
+    /// Its ifindex (0 while cloon is creating it): a bridge of that name with another index is
+    /// not the one recorded.
     pub index: u32,
     /// Whether cloon created it (and so deletes it with its last cloon port).
     pub created: bool,
+    /// The interface group cloon created it in (0 for a bridge it joined, and in records older
+    /// than tags).
+    #[serde(default)]
+    pub group: u32,
+    /// The alias cloon gave it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alias: Option<String>,
+}
+
+impl BridgeRecord {
+    /// The record of a bridge cloon is about to create: index unknown, its group and alias.
+    pub fn planned(name: &str, alias: Option<String>) -> BridgeRecord {
+        BridgeRecord {
+            name: name.to_string(),
+            index: 0,
+            created: true,
+            group: tag::GROUP,
+            alias,
+        }
+    }
+
+    /// Whether `link` (the interface of its name) is the bridge cloon made for this record.
+    pub fn is_cloons(&self, link: &LinkState) -> bool {
+        self.created
+            && link.is_bridge()
+            && tag::is_claimed(
+                link,
+                &Claim {
+                    index: self.index,
+                    group: self.group,
+                    alias: self.alias.as_deref(),
+                },
+            )
+    }
 }
 
 /// What a bridge named in `--veth` is when `up` looks at it.
@@ -46,12 +84,18 @@ pub enum Found {
 }
 
 impl Found {
-    /// The record to keep once `up` succeeded, with `index` the bridge's index now.
-    pub fn record(self, name: &str, index: u32) -> BridgeRecord {
-        BridgeRecord {
-            name: name.to_string(),
-            index,
-            created: !matches!(self, Found::Foreign(_)),
+    /// The record to keep once `up` succeeded, with `index` the bridge's index now and `before`
+    /// the record `up` found (or made, for a bridge it created).
+    pub fn record(self, name: &str, index: u32, before: Option<BridgeRecord>) -> BridgeRecord {
+        match (self, before) {
+            (Found::Foreign(_), _) | (_, None) => BridgeRecord {
+                name: name.to_string(),
+                index,
+                created: false,
+                group: 0,
+                alias: None,
+            },
+            (_, Some(before)) => BridgeRecord { index, ..before },
         }
     }
 }
@@ -73,19 +117,21 @@ pub fn inspect(
                 if l.kind.is_empty() { "device" } else { &l.kind }
             ),
         )),
-        Some(l) if record.is_some_and(|r| r.created && r.index == l.index) => {
-            Ok(Found::Cloons(l.index))
-        }
+        Some(l) if record.is_some_and(|r| r.is_cloons(l)) => Ok(Found::Cloons(l.index)),
         Some(l) => Ok(Found::Foreign(l.index)),
     }
 }
 
 /// The records of the bridges one `up` or `down` works on: locked, in sorted order, when it acts;
 /// only read in `--dry-run`, which changes nothing.
+/// A record stored with [`Bridges::pending`] is removed when the value is dropped, unless
+/// [`Bridges::commit`] was called: declared before `up`'s undo stack, it is dropped after it, so
+/// the bridge goes before its record.
 #[derive(Debug)]
 pub struct Bridges<'a> {
     state: &'a StateDir,
     locks: BTreeMap<String, Shared>,
+    pending: Vec<String>,
 }
 
 impl<'a> Bridges<'a> {
@@ -99,7 +145,11 @@ impl<'a> Bridges<'a> {
                 locks.insert(name.clone(), state.lock_shared(KIND, name)?);
             }
         }
-        Ok(Bridges { state, locks })
+        Ok(Bridges {
+            state,
+            locks,
+            pending: Vec::new(),
+        })
     }
 
     /// The record of bridge `name`, if any.
@@ -120,6 +170,18 @@ impl<'a> Bridges<'a> {
         self.lock(name)?.remove()
     }
 
+    /// Writes the record of a bridge about to be created, removed again unless committed.
+    pub fn pending(&mut self, record: &BridgeRecord) -> Result<()> {
+        self.store(record)?;
+        self.pending.push(record.name.clone());
+        Ok(())
+    }
+
+    /// Keeps the records written by [`Bridges::pending`].
+    pub fn commit(&mut self) {
+        self.pending.clear();
+    }
+
     fn lock(&mut self, name: &str) -> Result<&mut Shared> {
         self.locks.get_mut(name).ok_or_else(|| {
             Error::new(
@@ -127,6 +189,14 @@ impl<'a> Bridges<'a> {
                 format!("the bridge {name} is not locked (a bug: please report it)"),
             )
         })
+    }
+}
+
+impl Drop for Bridges<'_> {
+    fn drop(&mut self) {
+        for name in std::mem::take(&mut self.pending) {
+            let _ = self.remove(&name);
+        }
     }
 }
 
@@ -154,40 +224,78 @@ pub fn release(
     };
     let ports = host.ports(link.index)?;
     let recorded = recorded_host_ends(state)?;
-    Ok(decide(&link, record, &ports, &recorded, leaving))
+    Ok(decide(&link, record, &ports, recorded.as_deref(), leaving))
+}
+
+/// A host end as a container's record names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordedEnd {
+    pub name: String,
+    pub index: u32,
+    pub group: u32,
+    pub alias: Option<String>,
+}
+
+impl RecordedEnd {
+    /// Whether `port` is this host end.
+    fn is(&self, port: &LinkState) -> bool {
+        port.name == self.name
+            && tag::is_claimed(
+                port,
+                &Claim {
+                    index: self.index,
+                    group: self.group,
+                    alias: self.alias.as_deref(),
+                },
+            )
+    }
 }
 
 /// The decision of [`release`], from the kernel's bridge and ports and the recorded host ends
 /// (`None`: some record could not be read, so any port may be cloon's).
-fn decide(
+pub fn decide(
     bridge: &LinkState,
     record: Option<&BridgeRecord>,
     ports: &[LinkState],
-    recorded: &Option<BTreeSet<(String, u32)>>,
+    recorded: Option<&[RecordedEnd]>,
     leaving: &[(String, u32)],
 ) -> Release {
-    let others: Vec<String> = ports
-        .iter()
-        .map(|p| (p.name.clone(), p.index))
-        .filter(|p| !leaving.contains(p))
-        .filter(|p| recorded.as_ref().is_none_or(|r| r.contains(p)))
-        .map(|(name, _)| name)
-        .collect();
+    let others = cloon_ports(ports, recorded, leaving);
     if !others.is_empty() {
         return Release::Keep(others);
     }
-    let ours = record.is_some_and(|r| r.created && r.index == bridge.index);
+    let ours = record.is_some_and(|r| r.is_cloons(bridge));
     Release::Drop(ours.then_some(bridge.index))
 }
 
-/// Every host end (name, ifindex) that a container's record lists; `None` when a record cannot be
-/// read (then any port may be cloon's, and no bridge is deleted).
-fn recorded_host_ends(state: &StateDir) -> Result<Option<BTreeSet<(String, u32)>>> {
-    let mut ends = BTreeSet::new();
+/// The names of the `ports` of a bridge that are recorded host ends (all of them when `recorded`
+/// is `None`: a record could not be read), but for those `leaving` (name, index).
+pub fn cloon_ports(
+    ports: &[LinkState],
+    recorded: Option<&[RecordedEnd]>,
+    leaving: &[(String, u32)],
+) -> Vec<String> {
+    ports
+        .iter()
+        .filter(|p| !leaving.contains(&(p.name.clone(), p.index)))
+        .filter(|p| recorded.is_none_or(|r| r.iter().any(|end| end.is(p))))
+        .map(|p| p.name.clone())
+        .collect()
+}
+
+/// Every host end that a container's record lists; `None` when a record cannot be read (then any
+/// port may be cloon's, and no bridge is deleted).
+pub fn recorded_host_ends(state: &StateDir) -> Result<Option<Vec<RecordedEnd>>> {
+    let mut ends = Vec::new();
     for name in state.names()? {
         match state.load::<Record>(&name, PART) {
             Ok(Some(record)) => {
-                ends.extend(record.links.into_iter().map(|l| (l.host, l.host_index)));
+                ends.extend(record.links.iter().map(|l| RecordedEnd {
+                    name: l.host.clone(),
+                    index: l.host_index,
+                    group: record.group,
+                    alias: record.alias.clone(),
+                }));
             }
             Ok(None) => {}
             Err(e) => {
@@ -203,6 +311,8 @@ fn recorded_host_ends(state: &StateDir) -> Result<Option<BTreeSet<(String, u32)>
 mod tests {
     use super::*;
 
+    const ALIAS: &str = "cloon:/run/cloon/.bridges/lan1.json";
+
     fn link(name: &str, index: u32, kind: &str) -> LinkState {
         LinkState {
             name: name.into(),
@@ -212,14 +322,25 @@ mod tests {
             mtu: 1500,
             kind: kind.into(),
             master: None,
+            group: tag::GROUP,
+            alias: None,
         }
     }
 
     fn rec(index: u32, created: bool) -> BridgeRecord {
         BridgeRecord {
-            name: "lan1".into(),
             index,
             created,
+            ..BridgeRecord::planned("lan1", Some(ALIAS.into()))
+        }
+    }
+
+    fn end(name: &str, index: u32) -> RecordedEnd {
+        RecordedEnd {
+            name: name.into(),
+            index,
+            group: tag::GROUP,
+            alias: Some(format!("cloon:/run/cloon/{name}/netns.json")),
         }
     }
 
@@ -242,12 +363,34 @@ mod tests {
             inspect("lan1", Some(&br), Some(&rec(5, false))).unwrap(),
             Found::Foreign(5)
         );
+        // Made by a tool killed before it recorded the index: cloon's group says it is cloon's;
+        // a bridge made by hand under that name is not.
+        assert_eq!(
+            inspect("lan1", Some(&br), Some(&rec(0, true))).unwrap(),
+            Found::Cloons(5)
+        );
+        let by_hand = LinkState {
+            group: 0,
+            ..br.clone()
+        };
+        assert_eq!(
+            inspect("lan1", Some(&by_hand), Some(&rec(0, true))).unwrap(),
+            Found::Foreign(5)
+        );
         let e = inspect("lan1", Some(&link("lan1", 5, "veth")), None).unwrap_err();
         assert_eq!(e.code, Code::NameTaken);
         assert!(e.msg.contains("not a bridge (a veth)"), "{}", e.msg);
-        assert_eq!(Found::Missing.record("lan1", 9), rec(9, true));
-        assert_eq!(Found::Cloons(5).record("lan1", 5), rec(5, true));
-        assert_eq!(Found::Foreign(5).record("lan1", 5), rec(5, false));
+        assert_eq!(
+            Found::Missing.record("lan1", 9, Some(rec(0, true))),
+            rec(9, true)
+        );
+        assert_eq!(
+            Found::Cloons(5).record("lan1", 5, Some(rec(0, true))),
+            rec(5, true)
+        );
+        let joined = Found::Foreign(5).record("lan1", 5, Some(rec(4, true)));
+        assert!(!joined.created);
+        assert_eq!((joined.index, joined.group, joined.alias), (5, 0, None));
     }
 
     #[test]
@@ -256,46 +399,104 @@ mod tests {
         let ports = [
             link("vgt_a", 7, "veth"),
             link("vgt_b", 8, "veth"),
-            link("tap0", 9, "tun"),
+            LinkState {
+                group: 0,
+                ..link("tap0", 9, "tun")
+            },
         ];
-        let recorded: Option<BTreeSet<(String, u32)>> = Some(
-            [("vgt_a".to_string(), 7), ("vgt_b".to_string(), 8)]
-                .into_iter()
-                .collect(),
-        );
+        let recorded = [end("vgt_a", 7), end("vgt_b", 8)];
+        let recorded = Some(&recorded[..]);
         let ours = Some(rec(5, true));
         let leaving_a = [("vgt_a".to_string(), 7)];
         assert_eq!(
-            decide(&br, ours.as_ref(), &ports, &recorded, &leaving_a),
+            decide(&br, ours.as_ref(), &ports, recorded, &leaving_a),
             Release::Keep(vec!["vgt_b".into()])
         );
         // The last cloon port leaves: a port that is not cloon's (tap0) does not keep it.
         let leaving_both = [("vgt_a".to_string(), 7), ("vgt_b".to_string(), 8)];
         assert_eq!(
-            decide(&br, ours.as_ref(), &ports, &recorded, &leaving_both),
+            decide(&br, ours.as_ref(), &ports, recorded, &leaving_both),
             Release::Drop(Some(5))
         );
         // A port of a recorded name but another index is not cloon's.
         let impostor = [link("vgt_b", 10, "veth")];
         assert_eq!(
-            decide(&br, ours.as_ref(), &impostor, &recorded, &leaving_a),
+            decide(&br, ours.as_ref(), &impostor, recorded, &leaving_a),
             Release::Drop(Some(5))
         );
         // A bridge cloon did not make, or not this one, is never deleted.
         let foreign = Some(rec(5, false));
         assert_eq!(
-            decide(&br, foreign.as_ref(), &[], &recorded, &[]),
+            decide(&br, foreign.as_ref(), &[], recorded, &[]),
             Release::Drop(None)
         );
         assert_eq!(
-            decide(&br, Some(&rec(4, true)), &[], &recorded, &[]),
+            decide(&br, Some(&rec(4, true)), &[], recorded, &[]),
             Release::Drop(None)
         );
-        assert_eq!(decide(&br, None, &[], &recorded, &[]), Release::Drop(None));
+        assert_eq!(decide(&br, None, &[], recorded, &[]), Release::Drop(None));
         // When a record cannot be read, every port may be cloon's.
         assert_eq!(
-            decide(&br, ours.as_ref(), &ports[2..], &None, &leaving_both),
+            decide(&br, ours.as_ref(), &ports[2..], None, &leaving_both),
             Release::Keep(vec!["tap0".into()])
+        );
+    }
+
+    #[test]
+    fn ports_and_bridges_whose_index_was_never_recorded_are_known_by_their_tags() {
+        // A tool killed after making the bridge and vgt_c, before recording their indexes.
+        let br = link("lan1", 5, "bridge");
+        let pending = Some(rec(0, true));
+        let vgt_c = link("vgt_c", 11, "veth");
+        let recorded = [end("vgt_a", 7), end("vgt_c", 0)];
+        let recorded = Some(&recorded[..]);
+        assert_eq!(
+            decide(
+                &br,
+                pending.as_ref(),
+                std::slice::from_ref(&vgt_c),
+                recorded,
+                &[]
+            ),
+            Release::Keep(vec!["vgt_c".into()])
+        );
+        assert_eq!(
+            decide(&br, pending.as_ref(), &[], recorded, &[]),
+            Release::Drop(Some(5))
+        );
+        // A port of that name made by hand (no group), or by another container (its alias).
+        let by_hand = LinkState {
+            group: 0,
+            ..vgt_c.clone()
+        };
+        let theirs = LinkState {
+            alias: Some("cloon:/run/cloon/other/netns.json".into()),
+            ..vgt_c
+        };
+        for port in [by_hand, theirs] {
+            assert_eq!(
+                decide(&br, pending.as_ref(), &[port], recorded, &[]),
+                Release::Drop(Some(5))
+            );
+        }
+        // A bridge of that name made by hand is never cloon's, even for a pending record.
+        let hand = LinkState {
+            group: 0,
+            ..br.clone()
+        };
+        assert_eq!(
+            decide(&hand, pending.as_ref(), &[], recorded, &[]),
+            Release::Drop(None)
+        );
+        // Records older than tags: the index alone.
+        let old = BridgeRecord {
+            group: 0,
+            alias: None,
+            ..rec(5, true)
+        };
+        assert_eq!(
+            decide(&hand, Some(&old), &[], recorded, &[]),
+            Release::Drop(Some(5))
         );
     }
 }

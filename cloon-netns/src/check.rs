@@ -81,6 +81,36 @@ where
     }
 }
 
+/// One difference between a record and the kernel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finding {
+    /// A recorded object is gone (missing, or another object has its name): the container is
+    /// partly gone, and `gc` brings it down. Otherwise a setting changed (an MTU, a MAC
+    /// address, a bridge port): `check` says it, `gc` keeps the container.
+    pub gone: bool,
+    /// The difference, as a sentence.
+    pub msg: String,
+}
+
+impl Finding {
+    pub fn gone(msg: String) -> Finding {
+        Finding { gone: true, msg }
+    }
+
+    pub fn changed(msg: String) -> Finding {
+        Finding { gone: false, msg }
+    }
+
+    /// The sentences, joined.
+    pub fn sentences(findings: &[Finding]) -> String {
+        findings
+            .iter()
+            .map(|f| f.msg.as_str())
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+}
+
 /// Checks a container's namespace: the `netns` part as recorded if the kernel still matches the
 /// record, else a [`Code::Drift`] error listing the differences.
 pub fn check(name: &str, record: &Record) -> Result<cloon_core::doc::Netns> {
@@ -91,31 +121,37 @@ pub fn check(name: &str, record: &Record) -> Result<cloon_core::doc::Netns> {
             format!(
                 "the namespace of {name} no longer matches its record: {}; \
                  run cloon-netns down, then up again",
-                drift.join("; ")
+                Finding::sentences(&drift)
             ),
         ));
     }
     Ok(record.to_part())
 }
 
-/// What differs between the record and the kernel, one sentence each.
-fn differences(record: &Record) -> Result<Vec<String>> {
+/// What differs between the record and the kernel.
+pub fn differences(record: &Record) -> Result<Vec<Finding>> {
     let mut drift = Vec::new();
     let path = Path::new(&record.path);
     let netns = match namespace::probe(path)? {
         Probe::Missing => {
-            drift.push(format!("the namespace file {} is missing", record.path));
+            drift.push(Finding::gone(format!(
+                "the namespace file {} is missing",
+                record.path
+            )));
             None
         }
         Probe::Stale => {
-            drift.push(format!("{} is no longer a namespace", record.path));
+            drift.push(Finding::gone(format!(
+                "{} is no longer a namespace",
+                record.path
+            )));
             None
         }
         Probe::Namespace(inode) if inode != record.inode => {
-            drift.push(format!(
+            drift.push(Finding::gone(format!(
                 "{} is another namespace (inode {inode}, recorded {})",
                 record.path, record.inode
-            ));
+            )));
             None
         }
         Probe::Namespace(_) => Some(Namespace::open(path)?),
@@ -123,12 +159,21 @@ fn differences(record: &Record) -> Result<Vec<String>> {
     let host = Netlink::connect()?;
     for link in &record.links {
         match host.link_by_name(&link.host)? {
-            None => drift.push(format!("host interface {} is missing", link.host)),
-            Some(found) if found.index != link.host_index => drift.push(format!(
+            None => drift.push(Finding::gone(format!(
+                "host interface {} is missing",
+                link.host
+            ))),
+            Some(found) if found.index != link.host_index => drift.push(Finding::gone(format!(
                 "host interface {} has index {}, recorded {}",
                 link.host, found.index, link.host_index
-            )),
+            ))),
             Some(found) => {
+                if found.group != record.group {
+                    drift.push(Finding::changed(format!(
+                        "host interface {} is in group {}, recorded {}",
+                        link.host, found.group, record.group
+                    )));
+                }
                 drift.extend(mtu_drift(
                     "host interface",
                     &link.host,
@@ -138,10 +183,10 @@ fn differences(record: &Record) -> Result<Vec<String>> {
                 if let Some(bridge) = &link.bridge {
                     let master = host.link_by_name(bridge)?;
                     if master.is_none() || master.map(|m| m.index) != found.master {
-                        drift.push(format!(
+                        drift.push(Finding::changed(format!(
                             "host interface {} is not a port of the bridge {bridge}",
                             link.host
-                        ));
+                        )));
                     }
                 }
             }
@@ -151,18 +196,20 @@ fn differences(record: &Record) -> Result<Vec<String>> {
         let netlink = netns.netlink()?;
         for link in &record.links {
             match netlink.link_by_name(&link.guest)? {
-                None => drift.push(format!(
+                None => drift.push(Finding::gone(format!(
                     "guest interface {} is missing from the namespace",
                     link.guest
-                )),
-                Some(found) if found.index != link.guest_index => drift.push(format!(
-                    "guest interface {} has index {}, recorded {}",
-                    link.guest, found.index, link.guest_index
-                )),
-                Some(found) if found.mac != link.mac => drift.push(format!(
+                ))),
+                Some(found) if found.index != link.guest_index => {
+                    drift.push(Finding::gone(format!(
+                        "guest interface {} has index {}, recorded {}",
+                        link.guest, found.index, link.guest_index
+                    )))
+                }
+                Some(found) if found.mac != link.mac => drift.push(Finding::changed(format!(
                     "guest interface {} has MAC address {}, recorded {}",
                     link.guest, found.mac, link.mac
-                )),
+                ))),
                 Some(found) => {
                     drift.extend(mtu_drift(
                         "guest interface",
@@ -177,8 +224,8 @@ fn differences(record: &Record) -> Result<Vec<String>> {
     Ok(drift)
 }
 
-fn mtu_drift(what: &str, name: &str, recorded: Option<u32>, now: u32) -> Option<String> {
+fn mtu_drift(what: &str, name: &str, recorded: Option<u32>, now: u32) -> Option<Finding> {
     recorded
         .filter(|&mtu| mtu != now)
-        .map(|mtu| format!("{what} {name} has MTU {now}, recorded {mtu}"))
+        .map(|mtu| Finding::changed(format!("{what} {name} has MTU {now}, recorded {mtu}")))
 }

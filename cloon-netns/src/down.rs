@@ -4,6 +4,12 @@
 //! A name is a container's namespace (`netns.json`) or a point-to-point link (`link.json`, see
 //! [`p2p`]). For a container: its host ends (each takes its guest end with it), the bridges cloon
 //! made that no cloon port is left on, then the namespace if cloon created it.
+//!
+//! Records may come from a tool killed halfway ([`crate::up`] writes them ahead): an interface is
+//! deleted when it has the recorded name and is the one the record claims ([`tag::is_claimed`]:
+//! cloon's group, and the recorded index, or while that is unknown no other record's alias); the
+//! namespace when the file at its path is the recorded namespace, or the recorded empty file
+//! made to bind it on.
 
 use crate::action::Action;
 use crate::bridge::{self, Bridges, Release};
@@ -11,15 +17,33 @@ use crate::namespace::{self, Probe};
 use crate::p2p::{self, P2pRecord};
 use crate::record::Record;
 use crate::system::System;
-use crate::{warn, PART, STAGE};
+use crate::{tag, warn, PART, STAGE};
 use cloon_core::{cli, explain, host, Document, Result, StateDir, Undo};
 use std::path::Path;
 
-/// Runs `down` for `name`: deletes what its records list, then the records.
+/// Runs `down` for `name`: deletes what its records list, then the records; under the lock of
+/// its state directory, so that it waits for an `up` of that name still at work.
 pub fn down(state: &StateDir, name: &str) -> Result<()> {
+    if !state.dir(name)?.exists() {
+        return Ok(());
+    }
+    let _lock = if explain::acting() {
+        Some(state.lock(name)?)
+    } else {
+        None
+    };
+    down_locked(state, name)
+}
+
+/// [`down`], for a caller that holds the lock of the state directory of `name` (or in a dry run).
+pub fn down_locked(state: &StateDir, name: &str) -> Result<()> {
     let netns = state.load::<Record>(name, PART)?;
     let link = state.load::<P2pRecord>(name, p2p::PART)?;
     if netns.is_none() && link.is_none() {
+        if explain::acting() {
+            // What a tool killed before it wrote its record leaves: an empty directory.
+            let _ = std::fs::remove_dir(state.dir(name)?);
+        }
         return Ok(());
     }
     if explain::acting() {
@@ -62,17 +86,18 @@ fn tear_down(state: &StateDir, name: &str, record: &Record) -> Result<()> {
     let mut leaving = Vec::new();
     for link in &record.links {
         match sys.host().link_by_name(&link.host)? {
-            Some(found) if found.index == link.host_index => {
+            Some(found) if tag::is_claimed(&found, &record.host_claim(link)) => {
                 actions.push(Action::LinkDel {
                     ns: None,
                     dev: link.host.clone(),
-                    index: link.host_index,
+                    index: found.index,
                 });
-                leaving.push((link.host.clone(), link.host_index));
+                leaving.push((link.host.clone(), found.index));
             }
             Some(found) => warn(&format!(
-                "leaving interface {}: it is not the one cloon created (index {}, recorded {})",
-                link.host, found.index, link.host_index
+                "leaving interface {}: it is not the one cloon created (index {}, group {}; \
+                 recorded index {}, group {})",
+                link.host, found.index, found.group, link.host_index, record.group
             )),
             None => {}
         }
@@ -95,18 +120,8 @@ fn tear_down(state: &StateDir, name: &str, record: &Record) -> Result<()> {
             }
         }
     }
-    if record.created && record.inode != 0 {
-        match namespace::probe(Path::new(&record.path))? {
-            Probe::Namespace(inode) if inode != record.inode => warn(&format!(
-                "leaving {}: it is another namespace than the one cloon created",
-                record.path
-            )),
-            Probe::Missing => {}
-            Probe::Namespace(_) | Probe::Stale => actions.push(Action::NetnsDel {
-                name: record.name.clone(),
-                inode: record.inode,
-            }),
-        }
+    if let Some(action) = namespace_del(record)? {
+        actions.push(action);
     }
 
     let mut undo = Undo::new();
@@ -126,4 +141,39 @@ fn tear_down(state: &StateDir, name: &str, record: &Record) -> Result<()> {
         }
     }
     explain::release(state, name, PART)
+}
+
+/// The deletion of the namespace the record says cloon created, if what is at its path is that
+/// namespace, or the empty file cloon made to bind it on.
+fn namespace_del(record: &Record) -> Result<Option<Action>> {
+    if !record.created || record.inode == 0 {
+        // cloon had not made it yet, or (inode 0) no file can name it: the namespace lived only
+        // as long as the tool that made it.
+        return Ok(None);
+    }
+    let path = Path::new(&record.path);
+    let del = Action::NetnsDel {
+        name: record.name.clone(),
+        inode: record.inode,
+        file: record.namespace_file(),
+    };
+    Ok(match namespace::probe(path)? {
+        Probe::Missing => None,
+        Probe::Namespace(inode) if inode == record.inode => Some(del),
+        Probe::Namespace(_) => {
+            warn(&format!(
+                "leaving {}: it is another namespace than the one cloon created",
+                record.path
+            ));
+            None
+        }
+        Probe::Stale if namespace::is_cloons_file(path, record.namespace_file())? => Some(del),
+        Probe::Stale => {
+            warn(&format!(
+                "leaving {}: it is a file cloon did not make",
+                record.path
+            ));
+            None
+        }
+    })
 }

@@ -423,6 +423,9 @@ mod tests {
             path: format!("/run/netns/{ns}"),
             created: true,
             inode: 1,
+            file_inode: 2,
+            group: crate::tag::GROUP,
+            alias: None,
             links: veths
                 .iter()
                 .map(|v| {
@@ -441,6 +444,7 @@ mod tests {
             inode: 1,
             ifname: ifname.into(),
             index: 2,
+            group: crate::tag::GROUP,
             mac: String::new(),
             addrs: vec![addr.into()],
             mtu: None,
@@ -474,9 +478,8 @@ mod tests {
                 ],
             }],
             bridges: vec![BridgeRecord {
-                name: "lan1".into(),
                 index: 3,
-                created: true,
+                ..BridgeRecord::planned("lan1", None)
             }],
             missing: BTreeSet::new(),
         }

@@ -10,15 +10,17 @@
 //! that makes it), [`system`] (carrying actions out), [`namespace`] (named namespaces, made
 //! without forking), [`link`] (rtnetlink), [`bridge`] (shared bridges and their records),
 //! [`p2p`] (point-to-point links), [`record`](mod@record) (what is kept under the state
-//! directory), [`errors`] (failures into cloon errors), [`graph`] (the lab in Graphviz), and the
-//! actions [`up`](mod@up), [`down`](mod@down) and [`check`](mod@check) (with the record `show`
-//! prints).
+//! directory), [`tag`] (the interface group and alias that mark cloon's interfaces), [`errors`]
+//! (failures into cloon errors), [`graph`] (the lab in Graphviz), and the actions
+//! [`up`](mod@up), [`down`](mod@down), [`check`](mod@check) (with the record `show` prints) and
+//! [`gc`] (what killed tools left behind).
 
 pub mod action;
 pub mod bridge;
 pub mod check;
 pub mod down;
 pub mod errors;
+pub mod gc;
 pub mod graph;
 pub mod link;
 pub mod namespace;
@@ -27,6 +29,7 @@ pub mod parse;
 pub mod record;
 pub mod settings;
 pub mod system;
+pub mod tag;
 pub mod up;
 
 pub use check::{check_document, record};

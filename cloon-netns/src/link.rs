@@ -33,6 +33,10 @@ pub struct LinkState {
     pub kind: String,
     /// The index of the bridge (or other master) it is a port of.
     pub master: Option<u32>,
+    /// Its interface group (0, `default`, unless set: see [`crate::tag`]).
+    pub group: u32,
+    /// Its alias, if it has one.
+    pub alias: Option<String>,
 }
 
 impl LinkState {
@@ -45,6 +49,8 @@ impl LinkState {
             mtu: 0,
             kind: String::new(),
             master: None,
+            group: 0,
+            alias: None,
         };
         for attr in &msg.attributes {
             match attr {
@@ -52,6 +58,10 @@ impl LinkState {
                 LinkAttribute::Address(bytes) => state.mac = format_mac(bytes),
                 LinkAttribute::Mtu(mtu) => state.mtu = *mtu,
                 LinkAttribute::Controller(index) => state.master = Some(*index),
+                LinkAttribute::Group(group) => state.group = *group,
+                LinkAttribute::IfAlias(alias) if !alias.is_empty() => {
+                    state.alias = Some(alias.clone());
+                }
                 LinkAttribute::LinkInfo(infos) => {
                     for info in infos {
                         if let LinkInfo::Kind(kind) = info {
@@ -150,8 +160,8 @@ impl Netlink {
     }
 
     /// Creates a veth pair, each end directly in its namespace (`a_ns`, `b_ns`: the namespace
-    /// files; `None`: this connection's), with its MAC address and MTU when given. Neither end
-    /// ever exists under its name anywhere else.
+    /// files; `None`: this connection's), with its MAC address, MTU and group when given, all in
+    /// the one request that creates it. Neither end ever exists under its name anywhere else.
     pub fn add_veth(
         &self,
         a: &VethEnd,
@@ -166,6 +176,9 @@ impl Netlink {
         if let Some(mtu) = b.mtu {
             peer = peer.mtu(mtu);
         }
+        if b.group != 0 {
+            peer = peer.link_group(b.group);
+        }
         if let Some(fd) = b_ns {
             peer = peer.setns_by_fd(fd.as_raw_fd());
         }
@@ -176,6 +189,9 @@ impl Netlink {
         }
         if let Some(mtu) = a.mtu {
             message = message.mtu(mtu);
+        }
+        if a.group != 0 {
+            message = message.link_group(a.group);
         }
         if let Some(fd) = a_ns {
             message = message.setns_by_fd(fd.as_raw_fd());
@@ -207,9 +223,14 @@ impl Netlink {
         })
     }
 
-    /// Creates the Linux bridge `name` (down, as `ip link add NAME type bridge` does).
-    pub fn add_bridge(&self, name: &str) -> Result<()> {
-        let mut message = LinkMessageBuilder::<LinkBridge>::new(name).build();
+    /// Creates the Linux bridge `name` (down, as `ip link add NAME type bridge` does), in the
+    /// interface group `group` when not 0, in the request that creates it.
+    pub fn add_bridge(&self, name: &str, group: u32) -> Result<()> {
+        let mut builder = LinkMessageBuilder::<LinkBridge>::new(name);
+        if group != 0 {
+            builder = builder.link_group(group);
+        }
+        let mut message = builder.build();
         message.header.flags.remove(LinkFlags::Up);
         message.header.change_mask.remove(LinkFlags::Up);
         let request = self.handle.link().add(message).execute();
@@ -235,6 +256,15 @@ impl Netlink {
         self.runtime
             .block_on(request)
             .map_err(|e| netlink(format!("cannot make {name} a port of the bridge {br}"), e))
+    }
+
+    /// Gives interface `index` (called `name`, for messages) the alias `alias`.
+    pub fn set_alias(&self, index: u32, name: &str, alias: &str) -> Result<()> {
+        let message = LinkUnspec::new_with_index(index).alias(alias).build();
+        let request = self.handle.link().set(message).execute();
+        self.runtime
+            .block_on(request)
+            .map_err(|e| netlink(format!("cannot set the alias of {name}"), e))
     }
 
     /// Brings interface `index` (called `name`, for messages) up.

@@ -29,11 +29,21 @@ Examples:
   cloon-netns down --name wire1
   cloon-netns down --name Cloon2; cloon-netns down --name Cloon1
 
+  # What tools killed halfway left: list it (--dry-run), then remove it
+  cloon-netns gc --dry-run
+  cloon-netns gc
+
 --veth options: addr=CIDR (repeatable), mac=MAC, mtu=N set the guest end; host-addr=CIDR
 (repeatable), host-mac=MAC, host-mtu=N the host end; bridge=BR puts the host end in bridge BR.
 Without --name, the container is named after the namespace. With --dry-run nothing is touched and
 no record is written; the document gets the planned part, where a MAC address the kernel would
-choose is \"\" (mac, hostMac).";
+choose is \"\" (mac, hostMac).
+
+Every interface cloon-netns creates is created in the interface group 1668050798 (0x636c6f6e,
+\"clon\" in ASCII), in the very request that creates it; those on the host (host ends, bridges)
+then get the alias cloon:RECORD, the record that owns them. `ip link show group 1668050798` lists
+them. down and gc delete an interface only when it has a recorded name and is in that group (and
+has the recorded index, once known): a look-alike is never touched.";
 
 /// Makes a named network namespace with veth pairs into it, bridges, point-to-point links
 /// (step 3: ip netns add, veth, lo up).
@@ -72,7 +82,23 @@ enum Cmd {
     Link(LinkArgs),
     /// Draw the lab (every container, namespace, bridge and link cloon recorded) in Graphviz DOT.
     Graph(GraphArgs),
+    /// Remove what cloon-netns left behind (tools killed halfway, lost records), found by its
+    /// records and interface tags only; print a JSON report of what was found, removed and kept.
+    #[command(after_help = GC_HELP)]
+    Gc,
 }
+
+const GC_HELP: &str = "\
+gc brings down the containers and links whose recorded objects are partly gone (as check finds
+them; healthy ones and those a running cloon-netns is working on are kept), deletes the host's
+interfaces in cloon's group 1668050798 that no record names (unless their alias names another
+state directory's records), deletes the bridges cloon made that no record needs and no cloon port
+is left on, and removes the records of bridges that are gone. A namespace file without a record
+is never touched. With --dry-run it changes nothing and says the commands it would run.
+
+Examples:
+  cloon-netns gc --dry-run
+  cloon-netns gc";
 
 fn main() -> ExitCode {
     let cli: Cli = cli::parse();
@@ -93,6 +119,27 @@ fn dispatch(state: &StateDir, cmd: Cmd) -> ExitCode {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => cli::fail(STAGE, &e),
         },
+        Cmd::Gc => gc(state),
+    }
+}
+
+/// `gc`: the report on stdout, even when removing something failed; then the first failure's
+/// message on stderr and code as exit status.
+fn gc(state: &StateDir) -> ExitCode {
+    match cloon_netns::gc::run(state) {
+        Ok(report) => {
+            let mut text = serde_json::to_string_pretty(&report).unwrap_or_default();
+            text.push('\n');
+            cli::print(&text);
+            match report.errors.first() {
+                None => ExitCode::SUCCESS,
+                Some(e) => {
+                    eprintln!("{STAGE}: error: {e}");
+                    ExitCode::from(e.code.number())
+                }
+            }
+        }
+        Err(e) => cli::fail(STAGE, &e),
     }
 }
 
@@ -143,6 +190,8 @@ mod tests {
             parse(&["graph"]).cmd,
             Some(Cmd::Graph(GraphArgs { svg: None }))
         ));
+        assert!(matches!(parse(&["gc"]).cmd, Some(Cmd::Gc)));
+        assert!(parse(&["gc", "--dry-run"]).common.explain.dry_run);
         assert!(cli::try_parse_from::<Cli, _, _>(["cloon-netns", "--netns", "n", "down"]).is_err());
         assert!(
             cli::try_parse_from::<Cli, _, _>(["cloon-netns", "down", "--veth", "a:b"]).is_err()
@@ -184,5 +233,8 @@ mod tests {
         assert!(help.contains("bridge=lan1"), "{help}");
         assert!(help.contains("cloon-netns link --name wire1"), "{help}");
         assert!(help.contains("cloon-netns graph --svg"), "{help}");
+        let group = format!("group {}", cloon_netns::tag::GROUP);
+        assert!(help.contains(&group), "{help}");
+        assert!(help.contains("cloon-netns gc --dry-run"), "{help}");
     }
 }

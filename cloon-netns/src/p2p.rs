@@ -7,9 +7,11 @@
 //! `{"cloonVersion": "1", "name": "L", "link": {"ends": [...]}}` ([`LinkPart`]).
 
 use crate::action::{Action, Ns, VethEnd};
+use crate::check::Finding;
 use crate::namespace::{self, Namespace, Probe};
 use crate::settings::EndSettings;
 use crate::system::{where_is, Made, System};
+use crate::tag::{self, Claim};
 use crate::{warn, LinkArgs, STAGE};
 use cloon_core::netns::Target;
 use cloon_core::{cli, explain, host, name, Code, Document, Error, Result, StateDir, Undo};
@@ -124,6 +126,9 @@ pub struct EndRecord {
     pub ifname: String,
     /// Its ifindex in its namespace (0 until known).
     pub index: u32,
+    /// The interface group it is created in ([`tag::GROUP`]; 0 in records older than tags).
+    #[serde(default)]
+    pub group: u32,
     /// Its MAC address ("" until known).
     pub mac: String,
     pub addrs: Vec<String>,
@@ -139,6 +144,7 @@ impl EndRecord {
             inode,
             ifname: end.ifname.clone(),
             index: 0,
+            group: tag::GROUP,
             mac: end.settings.mac_string(),
             addrs: end.settings.addr_strings(),
             mtu: end.settings.mtu,
@@ -148,6 +154,15 @@ impl EndRecord {
     /// The namespace it is in.
     pub fn ns(&self) -> Ns {
         Ns::new(&self.path)
+    }
+
+    /// What the record says of the interface, to tell it from look-alikes.
+    pub fn claim(&self) -> Claim<'static> {
+        Claim {
+            index: self.index,
+            group: self.group,
+            alias: None,
+        }
     }
 }
 
@@ -175,6 +190,7 @@ impl P2pRecord {
 pub fn actions(ends: &[EndSpec; 2]) -> Vec<Action> {
     let end = |e: &EndSpec| VethEnd {
         name: e.ifname.clone(),
+        group: tag::GROUP,
         mac: e.settings.mac,
         mtu: e.settings.mtu,
         ns: Some(Ns::new(e.target.path())),
@@ -274,16 +290,20 @@ pub fn up(state: &StateDir, args: &LinkArgs, input: Option<Document>) -> Result<
         }
     }
 
+    let _lock;
     let mut undo = Undo::new();
-    explain::claim(state, &mut undo, &name, PART, &record)?;
+    _lock = crate::up::lock_and_claim(state, &mut undo, &name, PART, &record)?;
     for action in actions(&ends) {
         if !explain::step(&action.words()) {
             continue;
         }
-        if let Made::Link(index) = sys.run(&action, &mut undo)? {
-            record.ends[0].index = index;
-            state.update(&name, PART, &record)?;
-        }
+        sys.run_journaled(&action, &mut undo, &mut |made| match made {
+            Made::Link(index) => {
+                record.ends[0].index = index;
+                state.update(&name, PART, &record)
+            }
+            _ => Ok(()),
+        })?;
     }
     if acting {
         for end in &mut record.ends {
@@ -332,8 +352,12 @@ pub fn down(state: &StateDir, name: &str, record: &P2pRecord) -> Result<()> {
                 }
                 sys.enter(&ns, Namespace::open(path)?)?;
                 match sys.netlink(Some(&ns))?.link_by_name(&end.ifname)? {
-                    Some(found) if found.index == end.index => {
-                        delete = Some(del);
+                    Some(found) if tag::is_claimed(&found, &end.claim()) => {
+                        delete = Some(Action::LinkDel {
+                            ns: Some(ns.clone()),
+                            dev: end.ifname.clone(),
+                            index: found.index,
+                        });
                         break;
                     }
                     Some(found) => warn(&format!(
@@ -367,51 +391,68 @@ pub fn down(state: &StateDir, name: &str, record: &P2pRecord) -> Result<()> {
 /// `check` of a link: its part as recorded if both ends are still there as recorded, else a
 /// [`Code::Drift`] error listing the differences.
 pub fn check(name: &str, record: &P2pRecord) -> Result<LinkPart> {
-    let mut drift = Vec::new();
-    for end in &record.ends {
-        let path = Path::new(&end.path);
-        match namespace::probe(path)? {
-            Probe::Missing => drift.push(format!("the namespace file {} is missing", end.path)),
-            Probe::Stale => drift.push(format!("{} is no longer a namespace", end.path)),
-            Probe::Namespace(inode) if inode != end.inode => drift.push(format!(
-                "{} is another namespace (inode {inode}, recorded {})",
-                end.path, end.inode
-            )),
-            Probe::Namespace(_) => {
-                let netlink = Namespace::open(path)?.netlink()?;
-                let at = where_is(Some(&end.ns()));
-                match netlink.link_by_name(&end.ifname)? {
-                    None => drift.push(format!("interface {} is missing {at}", end.ifname)),
-                    Some(found) if found.index != end.index => drift.push(format!(
-                        "interface {} {at} has index {}, recorded {}",
-                        end.ifname, found.index, end.index
-                    )),
-                    Some(found) if found.mac != end.mac => drift.push(format!(
-                        "interface {} {at} has MAC address {}, recorded {}",
-                        end.ifname, found.mac, end.mac
-                    )),
-                    Some(found) if end.mtu.is_some_and(|m| m != found.mtu) => drift.push(format!(
-                        "interface {} {at} has MTU {}, recorded {}",
-                        end.ifname,
-                        found.mtu,
-                        end.mtu.unwrap_or_default()
-                    )),
-                    Some(_) => {}
-                }
-            }
-        }
-    }
+    let drift = differences(record)?;
     if !drift.is_empty() {
         return Err(Error::new(
             Code::Drift,
             format!(
                 "the link {name} no longer matches its record: {}; run cloon-netns down \
                  --name {name}, then make it again",
-                drift.join("; ")
+                Finding::sentences(&drift)
             ),
         ));
     }
     Ok(record.to_part())
+}
+
+/// What differs between a link's record and the kernel.
+pub fn differences(record: &P2pRecord) -> Result<Vec<Finding>> {
+    let mut drift = Vec::new();
+    for end in &record.ends {
+        let path = Path::new(&end.path);
+        match namespace::probe(path)? {
+            Probe::Missing => drift.push(Finding::gone(format!(
+                "the namespace file {} is missing",
+                end.path
+            ))),
+            Probe::Stale => drift.push(Finding::gone(format!(
+                "{} is no longer a namespace",
+                end.path
+            ))),
+            Probe::Namespace(inode) if inode != end.inode => drift.push(Finding::gone(format!(
+                "{} is another namespace (inode {inode}, recorded {})",
+                end.path, end.inode
+            ))),
+            Probe::Namespace(_) => {
+                let netlink = Namespace::open(path)?.netlink()?;
+                let at = where_is(Some(&end.ns()));
+                match netlink.link_by_name(&end.ifname)? {
+                    None => drift.push(Finding::gone(format!(
+                        "interface {} is missing {at}",
+                        end.ifname
+                    ))),
+                    Some(found) if found.index != end.index => drift.push(Finding::gone(format!(
+                        "interface {} {at} has index {}, recorded {}",
+                        end.ifname, found.index, end.index
+                    ))),
+                    Some(found) if found.mac != end.mac => drift.push(Finding::changed(format!(
+                        "interface {} {at} has MAC address {}, recorded {}",
+                        end.ifname, found.mac, end.mac
+                    ))),
+                    Some(found) if end.mtu.is_some_and(|m| m != found.mtu) => {
+                        drift.push(Finding::changed(format!(
+                            "interface {} {at} has MTU {}, recorded {}",
+                            end.ifname,
+                            found.mtu,
+                            end.mtu.unwrap_or_default()
+                        )))
+                    }
+                    Some(_) => {}
+                }
+            }
+        }
+    }
+    Ok(drift)
 }
 
 #[cfg(test)]
@@ -470,8 +511,8 @@ mod tests {
         assert_eq!(
             lines,
             [
-                "ip link add eth1 netns cloonix_1_1 type veth peer name eth1 mtu 1400 \
-                 netns /var/run/other",
+                "ip link add eth1 group 1668050798 netns cloonix_1_1 type veth \
+                 peer name eth1 group 1668050798 mtu 1400 netns /var/run/other",
                 "ip -n cloonix_1_1 link set eth1 up",
                 "ip -n cloonix_1_1 addr add 10.9.0.1/30 dev eth1",
                 "nsenter --net=/var/run/other ip link set eth1 up",

@@ -2,6 +2,7 @@
 //! safely and to tell cloon's objects from look-alikes.
 
 use crate::parse::VethSpec;
+use crate::tag::Claim;
 use cloon_core::doc;
 use serde::{Deserialize, Serialize};
 
@@ -16,9 +17,22 @@ pub struct Record {
     /// Whether cloon created the namespace (and so may delete it).
     pub created: bool,
     /// The namespace's nsfs inode once known (0 before): a file at `path` with another inode is
-    /// not cloon's.
+    /// not cloon's. It is recorded before any file names the namespace.
     pub inode: u64,
-    /// The veth pairs created so far, in order.
+    /// The inode of the file under `/run/netns` cloon made to bind the namespace on (0 before it
+    /// is made): recorded before the file has its name, so that an empty file left by a tool
+    /// killed before the bind is known for cloon's.
+    #[serde(default)]
+    pub file_inode: u64,
+    /// The interface group its interfaces are created in ([`crate::tag::GROUP`]; 0 in records older
+    /// than tags, whose interfaces are known by their index alone).
+    #[serde(default)]
+    pub group: u32,
+    /// The alias its host ends get (`cloon:` and the record's path).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alias: Option<String>,
+    /// The veth pairs, in order: all of them are recorded before the first is made, each with
+    /// its indexes once known (0 before).
     #[serde(default)]
     pub links: Vec<LinkRecord>,
 }
@@ -28,7 +42,8 @@ pub struct Record {
 #[serde(rename_all = "camelCase")]
 pub struct LinkRecord {
     pub host: String,
-    /// The host end's ifindex: an interface of that name with another index is not cloon's.
+    /// The host end's ifindex (0 until known): an interface of that name with another index is
+    /// not cloon's.
     pub host_index: u32,
     pub guest: String,
     /// The guest end's ifindex inside the namespace (0 until known).
@@ -98,6 +113,21 @@ impl Record {
         }
     }
 
+    /// What the record says of the host end of `link`, to tell it from look-alikes.
+    pub fn host_claim<'a>(&'a self, link: &LinkRecord) -> Claim<'a> {
+        Claim {
+            index: link.host_index,
+            group: self.group,
+            alias: self.alias.as_deref(),
+        }
+    }
+
+    /// The recorded inode of the file the namespace is bound on, for
+    /// [`namespace::remove`](crate::namespace::remove): `None` for records older than tags.
+    pub fn namespace_file(&self) -> Option<u64> {
+        (self.group != 0).then_some(self.file_inode)
+    }
+
     /// The bridges its pairs join, each once, sorted (the order their locks are taken in).
     pub fn bridges(&self) -> Vec<String> {
         let mut names: Vec<String> = self.links.iter().filter_map(|l| l.bridge.clone()).collect();
@@ -111,6 +141,7 @@ impl Record {
 mod tests {
     use super::*;
     use crate::parse::parse_veth;
+    use crate::tag;
 
     #[test]
     fn record_round_trips_and_maps_to_the_part() {
@@ -125,6 +156,9 @@ mod tests {
             path: "/run/netns/cloonix_1_1".into(),
             created: true,
             inode: 4026532000,
+            file_inode: 77,
+            group: tag::GROUP,
+            alias: Some("cloon:/run/cloon/C/netns.json".into()),
             links: vec![link],
         };
         let text = serde_json::to_string(&rec).unwrap();
@@ -137,6 +171,15 @@ mod tests {
         assert_eq!(part.links[0].bridge.as_deref(), Some("lan1"));
         assert_eq!(part.path, "/run/netns/cloonix_1_1");
         assert_eq!(rec.bridges(), ["lan1"]);
+        assert_eq!(rec.namespace_file(), Some(77));
+        assert_eq!(
+            rec.host_claim(&rec.links[0]),
+            Claim {
+                index: 7,
+                group: tag::GROUP,
+                alias: Some("cloon:/run/cloon/C/netns.json")
+            }
+        );
     }
 
     #[test]
@@ -147,5 +190,9 @@ mod tests {
         let rec: Record = serde_json::from_str(old).unwrap();
         assert_eq!(rec.links[0].bridge, None);
         assert!(rec.bridges().is_empty());
+        // Its interfaces are known by their index alone, its namespace file by being empty.
+        assert_eq!(rec.group, 0);
+        assert_eq!(rec.namespace_file(), None);
+        assert_eq!(rec.host_claim(&rec.links[0]).index, 3);
     }
 }

@@ -4,7 +4,7 @@
 
 use crate::action::{Action, Ns};
 use crate::link::Netlink;
-use crate::namespace::{self, Namespace};
+use crate::namespace::{self, Namespace, Progress};
 use cloon_core::netns::RUN_DIR;
 use cloon_core::{Code, Error, Result, Undo};
 use std::collections::BTreeMap;
@@ -12,12 +12,14 @@ use std::os::fd::{AsFd, BorrowedFd};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
-/// What an action made, for the record.
+/// What an action made, told to the journal of [`System::run_journaled`] as soon as it is known,
+/// for the record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Made {
-    Nothing,
-    /// A namespace, with its nsfs inode.
+    /// A namespace, with its nsfs inode (not yet bound on its file).
     Namespace(u64),
+    /// The file a new namespace is about to be bound on, with its inode.
+    NamespaceFile(u64),
     /// An interface (a bridge, the first end of a veth pair), with its index.
     Link(u32),
 }
@@ -92,33 +94,48 @@ impl System {
     }
 
     /// Does `action`; for an object it makes, registers on `undo` how to unmake it.
-    pub fn run(&mut self, action: &Action, undo: &mut Undo) -> Result<Made> {
+    pub fn run(&mut self, action: &Action, undo: &mut Undo) -> Result<()> {
+        self.run_journaled(action, undo, &mut |_| Ok(()))
+    }
+
+    /// Does `action`; for an object it makes, registers on `undo` how to unmake it, and tells
+    /// `journal` what it made ([`Made`]) as soon as it is known, before going on.
+    pub fn run_journaled(
+        &mut self,
+        action: &Action,
+        undo: &mut Undo,
+        journal: &mut dyn FnMut(Made) -> Result<()>,
+    ) -> Result<()> {
         match action {
             Action::NetnsAdd { name } => {
                 let path = Path::new(RUN_DIR).join(name);
                 namespace::prepare_run_dir(Path::new(RUN_DIR))?;
-                let created = namespace::create(&path)?;
+                let (created, placeholder) =
+                    namespace::create(&path, &mut |progress| match progress {
+                        Progress::Namespace(inode) => journal(Made::Namespace(inode)),
+                        Progress::File(inode) => journal(Made::NamespaceFile(inode)),
+                    })?;
                 let inode = created.inode();
                 let undo_path = path.clone();
                 undo.push(move || {
-                    let _ = namespace::remove(&undo_path, inode);
+                    let _ = namespace::remove(&undo_path, inode, Some(placeholder));
                 });
                 self.enter(&Ns::new(path), created)?;
-                Ok(Made::Namespace(inode))
+                Ok(())
             }
-            Action::NetnsDel { name, inode } => {
+            Action::NetnsDel { name, inode, file } => {
                 self.inside.remove(&Path::new(RUN_DIR).join(name));
-                namespace::remove(&Path::new(RUN_DIR).join(name), *inode)?;
-                Ok(Made::Nothing)
+                namespace::remove(&Path::new(RUN_DIR).join(name), *inode, *file)?;
+                Ok(())
             }
-            Action::BridgeAdd { name } => {
-                self.host.add_bridge(name)?;
+            Action::BridgeAdd { name, group } => {
+                self.host.add_bridge(name, *group)?;
                 let index = self.host.find(name, "on the host")?.index;
                 let (host, name) = (self.host.clone(), name.clone());
                 undo.push(move || {
                     let _ = host.delete_if_same(&name, index);
                 });
-                Ok(Made::Link(index))
+                journal(Made::Link(index))
             }
             Action::BridgeDel { name, index }
             | Action::LinkDel {
@@ -127,11 +144,11 @@ impl System {
                 index,
             } => {
                 self.host.delete_if_same(name, *index)?;
-                Ok(Made::Nothing)
+                Ok(())
             }
             Action::LinkDel { ns, dev, index } => {
                 self.netlink(ns.as_ref())?.delete_if_same(dev, *index)?;
-                Ok(Made::Nothing)
+                Ok(())
             }
             Action::VethAdd { a, b } => {
                 self.host
@@ -142,25 +159,26 @@ impl System {
                 undo.push(move || {
                     let _ = netlink.delete_if_same(&name, index);
                 });
-                Ok(Made::Link(index))
+                journal(Made::Link(index))
             }
             Action::LinkUp { ns, dev } => {
                 let netlink = self.netlink(ns.as_ref())?;
                 let link = netlink.find(dev, &where_is(ns.as_ref()))?;
-                netlink.set_up(link.index, dev)?;
-                Ok(Made::Nothing)
+                netlink.set_up(link.index, dev)
+            }
+            Action::SetAlias { dev, alias } => {
+                let link = self.host.find(dev, "on the host")?;
+                self.host.set_alias(link.index, dev, alias)
             }
             Action::SetMaster { dev, bridge } => {
                 let port = self.host.find(dev, "on the host")?;
                 let br = self.host.find(bridge, "on the host")?;
-                self.host.set_master(port.index, dev, br.index, bridge)?;
-                Ok(Made::Nothing)
+                self.host.set_master(port.index, dev, br.index, bridge)
             }
             Action::AddrAdd { ns, dev, cidr } => {
                 let netlink = self.netlink(ns.as_ref())?;
                 let link = netlink.find(dev, &where_is(ns.as_ref()))?;
-                netlink.add_address(link.index, dev, *cidr)?;
-                Ok(Made::Nothing)
+                netlink.add_address(link.index, dev, *cidr)
             }
         }
     }

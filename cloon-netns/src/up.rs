@@ -6,13 +6,14 @@
 //! `--dry-run` it only says them, and the document gets the planned part.
 
 use crate::action::{Action, Ns, VethEnd};
-use crate::bridge::{self, Bridges, Found};
+use crate::bridge::{self, BridgeRecord, Bridges, Found};
 use crate::namespace::{self, Namespace, Probe};
 use crate::parse::{self, VethSpec};
 use crate::record::{LinkRecord, Record};
 use crate::system::{where_is, Made, System};
-use crate::{p2p, UpArgs, PART, STAGE};
+use crate::{p2p, tag, UpArgs, PART, STAGE};
 use cloon_core::netns::Target;
+use cloon_core::state::DirLock;
 use cloon_core::{cli, explain, host, name, Code, Document, Error, Result, StateDir, Undo};
 
 /// Everything `up` needs, validated before anything is touched.
@@ -67,8 +68,10 @@ impl Plan {
         Ns::new(self.target.path())
     }
 
-    /// The actions of `up`, in order, given the bridges it has to create.
-    pub fn actions(&self, missing_bridges: &[String]) -> Vec<Action> {
+    /// The actions of `up`, in order, given the bridges it has to create (their planned
+    /// records) and the alias of its host ends. Every interface is created in cloon's group, and
+    /// each one on the host gets its alias right after.
+    pub fn actions(&self, missing_bridges: &[BridgeRecord], alias: Option<&str>) -> Vec<Action> {
         let ns = self.ns();
         let mut actions = Vec::new();
         if let Target::Named(name) = &self.target {
@@ -76,28 +79,43 @@ impl Plan {
         }
         for bridge in missing_bridges {
             actions.push(Action::BridgeAdd {
-                name: bridge.clone(),
+                name: bridge.name.clone(),
+                group: bridge.group,
             });
+            if let Some(alias) = &bridge.alias {
+                actions.push(Action::SetAlias {
+                    dev: bridge.name.clone(),
+                    alias: alias.clone(),
+                });
+            }
             actions.push(Action::LinkUp {
                 ns: None,
-                dev: bridge.clone(),
+                dev: bridge.name.clone(),
             });
         }
         for veth in &self.veths {
             actions.push(Action::VethAdd {
                 a: VethEnd {
                     name: veth.host.clone(),
+                    group: tag::GROUP,
                     mac: veth.host_end.mac,
                     mtu: veth.host_end.mtu,
                     ns: None,
                 },
                 b: VethEnd {
                     name: veth.guest.clone(),
+                    group: tag::GROUP,
                     mac: veth.guest_end.mac,
                     mtu: veth.guest_end.mtu,
                     ns: Some(ns.clone()),
                 },
             });
+            if let Some(alias) = alias {
+                actions.push(Action::SetAlias {
+                    dev: veth.host.clone(),
+                    alias: alias.to_string(),
+                });
+            }
             if let Some(bridge) = &veth.bridge {
                 actions.push(Action::SetMaster {
                     dev: veth.host.clone(),
@@ -134,6 +152,13 @@ impl Plan {
 }
 
 /// Runs `up` and returns the document with its `netns` part.
+///
+/// Write-ahead: the record names every object before it is made (the planned host ends, the
+/// namespace to create), each bridge to create has its record (index 0) before it is made, and
+/// each identity (namespace inode, file inode, ifindex) is written as soon as it is known. So a
+/// tool killed at any instant leaves records that name all it made, which `down` and `gc` can
+/// then tell from look-alikes ([`crate::tag`]). The container's state directory is locked
+/// throughout, so that `gc` leaves a record being written alone.
 pub fn up(state: &StateDir, args: &UpArgs, input: Option<Document>) -> Result<Document> {
     let plan = Plan::new(args, input.as_ref())?;
     let acting = explain::acting();
@@ -146,34 +171,38 @@ pub fn up(state: &StateDir, args: &UpArgs, input: Option<Document>) -> Result<Do
     // The record first (its directory, when --explain says it, is made before any bridge lock
     // makes the state root), then the bridges, locked from this first look until the end.
     // `bridges` is declared before `undo` so that it is dropped after it: an `up` that fails
-    // deletes the bridge it made before another can see it.
+    // deletes the bridge it made before another can see it, then its record.
     let ns = plan.ns();
+    let record_path = state.dir(&plan.name)?.join(format!("{PART}.json"));
     let mut record = Record {
         name: plan.target.name(),
         path: ns.path.to_string_lossy().into_owned(),
-        created: false,
+        created: matches!(plan.target, Target::Named(_)),
         inode: 0,
-        links: Vec::new(),
+        file_inode: 0,
+        group: tag::GROUP,
+        alias: tag::alias(&record_path),
+        links: plan.veths.iter().map(LinkRecord::planned).collect(),
     };
+    // The lock outlives the undo stack, so that what a failure undoes is undone under it.
+    let _lock: Option<DirLock>;
     let mut bridges: Bridges;
     let mut undo = Undo::new();
-    explain::claim(state, &mut undo, &plan.name, PART, &record)?;
+    _lock = lock_and_claim(state, &mut undo, &plan.name, PART, &record)?;
     let names = parse::bridges(&plan.veths);
     bridges = Bridges::open(state, &names, acting)?;
     let mut found = Vec::new();
+    let mut missing = Vec::new();
     for name in &names {
         let record = bridges.record(name)?;
         let link = sys.host().link_by_name(name)?;
-        found.push((
-            name.clone(),
-            bridge::inspect(name, link.as_ref(), record.as_ref())?,
-        ));
+        let f = bridge::inspect(name, link.as_ref(), record.as_ref())?;
+        if f == Found::Missing {
+            let path = state.shared_path(bridge::KIND, name)?;
+            missing.push(BridgeRecord::planned(name, tag::alias(&path)));
+        }
+        found.push((name.clone(), f));
     }
-    let missing: Vec<String> = found
-        .iter()
-        .filter(|(_, f)| *f == Found::Missing)
-        .map(|(n, _)| n.clone())
-        .collect();
 
     if let Target::Existing(path) = &plan.target {
         let existing = Namespace::open(path)?;
@@ -184,50 +213,91 @@ pub fn up(state: &StateDir, args: &UpArgs, input: Option<Document>) -> Result<Do
         }
     }
 
-    for action in plan.actions(&missing) {
+    for action in plan.actions(&missing, record.alias.as_deref()) {
+        if let Action::BridgeAdd { name, .. } = &action {
+            explain::note(&format!(
+                "record {}",
+                state.shared_path(bridge::KIND, name)?.display()
+            ));
+            if acting {
+                if let Some(planned) = missing.iter().find(|b| &b.name == name) {
+                    bridges.pending(planned)?;
+                }
+            }
+        }
         if !explain::step(&action.words()) {
             continue;
         }
-        match (sys.run(&action, &mut undo)?, &action) {
+        sys.run_journaled(&action, &mut undo, &mut |made| match (made, &action) {
             (Made::Namespace(inode), _) => {
-                record.created = true;
                 record.inode = inode;
-                state.update(&plan.name, PART, &record)?;
+                state.update(&plan.name, PART, &record)
+            }
+            (Made::NamespaceFile(inode), _) => {
+                record.file_inode = inode;
+                state.update(&plan.name, PART, &record)
             }
             (Made::Link(index), Action::VethAdd { a, .. }) => {
-                if let Some(veth) = plan.veths.iter().find(|v| v.host == a.name) {
-                    let mut link = LinkRecord::planned(veth);
+                if let Some(link) = record.links.iter_mut().find(|l| l.host == a.name) {
                     link.host_index = index;
-                    record.links.push(link);
-                    state.update(&plan.name, PART, &record)?;
                 }
+                state.update(&plan.name, PART, &record)
             }
-            _ => {}
-        }
+            (Made::Link(index), Action::BridgeAdd { name, .. }) => {
+                let before = missing.iter().find(|b| &b.name == name).cloned();
+                bridges.store(&Found::Missing.record(name, index, before))
+            }
+            _ => Ok(()),
+        })?;
     }
 
     if acting {
         read_back(&sys, &ns, &mut record)?;
         state.update(&plan.name, PART, &record)?;
-        for (name, found) in found {
-            let index = sys.host().find(&name, "on the host")?.index;
-            bridges.store(&found.record(&name, index))?;
+        for (name, found) in &found {
+            let (name, found) = (name.as_str(), *found);
+            if found == Found::Missing {
+                continue;
+            }
+            let index = sys.host().find(name, "on the host")?.index;
+            let before = bridges.record(name)?;
+            bridges.store(&found.record(name, index, before))?;
         }
         undo.commit();
-    } else {
-        record.links = plan.veths.iter().map(LinkRecord::planned).collect();
+        bridges.commit();
     }
-    for name in &names {
-        explain::note(&format!(
-            "record {}",
-            state.shared_path(bridge::KIND, name)?.display()
-        ));
+    for (name, found) in &found {
+        if *found != Found::Missing {
+            explain::note(&format!(
+                "record {}",
+                state.shared_path(bridge::KIND, name)?.display()
+            ));
+        }
     }
 
     let mut doc = input.unwrap_or_default();
     doc.set_name(&plan.name)?;
     doc.set(PART, &record.to_part());
     Ok(doc)
+}
+
+/// Locks the container's state directory (when acting), then claims its record of `stage`, both
+/// said as `--explain` says them (the `mkdir` of the directory once, then the record).
+pub fn lock_and_claim<T: serde::Serialize>(
+    state: &StateDir,
+    undo: &mut Undo,
+    name: &str,
+    stage: &str,
+    record: &T,
+) -> Result<Option<DirLock>> {
+    let lock = if explain::acting() {
+        explain::state_dir(state, name)?;
+        Some(state.lock(name)?)
+    } else {
+        None
+    };
+    explain::claim(state, undo, name, stage, record)?;
+    Ok(lock)
 }
 
 /// Refuses, before anything is made, the names that are taken: the host ends on the host, the
@@ -351,8 +421,16 @@ mod tests {
     }
 
     fn commands(plan: &Plan, missing: &[&str]) -> Vec<String> {
-        let missing: Vec<String> = missing.iter().map(|m| m.to_string()).collect();
-        plan.actions(&missing)
+        let state = StateDir::new(Some(std::path::Path::new("/run/cloon"))).unwrap();
+        let missing: Vec<BridgeRecord> = missing
+            .iter()
+            .map(|m| {
+                let path = state.shared_path(bridge::KIND, m).unwrap();
+                BridgeRecord::planned(m, tag::alias(&path))
+            })
+            .collect();
+        let alias = tag::alias(&state.dir(&plan.name).unwrap().join("netns.json"));
+        plan.actions(&missing, alias.as_deref())
             .iter()
             .map(Action::command_line)
             .collect()
@@ -373,7 +451,9 @@ mod tests {
             commands(&plan, &[]),
             [
                 "ip netns add cloonix_1_1",
-                "ip link add vgt_1_1_0 type veth peer name eth0 netns cloonix_1_1",
+                "ip link add vgt_1_1_0 group 1668050798 type veth \
+                 peer name eth0 group 1668050798 netns cloonix_1_1",
+                "ip link set vgt_1_1_0 alias cloon:/run/cloon/cloonix_1_1/netns.json",
                 "ip link set vgt_1_1_0 up",
                 "ip -n cloonix_1_1 link set lo up",
                 "ip -n cloonix_1_1 link set eth0 up",
@@ -399,13 +479,17 @@ mod tests {
         assert_eq!(
             commands(&plan, &["lan1"]),
             [
-                "ip link add lan1 type bridge",
+                "ip link add lan1 group 1668050798 type bridge",
+                "ip link set lan1 alias cloon:/run/cloon/.bridges/lan1.json",
                 "ip link set lan1 up",
-                "ip link add vgt_a address 02:00:00:00:00:0a mtu 1400 type veth \
-                 peer name eth0 mtu 1400 netns given",
+                "ip link add vgt_a group 1668050798 address 02:00:00:00:00:0a mtu 1400 type veth \
+                 peer name eth0 group 1668050798 mtu 1400 netns given",
+                "ip link set vgt_a alias cloon:/run/cloon/C/netns.json",
                 "ip link set vgt_a master lan1",
                 "ip link set vgt_a up",
-                "ip link add vgt_b type veth peer name eth1 netns given",
+                "ip link add vgt_b group 1668050798 type veth \
+                 peer name eth1 group 1668050798 netns given",
+                "ip link set vgt_b alias cloon:/run/cloon/C/netns.json",
                 "ip addr add 10.9.0.1/30 dev vgt_b",
                 "ip link set vgt_b up",
                 "ip -n given link set lo up",

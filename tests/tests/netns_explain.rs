@@ -126,17 +126,20 @@ fn explained_commands_build_the_same_lab_and_tear_it_down() {
     }
     for line in [
         "ip netns add ns_a",
-        "ip link add lan1 type bridge",
+        "ip link add lan1 group 1668050798 type bridge",
+        "ip link set lan1 alias cloon:/run/cloon/.bridges/lan1.json",
         "ip link set lan1 up",
-        "ip link add vgt_a mtu 1400 type veth peer name eth0 mtu 1400 netns ns_a",
+        "ip link add vgt_a group 1668050798 mtu 1400 type veth \
+         peer name eth0 group 1668050798 mtu 1400 netns ns_a",
+        "ip link set vgt_a alias cloon:/run/cloon/A/netns.json",
         "ip link set vgt_a master lan1",
         "ip -n ns_a link set lo up",
         "ip -n ns_a addr add 10.1.0.1/24 dev eth0",
         "ip addr add fd00:2::1/64 dev vgt_a1",
         "ip -n given link set eth0 up",
-        "ip link add p2p0 mtu 9000 netns ns_a type veth peer name p2p0 address \
-         02:00:00:00:09:02 mtu 9000 netns given",
-        "ip link add lan2 type bridge",
+        "ip link add p2p0 group 1668050798 mtu 9000 netns ns_a type veth peer name p2p0 \
+         group 1668050798 address 02:00:00:00:09:02 mtu 9000 netns given",
+        "ip link add lan2 group 1668050798 type bridge",
     ] {
         assert!(
             script.lines().any(|l| l == line),

@@ -74,8 +74,8 @@ pub fn pings(sb: &Sandbox, from: &str, addr: &str) -> bool {
 
 /// The kernel's network state of the sandbox, without what differs from one run to the next
 /// (ifindexes, random MAC addresses): for the sandbox's own namespace ("host") and each named
-/// namespace, each interface's name, kind, administrative state, MTU, bridge and addresses (with
-/// their prefix; link-local ones left out).
+/// namespace, each interface's name, kind, administrative state, MTU, bridge, group, alias and
+/// addresses (with their prefix; link-local ones left out).
 pub fn snapshot(sb: &Sandbox) -> BTreeMap<String, Vec<Value>> {
     let mut places = vec![("host".to_string(), "ip".to_string())];
     for ns in namespaces(sb) {
@@ -113,6 +113,8 @@ pub fn snapshot(sb: &Sandbox) -> BTreeMap<String, Vec<Value>> {
                     "up": flags.contains(&"UP"),
                     "mtu": l["mtu"],
                     "master": l["master"],
+                    "group": l["group"],
+                    "alias": l["ifalias"],
                     "addrs": addrs,
                 })
             })
