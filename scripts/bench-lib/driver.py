@@ -231,26 +231,28 @@ def steps(args, img, name, shim):
     os.makedirs(work, exist_ok=True)
     log = f"{work}/runtime.log"
     overhead = shim_overhead(shim, log)
-    plain = {s[0]: [] for s in CLOON_STEPS}
+    wall = {s[0]: [] for s in CLOON_STEPS}
     runtime = {s[0]: [] for s in CLOON_STEPS}
     own = {s[0]: [] for s in CLOON_STEPS}
     verbs = {}
-    for i in range(args.cycles + 1):
-        # Plain: the tools as users run them. Then with the shim: the runtime's share, and the
-        # tools' own time in the same run (less what the shim itself adds).
-        a = cloon_cycle_steps(img, name, work)
-        os.environ["CLOON_BENCH_RUNTIME_LOG"] = log
-        b = cloon_cycle_steps(img, name, work, shim=shim, log=log)
+    os.environ["CLOON_BENCH_RUNTIME_LOG"] = log
+    try:
+        for i in range(args.cycles + 1):
+            # cloon-run is given the shim as its runtime: each step's time (less what the shim
+            # adds), the runtime's share inside it, and the difference, the tool's own time, all
+            # from the same run.
+            b = cloon_cycle_steps(img, name, work, shim=shim, log=log)
+            if i == 0:
+                continue  # warm-up
+            for step, (s, calls) in b.items():
+                rt = sum(ns for _, ns in calls)
+                t = max(s.wall - len(calls) * overhead, 0)
+                wall[step].append(t)
+                runtime[step].append(rt)
+                own[step].append(max(t - rt, 0))
+                verbs[step] = [v for v, _ in calls]
+    finally:
         del os.environ["CLOON_BENCH_RUNTIME_LOG"]
-        if i == 0:
-            continue  # warm-up
-        for step, (s, _) in a.items():
-            plain[step].append(s.wall)
-        for step, (s, calls) in b.items():
-            rt = sum(ns for _, ns in calls)
-            runtime[step].append(rt)
-            own[step].append(max(s.wall - rt - len(calls) * overhead, 0))
-            verbs[step] = [v for v, _ in calls]
 
     # Peak memory: one more cycle, each tool under GNU time.
     peak = {}
@@ -280,7 +282,7 @@ def steps(args, img, name, shim):
 
     cloon = []
     for step, tool, *_ in CLOON_STEPS:
-        cloon.append({"step": step, "tool": tool, "wall": ms(median(plain[step])),
+        cloon.append({"step": step, "tool": tool, "wall": ms(median(wall[step])),
                       "runtime": ms(median(runtime[step])), "own": ms(median(own[step])),
                       "runtime_calls": verbs.get(step, []), "peak_kib": peak[step],
                       "floor": ms(floor[tool])})
@@ -455,7 +457,7 @@ def main():
     p.add_argument("--scale", help="the numbers of containers, comma-separated")
     args = p.parse_args()
     args.runs, args.warmup = (3, 1) if args.quick else (20, 3)
-    args.cycles = 3 if args.quick else 10
+    args.cycles = 3 if args.quick else 20
     args.image_runs = 2 if args.quick else 5
     if args.scale:
         args.scale = [int(n) for n in args.scale.split(",")]

@@ -152,9 +152,9 @@ def write(r, path):
         add(f"Median of {st['cycles']} cycles. cloon's tools run one after the other, each "
             "reading the previous document from a file. The runtime's share is measured with "
             "cloon-run given a stand-in runtime ([`runtime-shim.rs`](scripts/bench-lib/"
-            "runtime-shim.rs)) that times each crun call; a tool's own time is its time "
-            "less the runtime's (and less what the stand-in itself adds, "
-            f"{st['shim_overhead']:.2f} ms per call). *Start* is the same binary's "
+            "runtime-shim.rs)) that times each crun call; a step's time leaves out what the "
+            f"stand-in itself adds ({st['shim_overhead']:.2f} ms per call, measured apart), and "
+            "a tool's own time is that time less the runtime's. *Start* is the same binary's "
             "`--version`: what any step costs at least. Peak memory is GNU time's %M (for "
             "cloon-run it includes crun's, as GNU time counts the children a process waits "
             "for).\n")
@@ -233,8 +233,12 @@ def write(r, path):
     deb = r.get("debootstrap")
     add("### With debootstrap\n")
     if deb:
-        add("The article's Debian bookworm with its package list, once each (most of the time is "
-            "debootstrap downloading and unpacking, the same for both):\n")
+        add("The article's Debian bookworm with its package list, once each. Most of the time is "
+            "debootstrap downloading and unpacking packages, the same work for both, and the "
+            "network's speed varies from one run to the next. cloon-img does a little more: "
+            "debootstrap writes into a staging directory, which `mkfs.ext4 -d` then copies into "
+            "the image (no loop device, no mount, and an image sized to fit), where the article "
+            "debootstraps straight into its mounted 1 GB image.\n")
         add(table(["", "time (s)"], [[d["what"], f1(d["seconds"])] for d in deb]))
         add("")
     else:
