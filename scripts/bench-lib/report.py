@@ -101,10 +101,14 @@ def write(r, path):
             f"create, start, exec, kill, delete) took {f1(runtime_art)} ms of the article's "
             f"cycle, and deleting the veth pair, which the kernel does while the caller waits "
             f"(RCU grace periods in `unregister_netdevice`), took {f1(veth)} ms (`ip link del`). "
-            f"Half the article's cycle is {f1(half)} ms: cloon could only get there if "
-            f"everything else it does took at most {f1(max(half - runtime_art - veth, 0))} ms, "
-            f"while merely starting its nine processes costs {f1(floor)} ms on this machine "
-            f"(each binary's `--version`, against {f1(st['floor']['/bin/true'])} ms for "
+            + (f"These two alone take {f1(runtime_art + veth)} ms, more than half the "
+               f"article's cycle ({f1(half)} ms): on this machine, no way of doing the other "
+               f"steps could reach the target."
+               if half <= runtime_art + veth else
+               f"Half the article's cycle is {f1(half)} ms: cloon could only get there if "
+               f"everything else it does took at most {f1(half - runtime_art - veth)} ms.")
+            + f" Merely starting cloon's nine processes costs {f1(floor)} ms here (each "
+            f"binary's `--version`, against {f1(st['floor']['/bin/true'])} ms for "
             f"`/bin/true`).\n\n"
             f"The same costs make up most of the tools' own time, "
             f"{f1(st['cloon_own'])} ms: starting the processes ({f1(floor)} ms), and "
