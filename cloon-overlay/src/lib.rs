@@ -6,6 +6,7 @@
 //! attaches and mounts the image again for each container, every container of one image shares
 //! one loop device and one lower mount (see [`lower`]): only its overlay is its own.
 
+pub mod gc;
 pub mod loopdev;
 pub mod lower;
 pub mod mount;
@@ -126,6 +127,16 @@ fn mount_image(state: &StateDir, name: &str, image: &Path) -> Result<Overlay> {
         Path::new(&o.rootfs),
     );
     let options = mount::overlay_options(&place.lower, upper, work)?;
+    // Write-ahead: the container's state directory is locked for the whole `up` (so that `gc`
+    // leaves a record being written alone, and a second `up` of the name waits, then is refused),
+    // and the record, naming the lower, is written before anything is made, so that `down` finds
+    // whatever a killed `up` made. The lock outlives the undo stack: a failure is undone under it.
+    let _lock = if acting {
+        explain::state_dir(state, name)?;
+        Some(state.lock(name)?)
+    } else {
+        None
+    };
     let mut undo = Undo::new();
     explain::claim(state, &mut undo, name, PART, &record)?;
     if explain::step(&["mkdir", "-m", "700", &dir.to_string_lossy()]) {
@@ -176,12 +187,33 @@ fn remove_dir(dir: &Path) -> Result<()> {
 
 /// Unmounts the overlay, then leaves the shared lower, which goes with the last container that
 /// uses it (see [`lower::leave`]); removes the directories and the record. What is already gone
-/// counts as done.
+/// counts as done. Under the lock of the container's state directory, so that it waits for an
+/// `up` of that name still at work.
 pub fn down(state: &StateDir, name: &str) -> Result<()> {
+    if !state.dir(name)?.exists() {
+        explain::note(&format!(
+            "cloon has no overlay for \"{name}\": nothing to undo"
+        ));
+        return Ok(());
+    }
+    let _lock = if explain::acting() {
+        Some(state.lock(name)?)
+    } else {
+        None
+    };
+    down_locked(state, name)
+}
+
+/// [`down`], for a caller that holds the lock of the state directory of `name` (or in a dry run).
+pub fn down_locked(state: &StateDir, name: &str) -> Result<()> {
     let Some(record) = state.load::<Record>(name, PART)? else {
         explain::note(&format!(
             "cloon has no overlay for \"{name}\": nothing to undo"
         ));
+        if explain::acting() {
+            // What a tool killed before it wrote its record leaves: an empty directory.
+            let _ = fs::remove_dir(state.dir(name)?);
+        }
         return Ok(());
     };
     if explain::acting() {

@@ -3,7 +3,7 @@
 
 use cloon_core::{Code, Context, Error, Result};
 use loopdev::{LoopControl, LoopDevice};
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 /// How many times to look for another free device when a concurrent `losetup` takes ours.
@@ -21,9 +21,10 @@ pub struct Attached {
 /// another process takes it between the lookup and the attach (EBUSY).
 ///
 /// The device is set up in one step (`LOOP_CONFIGURE`, Linux 5.8): a tool killed at any point
-/// leaves either no device or one that autoclear detaches with its last user. Older kernels get
-/// loopdev's two steps (attach, then set the flags).
-pub fn attach_read_only(image: &Path) -> Result<Attached> {
+/// leaves either no device or one that autoclear detaches with its last user. It carries `tag`
+/// from that same step, so that `gc` can tell it from a device attached to the same image by
+/// hand. Older kernels get loopdev's two steps (attach, then set the flags), without the tag.
+pub fn attach_read_only(image: &Path, tag: &Tag) -> Result<Attached> {
     let control = LoopControl::open().map_err(|e| {
         Error::io("cannot open /dev/loop-control", &e).details(format!(
             "{e}; load the loop module (`modprobe loop`) and run as root"
@@ -36,7 +37,7 @@ pub fn attach_read_only(image: &Path) -> Result<Attached> {
         let device = control
             .next_free()
             .context(|| "cannot find a free loop device".into())?;
-        let result = match configure_read_only(&device, &file) {
+        let result = match configure_read_only(&device, &file, tag) {
             Err(e) if e.raw_os_error() == Some(nix::libc::EINVAL) => {
                 device.with().read_only(true).autoclear(true).attach(image)
             }
@@ -97,11 +98,19 @@ const _: () = assert!(std::mem::size_of::<LoopConfig>() == 304);
 
 /// `LOOP_CONFIGURE`, `_IO('L', 0x0A)`.
 const LOOP_CONFIGURE: nix::libc::c_ulong = 0x4C0A;
+/// `LOOP_GET_STATUS64`, `_IO('L', 0x05)`.
+const LOOP_GET_STATUS64: nix::libc::c_ulong = 0x4C05;
+/// `LOOP_CLR_FD`, `_IO('L', 0x01)`.
+const LOOP_CLR_FD: nix::libc::c_ulong = 0x4C01;
 const LO_FLAGS_READ_ONLY: u32 = 1;
 const LO_FLAGS_AUTOCLEAR: u32 = 4;
 
-/// Backs `device` by `file`, read-only and autoclear, in one `LOOP_CONFIGURE` ioctl.
-fn configure_read_only(device: &LoopDevice, file: &std::fs::File) -> std::io::Result<()> {
+/// Backs `device` by `file`, read-only and autoclear, named `tag`, in one `LOOP_CONFIGURE` ioctl.
+fn configure_read_only(
+    device: &LoopDevice,
+    file: &std::fs::File,
+    tag: &Tag,
+) -> std::io::Result<()> {
     use std::os::fd::AsRawFd;
     let fd = u32::try_from(file.as_raw_fd())
         .map_err(|_| std::io::Error::from_raw_os_error(nix::libc::EBADF))?;
@@ -118,7 +127,7 @@ fn configure_read_only(device: &LoopDevice, file: &std::fs::File) -> std::io::Re
             lo_encrypt_type: 0,
             lo_encrypt_key_size: 0,
             lo_flags: LO_FLAGS_READ_ONLY | LO_FLAGS_AUTOCLEAR,
-            lo_file_name: [0; 64],
+            lo_file_name: tag.0,
             lo_crypt_name: [0; 64],
             lo_encrypt_key: [0; 32],
             lo_init: [0; 2],
@@ -153,8 +162,144 @@ pub fn backs(device: &Path, id: (u64, u64)) -> bool {
     backing_file(device).is_some_and(|f| file_id(&f).ok() == Some(id))
 }
 
-/// Detaches `device` if it is still backed by the image cloon attached (`losetup -d`).
-pub fn detach_if_ours(device: &Path, id: (u64, u64)) -> Result<()> {
+/// The name cloon gives each loop device it attaches, in the device's `lo_file_name` (which
+/// `LOOP_GET_STATUS64` reads back; `losetup` shows the backing file from sysfs instead):
+/// `cloon:<root>:<dev>-<ino>`, where `<root>` is a hash of the state directory's path and
+/// `<dev>-<ino>` the image's identity. A device attached to the same image by hand, or by the
+/// tools of another state directory, has another name: `gc` leaves it alone.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Tag([u8; 64]);
+
+impl Tag {
+    /// The tag of the devices of the image `id` attached for the state directory `root`.
+    pub fn new(root: &Path, id: (u64, u64)) -> Tag {
+        let text = format!("cloon:{:016x}:{}-{}", fnv1a(root), id.0, id.1);
+        let mut bytes = [0; 64];
+        // At most 6 + 16 + 1 + 20 + 1 + 20 = 64 bytes: keep 63 and the terminating zero.
+        let n = text.len().min(63);
+        bytes[..n].copy_from_slice(&text.as_bytes()[..n]);
+        Tag(bytes)
+    }
+
+    /// The tag as text.
+    pub fn as_str(&self) -> String {
+        let end = self.0.iter().position(|&b| b == 0).unwrap_or(self.0.len());
+        String::from_utf8_lossy(&self.0[..end]).into_owned()
+    }
+}
+
+impl std::fmt::Debug for Tag {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Tag({:?})", self.as_str())
+    }
+}
+
+/// FNV-1a (64 bits) of a path's bytes: a short, stable name for a state directory.
+fn fnv1a(path: &Path) -> u64 {
+    use std::os::unix::ffi::OsStrExt;
+    path.as_os_str()
+        .as_bytes()
+        .iter()
+        .fold(0xcbf2_9ce4_8422_2325, |h, &b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+        })
+}
+
+/// The `lo_file_name` of the loop device open as `file`.
+fn read_tag(file: &std::fs::File) -> std::io::Result<Tag> {
+    use std::os::fd::AsRawFd;
+    let mut info = std::mem::MaybeUninit::<LoopInfo64>::zeroed();
+    // SAFETY: `file` is an open loop device and `info` a zeroed `struct loop_info64` with the
+    // kernel's layout (its size is checked above), which the kernel fills; it lives across the
+    // call.
+    let rc =
+        unsafe { nix::libc::ioctl(file.as_raw_fd(), LOOP_GET_STATUS64 as _, info.as_mut_ptr()) };
+    if rc < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: zeroed is a valid `LoopInfo64` (integers and byte arrays only), and the kernel
+    // wrote a whole one.
+    let info = unsafe { info.assume_init() };
+    Ok(Tag(info.lo_file_name))
+}
+
+/// The loop devices backed by the file `id` (device, inode) now, from sysfs, sorted.
+pub fn devices_backing(id: (u64, u64)) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir("/sys/block") else {
+        return Vec::new();
+    };
+    let mut found: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok())
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|n| n.starts_with("loop"))
+        .map(|n| Path::new("/dev").join(n))
+        .filter(|dev| backs(dev, id))
+        .collect();
+    found.sort();
+    found
+}
+
+/// What [`detach_unused`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Unused {
+    /// Cloon's, and nothing mounts it: detached (at once, or with its last user).
+    Detached,
+    /// The same, in a dry run: `losetup -d` said, nothing done.
+    WouldDetach,
+    /// Mounted (in any mount namespace) or otherwise held exclusively: left alone.
+    InUse,
+    /// Not attached by cloon for this state directory (its name is given): left alone.
+    NotOurs(String),
+    /// No longer backs the image: nothing to do.
+    Gone,
+}
+
+/// Detaches `device` (`losetup -d`) if it still backs the image `id`, carries `tag`, and nothing
+/// mounts it: it is opened exclusively, which fails while a filesystem (in any mount namespace)
+/// holds it. A device another process merely holds open goes when that process closes it: the
+/// kernel marks it autoclear.
+pub fn detach_unused(device: &Path, id: (u64, u64), tag: &Tag) -> Result<Unused> {
+    if !backs(device, id) {
+        return Ok(Unused::Gone);
+    }
+    // The tag first, on a plain open: an exclusive one would make a mount of another's device
+    // fail meanwhile.
+    let found = match std::fs::File::open(device).and_then(|f| read_tag(&f)) {
+        Ok(found) => found,
+        Err(e) if e.raw_os_error() == Some(nix::libc::ENXIO) => return Ok(Unused::Gone),
+        Err(e) => return Err(Error::io(format!("cannot read {}", device.display()), &e)),
+    };
+    if found != *tag {
+        return Ok(Unused::NotOurs(found.as_str()));
+    }
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_EXCL)
+        .open(device);
+    let file = match file {
+        Ok(f) => f,
+        Err(e) if e.raw_os_error() == Some(nix::libc::EBUSY) => return Ok(Unused::InUse),
+        Err(e) if e.raw_os_error() == Some(nix::libc::ENXIO) => return Ok(Unused::Gone),
+        Err(e) => return Err(Error::io(format!("cannot open {}", device.display()), &e)),
+    };
+    if !cloon_core::explain::step(&["losetup", "-d", &device.to_string_lossy()]) {
+        return Ok(Unused::WouldDetach);
+    }
+    use std::os::fd::AsRawFd;
+    // SAFETY: `file` is an open loop device; LOOP_CLR_FD takes no argument.
+    let rc = unsafe { nix::libc::ioctl(file.as_raw_fd(), LOOP_CLR_FD as _, 0) };
+    if rc < 0 {
+        let e = std::io::Error::last_os_error();
+        if e.raw_os_error() != Some(nix::libc::ENXIO) {
+            return Err(Error::io(format!("cannot detach {}", device.display()), &e));
+        }
+    }
+    Ok(Unused::Detached)
+}
+
+/// Detaches `device` (`losetup -d`) if it is still backed by the image `id`: for the device that
+/// was mounted on cloon's lower, which is the lower's whoever attached it.
+pub fn detach_if_backs(device: &Path, id: (u64, u64)) -> Result<()> {
     if !backs(device, id)
         || !cloon_core::explain::step(&["losetup", "-d", &device.to_string_lossy()])
     {
@@ -166,5 +311,29 @@ pub fn detach_if_ours(device: &Path, id: (u64, u64)) -> Result<()> {
             Err(Error::io(format!("cannot detach {}", device.display()), &e))
         }
         _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_tag_names_the_state_directory_and_the_image() {
+        let t = Tag::new(Path::new("/run/cloon"), (2049, 131));
+        let text = t.as_str();
+        assert!(text.starts_with("cloon:"), "{text}");
+        assert!(text.ends_with(":2049-131"), "{text}");
+        assert_eq!(text.len(), 6 + 16 + 1 + 8);
+        assert_eq!(t, Tag::new(Path::new("/run/cloon"), (2049, 131)));
+        assert_ne!(t, Tag::new(Path::new("/tmp/lab"), (2049, 131)));
+        assert_ne!(t, Tag::new(Path::new("/run/cloon"), (2049, 132)));
+        let huge = Tag::new(Path::new("/x"), (u64::MAX, u64::MAX));
+        assert_eq!(
+            huge.as_str().len(),
+            63,
+            "the kernel keeps 63 bytes and a zero"
+        );
+        assert_eq!(huge.0[63], 0);
     }
 }

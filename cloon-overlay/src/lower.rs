@@ -231,7 +231,7 @@ pub fn join(state: &StateDir, place: &Place, image: &Path, id: (u64, u64)) -> Re
             loop_dev: var.into(),
         });
     };
-    let attached = loopdev::attach_read_only(image)?;
+    let attached = loopdev::attach_read_only(image, &loopdev::Tag::new(state.root(), id))?;
     let dev = attached.path.to_string_lossy().into_owned();
     explain::note(&format!("{var} is {dev}"));
     explain::shell(&mount_lower);
@@ -281,23 +281,51 @@ fn record_for(place: &Place, image: &Path, id: (u64, u64), dev: &str) -> LowerRe
     }
 }
 
+/// What became of a lower that a container left (see [`leave`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Left {
+    /// Other overlays still have it as their lower: it stays.
+    Stays(usize),
+    /// No overlay uses it any more: it was unmounted and removed (said only, in a dry run).
+    Removed,
+}
+
 /// Leaves the lower at `place` after a container's overlay (`own`, already unmounted unless this
 /// is a dry run) is gone: under the lock, if no other overlay names it, unmounts it (the loop
 /// device goes with it), removes its directory and its record. `loop_hint` is the device the
-/// container's record names, detached too if it still backs the image after the unmount.
+/// container's record names, detached too if it still backs the image after the unmount and
+/// carries cloon's tag.
 pub fn leave(
     state: &StateDir,
     place: &Place,
     own: &Path,
     id: (u64, u64),
     loop_hint: &str,
-) -> Result<()> {
+) -> Result<Left> {
     explain::note(&format!("lock {} (flock)", place.record.display()));
     let mut lock = if explain::acting() {
         Some(state.lock_shared(KIND, &place.key)?)
     } else {
         None
     };
+    let left = leave_locked(state, place, lock.as_mut(), own, id, loop_hint)?;
+    if lock.is_some() {
+        explain::note(&format!("unlock {}", place.record.display()));
+    }
+    Ok(left)
+}
+
+/// [`leave`], for a caller that holds the lower's lock (`None` in a dry run), which lets it go
+/// afterwards: the record's file, emptied here, then goes with its directory when it was the
+/// last.
+pub fn leave_locked(
+    state: &StateDir,
+    place: &Place,
+    mut lock: Option<&mut Shared>,
+    own: &Path,
+    id: (u64, u64),
+    loop_hint: &str,
+) -> Result<Left> {
     let table = mounts::table()?;
     let others: Vec<&Mount> = users(&table, &place.lower)
         .into_iter()
@@ -309,10 +337,7 @@ pub fn leave(
             place.lower.display(),
             others.len()
         ));
-        if lock.is_some() {
-            explain::note(&format!("unlock {}", place.record.display()));
-        }
-        return Ok(());
+        return Ok(Left::Stays(others.len()));
     }
     explain::note(&format!(
         "no other overlay has {} as its lower: it goes",
@@ -323,20 +348,31 @@ pub fn leave(
         None => state.read_shared(KIND, &place.key)?,
     };
     let mounted = table.iter().rev().find(|m| m.target == place.lower);
-    // The device to let go: what is mounted there, else what the records say.
-    let device = mounted
-        .map(|m| m.source.clone())
-        .or_else(|| recorded.as_ref().map(|r| r.loop_dev.clone()))
-        .filter(|d| d.starts_with("/dev/"))
-        .unwrap_or_else(|| loop_hint.to_string());
     mount::unmount(&place.lower)?;
-    if mounted.is_some() {
-        explain::note(&format!("{device} goes with this unmount (autoclear)"));
-    }
-    // In a dry run the lower is still mounted, and the device attached, but the unmount would
-    // take it.
-    if device.starts_with("/dev/") && (explain::acting() || mounted.is_none()) {
-        loopdev::detach_if_ours(Path::new(&device), id)?;
+    match mounted {
+        // The device mounted on cloon's lower is the lower's: detached with it (autoclear),
+        // or now if it was attached without autoclear (by hand, the article's way).
+        Some(m) if m.source.starts_with("/dev/") => {
+            explain::note(&format!("{} goes with this unmount (autoclear)", m.source));
+            // In a dry run the lower is still mounted, but the unmount would take the device.
+            if explain::acting() {
+                loopdev::detach_if_backs(Path::new(&m.source), id)?;
+            }
+        }
+        Some(_) => {}
+        // Nothing mounted: the device the records name, if cloon attached it for this state
+        // directory and nothing mounts it (a device attached to the image by hand stays).
+        None => {
+            let device = recorded
+                .as_ref()
+                .map(|r| r.loop_dev.clone())
+                .filter(|d| d.starts_with("/dev/"))
+                .unwrap_or_else(|| loop_hint.to_string());
+            if device.starts_with("/dev/") {
+                let tag = loopdev::Tag::new(state.root(), id);
+                loopdev::detach_unused(Path::new(&device), id, &tag)?;
+            }
+        }
     }
     if place.dir.exists()
         && explain::step(&[
@@ -359,10 +395,7 @@ pub fn leave(
         "--ignore-fail-on-non-empty",
         &shared_dir.to_string_lossy(),
     ]);
-    if lock.is_some() {
-        explain::note(&format!("unlock {}", place.record.display()));
-    }
-    Ok(())
+    Ok(Left::Removed)
 }
 
 /// Differences between the lower at `place` and what `dev` (the container's loop device) and the

@@ -26,7 +26,8 @@ Examples:
   cloon-overlay down --name Cloon1
   cloon-overlay check < Cloon1.json
   cloon-overlay --explain --image bb.img --name Cloon1 </dev/null   # the steps, on stderr
-  cloon-overlay down --dry-run --name Cloon1                         # what down would do";
+  cloon-overlay down --dry-run --name Cloon1                         # what down would do
+  cloon-overlay gc --dry-run                                         # what killed tools left";
 
 #[derive(Debug, Parser)]
 #[command(
@@ -55,7 +56,27 @@ enum Cmd {
     Check(NameArgs),
     /// Print the record
     Show(NameArgs),
+    /// Remove what cloon-overlay left behind (tools killed halfway, lost records), found by its
+    /// records, its layout and its loop devices' tag; print a JSON report of what was found,
+    /// removed and kept
+    #[command(after_help = GC_HELP)]
+    Gc,
 }
+
+const GC_HELP: &str = "\
+gc brings down the containers whose recorded overlay is not mounted (healthy ones, and those a
+running tool is working on, are kept), unmounts what is mounted under a container's overlay/
+directory without a record to explain it, removes the overlay/ directories no record names,
+unmounts and removes the shared lowers no overlay uses, and detaches the loop devices cloon
+attached to the images it knows of that nothing mounts: each carries the name
+cloon:HASH:DEV-INO (HASH of the state directory), so a device attached to the same image by hand
+is kept. With --dry-run it changes nothing and says the commands it would run. The report is
+JSON on stdout: {stateDir, dryRun, found: [{kind, name, why, removed}], kept: [{kind, name,
+why}]}; the exit status is the first failure's code, 0 when none.
+
+Examples:
+  cloon-overlay gc --dry-run
+  cloon-overlay gc";
 
 fn main() -> ExitCode {
     let cli: Cli = cli::parse();
@@ -73,5 +94,6 @@ fn dispatch(state: &StateDir, cmd: Cmd) -> ExitCode {
             cloon_overlay::check(state, name)
         }),
         Cmd::Show(n) => cli::run_show(STAGE, n.get(), |name| cloon_overlay::record(state, name)),
+        Cmd::Gc => cloon_core::gc::run(STAGE, || cloon_overlay::gc::run(state)),
     }
 }
