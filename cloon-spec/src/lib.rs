@@ -7,6 +7,7 @@
 
 pub mod bundle;
 pub mod command;
+pub mod gc;
 pub mod spec;
 
 use cloon_core::doc::{Bundle, Image, ImageConfig, Netns, Overlay};
@@ -197,6 +198,16 @@ pub fn up(state: &StateDir, args: &UpArgs, input: Option<Document>) -> Result<Do
         rootfs: rootfs.display().to_string(),
         netns: netns.map(|p| p.display().to_string()),
     };
+    // Write-ahead: the container's state directory is locked for the whole `up` (so that `gc`
+    // leaves a record being written alone, and a second `up` of the name waits, then is refused),
+    // and the record is written before the bundle, so that `down` finds what a killed `up` made.
+    // The lock outlives the undo stack: a failure is undone under it.
+    let _lock = if explain::acting() {
+        explain::state_dir(state, &name)?;
+        Some(state.lock(&name)?)
+    } else {
+        None
+    };
     let mut undo = Undo::new();
     explain::claim(state, &mut undo, &name, RECORD, &record)?;
     let d = dir.clone();
@@ -226,14 +237,35 @@ pub fn image_env(image: &ImageConfig, user: Vec<String>) -> Vec<String> {
     env
 }
 
-/// `down`: removes the bundle and the record. What is already gone counts as done.
+/// `down`: removes the bundle and the record. What is already gone counts as done. Under the lock
+/// of the container's state directory, so that it waits for an `up` of that name still at work.
 pub fn down(state: &StateDir, name: &str) -> Result<()> {
+    if !state.dir(name)?.exists() {
+        explain::note(&format!(
+            "cloon has no bundle for \"{name}\": nothing to undo"
+        ));
+        return Ok(());
+    }
+    let _lock = if explain::acting() {
+        Some(state.lock(name)?)
+    } else {
+        None
+    };
+    down_locked(state, name)
+}
+
+/// [`down`], for a caller that holds the lock of the state directory of `name` (or in a dry run).
+pub fn down_locked(state: &StateDir, name: &str) -> Result<()> {
     let dir = bundle_dir(state, name)?;
     let recorded = state.dir(name)?.join(format!("{RECORD}.json")).exists();
     if !recorded && !dir.exists() {
         explain::note(&format!(
             "cloon has no bundle for \"{name}\": nothing to undo"
         ));
+        if explain::acting() {
+            // What a tool killed before it wrote its record leaves: an empty directory.
+            let _ = std::fs::remove_dir(state.dir(name)?);
+        }
         return Ok(());
     }
     bundle::remove(&dir)?;

@@ -49,7 +49,23 @@ enum Cmd {
     Check(NameArgs),
     /// Print the record
     Show(NameArgs),
+    /// Remove what cloon-spec left behind (tools killed halfway, lost records), found by its
+    /// records and its layout; print a JSON report of what was found, removed and kept
+    #[command(after_help = GC_HELP)]
+    Gc,
 }
+
+const GC_HELP: &str = "\
+gc brings down the containers whose recorded config.json is missing or no longer parses (healthy
+ones, and those a running tool is working on, are kept), and removes the bundle directories
+(STATE/NAME/bundle) that no record names, and the empty state directories. With --dry-run it
+changes nothing and says the commands it would run. The report is JSON on stdout: {stateDir,
+dryRun, found: [{kind, name, why, removed}], kept: [{kind, name, why}]}; the exit status is the
+first failure's code, 0 when none.
+
+Examples:
+  cloon-spec gc --dry-run
+  cloon-spec gc";
 
 fn main() -> ExitCode {
     let cli: Cli = cli::parse();
@@ -65,5 +81,6 @@ fn dispatch(state: &StateDir, cmd: Cmd) -> ExitCode {
             cli::run_check(STAGE, PART, n.get(), |name| cloon_spec::check(state, name))
         }
         Cmd::Show(n) => cli::run_show(STAGE, n.get(), |name| cloon_spec::record(state, name)),
+        Cmd::Gc => cloon_core::gc::run(STAGE, || cloon_spec::gc::run(state)),
     }
 }

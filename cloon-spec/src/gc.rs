@@ -1,0 +1,139 @@
+//! `cloon-spec gc`: finds what cloon-spec left behind (a tool killed halfway, a record or a
+//! bundle lost) and removes it, by its records and by the place its layout gives each bundle
+//! (`<state>/<name>/bundle`), never by names that merely look like cloon's. Three passes:
+//!
+//! 1. every record whose `config.json` is missing or no longer parses is brought down by the
+//!    same `down` as `cloon-spec down`; healthy ones, and those a running tool holds locked, are
+//!    kept;
+//! 2. every bundle directory that no record names is removed (never across a mount point);
+//! 3. the empty state directories are removed.
+
+use crate::{bundle, bundle_dir, SpecRecord, RECORD};
+use cloon_core::gc::{self, Report};
+use cloon_core::{explain, Result, StateDir};
+use std::path::Path;
+
+/// Runs `gc` on the state directory `state`.
+pub fn run(state: &StateDir) -> Result<Report> {
+    let mut report = Report::new(state);
+    for name in state.names()? {
+        let dir = state.dir(&name)?;
+        let recorded = dir.join(format!("{RECORD}.json")).exists();
+        if !recorded && !bundle_dir(state, &name)?.exists() {
+            continue;
+        }
+        let _lock = if explain::acting() {
+            match state.try_lock(&name)? {
+                Some(lock) => Some(lock),
+                None => {
+                    report.keep("bundle", &name, "in use: a tool is at work on it");
+                    continue;
+                }
+            }
+        } else {
+            None
+        };
+        match state.load::<SpecRecord>(&name, RECORD) {
+            Err(e) => report.failed("bundle", &name, e),
+            Ok(Some(record)) => match partly_gone(&record) {
+                None => report.keep("bundle", &name, "healthy: its config.json parses"),
+                Some(why) => {
+                    let outcome = crate::down_locked(state, &name).map(|()| explain::acting());
+                    report.found("bundle", &name, why, outcome);
+                }
+            },
+            Ok(None) => {
+                let bundle = bundle_dir(state, &name)?;
+                if !bundle.exists() {
+                    continue;
+                }
+                let outcome = bundle::remove(&bundle).map(|()| explain::acting());
+                report.found(
+                    "bundle",
+                    &bundle.display().to_string(),
+                    "a bundle directory no record names",
+                    outcome,
+                );
+            }
+        }
+    }
+    gc::empty_dirs(state, &mut report)?;
+    Ok(report)
+}
+
+/// Why a recorded bundle counts as partly gone, if it does: its `config.json` is missing or no
+/// longer parses.
+pub fn partly_gone(record: &SpecRecord) -> Option<String> {
+    let config = Path::new(&record.config);
+    if !config.is_file() {
+        return Some(format!(
+            "partly gone: its config.json {} is missing",
+            config.display()
+        ));
+    }
+    bundle::load(config)
+        .err()
+        .map(|e| format!("partly gone: {}: {}", e.msg, e.details))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fs;
+
+    #[test]
+    fn gc_removes_broken_records_and_stray_bundles_and_keeps_healthy_ones() {
+        let root = std::env::temp_dir().join(format!("cloon-spec-gc-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&root);
+        let st = StateDir::new(Some(&root)).unwrap();
+        let bin = root.join("rootfs/bin");
+        fs::create_dir_all(&bin).unwrap();
+        fs::write(bin.join("sleep"), "").unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(bin.join("sleep"), fs::Permissions::from_mode(0o755)).unwrap();
+        for name in ["Good", "Lost", "Bad"] {
+            let args = crate::UpArgs {
+                name: Some(name.into()),
+                rootfs: Some(root.join("rootfs")),
+                ..Default::default()
+            };
+            crate::up(&st, &args, None).unwrap();
+        }
+        fs::remove_file(root.join("Lost/bundle/config.json")).unwrap();
+        fs::write(root.join("Bad/bundle/config.json"), "{").unwrap();
+        // A bundle without its record, and an empty directory.
+        fs::create_dir_all(root.join("Stray/bundle")).unwrap();
+        fs::write(root.join("Stray/bundle/config.json"), "{}").unwrap();
+        fs::create_dir_all(root.join("Empty")).unwrap();
+        // Not a bundle: another tool's file.
+        fs::create_dir_all(root.join("Other")).unwrap();
+        fs::write(root.join("Other/netns.json"), "{}").unwrap();
+
+        let report = run(&st).unwrap();
+        let found: Vec<&str> = report.found.iter().map(|i| i.name.as_str()).collect();
+        let stray = root.join("Stray/bundle").display().to_string();
+        let empty = root.join("Empty").display().to_string();
+        let stray_dir = root.join("Stray").display().to_string();
+        assert_eq!(
+            found,
+            [
+                "Bad",
+                "Lost",
+                stray.as_str(),
+                empty.as_str(),
+                stray_dir.as_str()
+            ]
+        );
+        assert!(report.found.iter().all(|i| i.removed == Some(true)));
+        assert!(report.errors.is_empty());
+        let kept: Vec<&str> = report.kept.iter().map(|i| i.name.as_str()).collect();
+        assert_eq!(kept, ["Good"]);
+        assert!(root.join("Good/bundle/config.json").is_file());
+        for gone in ["Bad", "Lost", "Stray", "Empty"] {
+            assert!(!root.join(gone).exists(), "{gone}");
+        }
+        assert!(root.join("Other/netns.json").exists());
+        crate::down(&st, "Good").unwrap();
+        let _ = fs::remove_dir_all(&root);
+    }
+}
