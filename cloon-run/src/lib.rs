@@ -8,6 +8,8 @@
 
 pub mod cgroup;
 pub mod doctor;
+pub mod gc;
+pub mod guard;
 pub mod runtime;
 
 use cloon_core::doc::{Bundle, Container};
@@ -197,6 +199,17 @@ pub fn up(state: &StateDir, args: &UpArgs, input: Option<Document>) -> Result<Do
         log: log.display().to_string(),
         pid: 0,
     };
+    // Write-ahead: the container's state directory is locked for the whole `up` (so that `gc`
+    // leaves a record being written alone, a second `up` of the name waits then is refused, and
+    // a `down` waits for a runtime command a killed `up` left running; see [`guard`]), and the
+    // record is written before the runtime is asked for anything, so that `down` finds what a
+    // killed `up` made. The lock outlives the undo stack: a failure is undone under it.
+    let _lock = if acting {
+        explain::state_dir(state, &name)?;
+        Some(state.lock(&name)?)
+    } else {
+        None
+    };
     let mut undo = Undo::new();
     explain::claim(state, &mut undo, &name, RECORD, &rec)?;
     if rt.state(&name)?.is_some() {
@@ -321,24 +334,68 @@ pub fn stop_and_delete(rt: &Runtime, id: &str, signal: Signal, timeout: Duration
 }
 
 /// `down`: kills and deletes the container, drops the record. Without a record there is nothing
-/// of cloon's to stop: success.
+/// of cloon's to stop: success. Under the lock of the container's state directory, so that it
+/// waits for an `up` of that name still at work, and for the runtime command of one killed.
 pub fn down(state: &StateDir, name: &str, stop: &StopArgs) -> Result<()> {
+    if !state.dir(name)?.exists() {
+        explain::note(&format!(
+            "cloon has no container \"{name}\": nothing to undo"
+        ));
+        return Ok(());
+    }
+    let _lock = if explain::acting() {
+        Some(state.lock(name)?)
+    } else {
+        None
+    };
+    down_locked(state, name, stop)
+}
+
+/// [`down`], for a caller that holds the lock of the state directory of `name` (or in a dry run).
+///
+/// The runtime's container is stopped and deleted only if it is the one the record names: the
+/// recorded id in the recorded `--root`, made from the recorded bundle (as the runtime's state
+/// says). A container of that id made from another bundle is not cloon's: it is left alone, and
+/// the record (of an `up` killed before it found the name taken) goes.
+pub fn down_locked(state: &StateDir, name: &str, stop: &StopArgs) -> Result<()> {
     let Some(rec) = state.load::<RunRecord>(name, RECORD)? else {
         explain::note(&format!(
             "cloon has no container \"{name}\": nothing to undo"
         ));
+        if explain::acting() {
+            // What a tool killed before it wrote its record leaves: an empty directory.
+            let _ = std::fs::remove_dir(state.dir(name)?);
+        }
         return Ok(());
     };
     if explain::acting() {
         host::require_root(STAGE, "stop containers")?;
     }
     let rt = rec.runtime()?;
-    stop_and_delete(&rt, &rec.id, stop.signal, Duration::from_secs(stop.timeout))?;
+    match foreign_bundle(&rt, &rec)? {
+        Some(bundle) => explain::note(&format!(
+            "{} has a container \"{}\" made from {bundle}, not from the recorded {}: not cloon's, it stays",
+            rt.root.display(),
+            rec.id,
+            rec.bundle
+        )),
+        None => stop_and_delete(&rt, &rec.id, stop.signal, Duration::from_secs(stop.timeout))?,
+    }
     let log = state.dir(name)?.join(LOG);
     if log.exists() && explain::step(&["rm", "-f", &log.to_string_lossy()]) {
         cloon_core::state::remove_file(&log)?;
     }
     explain::release(state, name, RECORD)
+}
+
+/// The bundle of the runtime's container of the recorded id, when it is not the recorded one:
+/// then that container is not cloon's. `None` when there is no such container, or it is cloon's
+/// (a runtime whose state names no bundle is taken at its word).
+fn foreign_bundle(rt: &Runtime, rec: &RunRecord) -> Result<Option<String>> {
+    Ok(rt
+        .state(&rec.id)?
+        .and_then(|live| live.bundle)
+        .filter(|b| Path::new(b) != Path::new(&rec.bundle)))
 }
 
 /// `check`: the container exists and runs with the recorded process; returns the `container`

@@ -76,6 +76,11 @@ enum Cmd {
     },
     /// Print cloon's containers with their live status (JSON array)
     List,
+    /// Remove what cloon-run left behind (tools killed halfway, containers that died, lost
+    /// records), found by its records and by the bundles under the state directory; print a
+    /// JSON report of what was found, removed and kept
+    #[command(after_help = GC_HELP)]
+    Gc,
     /// Check that this host has what cloon needs, and say how to fix what it lacks
     #[command(after_help = DOCTOR_EXAMPLES)]
     Doctor {
@@ -87,6 +92,22 @@ enum Cmd {
         runtime: Option<String>,
     },
 }
+
+const GC_HELP: &str = "\
+gc brings down the records whose container is gone, stopped, or was never recorded as started
+(an up killed halfway), keeps running containers and those a running tool is working on, drops a
+record whose id now names a container made from another bundle (that container stays), stops and
+deletes the containers of crun's and runc's state directories (and of those the records name)
+that no record names and whose bundle is under the state directory, and removes the logs no
+record names and the empty state directories. A container whose name looks like cloon's but
+whose bundle is elsewhere is never touched. With --dry-run it changes nothing and says the
+commands it would run. The report is JSON on stdout: {stateDir, dryRun, found: [{kind, name,
+why, removed}], kept: [{kind, name, why}]}; the exit status is the first failure's code, 0 when
+none.
+
+Examples:
+  cloon-run gc --dry-run
+  cloon-run gc";
 
 const DOCTOR_EXAMPLES: &str = "\
 The table has a line per check: ok, MISSING (required) or missing (optional: one feature needs
@@ -119,6 +140,7 @@ fn dispatch(state: &StateDir, cmd: Cmd) -> ExitCode {
         },
         Cmd::State { name } => cli::run_query(STAGE, || cloon_run::live_state(state, &name)),
         Cmd::List => cli::run_query(STAGE, || cloon_run::list(state)),
+        Cmd::Gc => cloon_core::gc::run(STAGE, || cloon_run::gc::run(state)),
         Cmd::Doctor { json, runtime } => {
             let report = cloon_run::doctor::run(runtime.as_deref());
             if json {

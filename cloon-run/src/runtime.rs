@@ -169,7 +169,9 @@ impl Runtime {
 
     /// Runs a command whose children may outlive it (`create` forks the container): stdin and
     /// stdout are /dev/null, stderr is appended to `log`, which the container inherits. On
-    /// failure, the error carries what the runtime wrote to the log.
+    /// failure, the error carries what the runtime wrote to the log. The command runs to its end
+    /// even if cloon-run is killed meanwhile, and the lock of the container's state directory is
+    /// held until then (see [`crate::guard`]).
     fn run_logged(&self, verb: &str, args: &[&OsStr], log: &Path) -> Result<()> {
         let line = format!(
             "{} </dev/null >/dev/null 2>>{}",
@@ -185,14 +187,13 @@ impl Runtime {
             .open(log)
             .context(|| format!("cannot open the log {}", log.display()))?;
         let start = file.metadata().map(|m| m.len()).unwrap_or(0);
-        let status = self
-            .command()
-            .arg(verb)
+        let mut cmd = self.command();
+        cmd.arg(verb)
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(file)
-            .status()
+            .stderr(file);
+        let status = crate::guard::status(&mut cmd)
             .context(|| format!("cannot run {}", self.label(verb)))?;
         if status.success() {
             return Ok(());

@@ -1,0 +1,324 @@
+//! `cloon-run gc`: finds what cloon-run left behind (a tool killed halfway, a container that
+//! died, a record lost) and removes it. A container is cloon's when a record names it (its id in
+//! its runtime's `--root`, made from the recorded bundle), or, without a record, when the
+//! runtime says it was made from a bundle under the state directory; never because its name
+//! looks like cloon's. Four passes:
+//!
+//! 1. every record whose container is gone, stopped, or never recorded as started (an `up`
+//!    killed between `create` and its record's last write) is brought down by the same `down` as
+//!    `cloon-run down`; a record whose id now names a container made from another bundle is
+//!    dropped, and that container left alone; running containers, and records a running tool
+//!    holds locked, are kept;
+//! 2. every container of the runtimes' state directories (crun's and runc's own, and those the
+//!    records name) that no record names and whose bundle is under the state directory (an
+//!    orphan) is stopped and deleted;
+//! 3. every `container.log` no record names is removed;
+//! 4. the empty state directories are removed.
+
+use crate::runtime::{Runtime, State};
+use crate::{down_locked, stop_and_delete, RunRecord, Signal, StopArgs, LOG, RECORD, STAGE};
+use cloon_core::gc::{self, Report};
+use cloon_core::{explain, host, Result, StateDir};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// How long `gc` gives a container to stop before it kills it (it sends KILL first anyway).
+const STOP_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Runs `gc` on the state directory `state`.
+pub fn run(state: &StateDir) -> Result<Report> {
+    if explain::acting() {
+        host::require_root(STAGE, "stop and delete what cloon-run left")?;
+    }
+    let mut report = Report::new(state);
+    let runtimes = records(state, &mut report)?;
+    orphans(state, runtimes, &mut report)?;
+    logs(state, &mut report)?;
+    gc::empty_dirs(state, &mut report)?;
+    Ok(report)
+}
+
+/// What `gc` does with a record, given the runtime's state of its container.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// Kept, for this reason.
+    Keep(String),
+    /// Brought down, for this reason.
+    Down(String),
+}
+
+/// Judges a record by the runtime's state of the container of its id (`None`: no such
+/// container).
+pub fn judge(rec: &RunRecord, live: Option<&State>) -> Verdict {
+    let Some(live) = live else {
+        return Verdict::Down(format!(
+            "partly gone: the container \"{}\" no longer exists in {}",
+            rec.id, rec.root
+        ));
+    };
+    if let Some(bundle) = live
+        .bundle
+        .as_deref()
+        .filter(|b| Path::new(b) != Path::new(&rec.bundle))
+    {
+        return Verdict::Down(format!(
+            "a stale record: the container \"{}\" of {} was made from {bundle}, not from the recorded {}; it is not cloon's and stays",
+            rec.id, rec.root, rec.bundle
+        ));
+    }
+    if live.status == "stopped" {
+        return Verdict::Down(format!(
+            "partly gone: the container \"{}\" has stopped",
+            rec.id
+        ));
+    }
+    if rec.pid == 0 {
+        return Verdict::Down(format!(
+            "its up never finished: the container \"{}\" is {}, never recorded as started",
+            rec.id, live.status
+        ));
+    }
+    if live.pid != rec.pid {
+        return Verdict::Keep(format!(
+            "{}, as process {}, not the recorded {}",
+            live.status, live.pid, rec.pid
+        ));
+    }
+    Verdict::Keep(format!("healthy: {} as process {}", live.status, live.pid))
+}
+
+/// Pass 1: the records. Returns the runtimes they name, by `--root`.
+fn records(state: &StateDir, report: &mut Report) -> Result<BTreeMap<PathBuf, Runtime>> {
+    let mut runtimes = BTreeMap::new();
+    for name in state.names()? {
+        if !state.dir(&name)?.join(format!("{RECORD}.json")).exists() {
+            continue;
+        }
+        let _lock = if explain::acting() {
+            match state.try_lock(&name)? {
+                Some(lock) => Some(lock),
+                None => {
+                    report.keep("container", &name, "in use: a tool is at work on it");
+                    continue;
+                }
+            }
+        } else {
+            None
+        };
+        let rec = match state.load::<RunRecord>(&name, RECORD) {
+            Ok(Some(rec)) => rec,
+            Ok(None) => continue,
+            Err(e) => {
+                report.failed("container", &name, e);
+                continue;
+            }
+        };
+        let judged = rec.runtime().and_then(|rt| {
+            let live = rt.state(&rec.id)?;
+            runtimes.insert(rt.root.clone(), rt);
+            Ok(judge(&rec, live.as_ref()))
+        });
+        match judged {
+            Err(e) => report.failed("container", &name, e),
+            Ok(Verdict::Keep(why)) => report.keep("container", &name, why),
+            Ok(Verdict::Down(why)) => {
+                let stop = StopArgs {
+                    signal: Signal::Kill,
+                    timeout: STOP_TIMEOUT.as_secs(),
+                };
+                let outcome = down_locked(state, &name, &stop).map(|()| explain::acting());
+                report.found("container", &name, why, outcome);
+            }
+        }
+    }
+    Ok(runtimes)
+}
+
+/// The container name a path under the state root belongs to (its first component).
+fn container_of(state: &StateDir, path: &Path) -> Option<String> {
+    let rel = path.strip_prefix(state.root()).ok()?;
+    let name = rel.components().next()?.as_os_str().to_str()?.to_string();
+    cloon_core::name::container(&name).ok()?;
+    Some(name)
+}
+
+/// The ids of the containers a runtime keeps in its `--root` (one directory each, for crun and
+/// runc alike), sorted.
+fn ids(root: &Path) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(root) else {
+        return Vec::new();
+    };
+    let mut ids: Vec<String> = entries
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().is_dir())
+        .filter_map(|e| e.file_name().into_string().ok())
+        .collect();
+    ids.sort();
+    ids
+}
+
+/// Pass 2: the containers no record names whose bundle is under the state directory.
+fn orphans(
+    state: &StateDir,
+    mut runtimes: BTreeMap<PathBuf, Runtime>,
+    report: &mut Report,
+) -> Result<()> {
+    for name in ["crun", "runc"] {
+        if let Ok(rt) = Runtime::select(Some(name), None) {
+            runtimes.entry(rt.root.clone()).or_insert(rt);
+        }
+    }
+    for (root, rt) in runtimes {
+        for id in ids(&root) {
+            // Its state, if the runtime can say it; a container it cannot describe is not
+            // provably cloon's.
+            let Ok(Some(live)) = rt.state(&id) else {
+                continue;
+            };
+            let Some(bundle) = live.bundle.as_deref().map(PathBuf::from) else {
+                continue;
+            };
+            let Some(name) = container_of(state, &bundle) else {
+                continue;
+            };
+            let shown = format!("{id} ({})", root.display());
+            let _lock = if explain::acting() {
+                match state.try_lock(&name)? {
+                    Some(lock) => Some(lock),
+                    None if state.dir(&name)?.exists() => {
+                        report.keep("container", &shown, "in use: a tool is at work on it");
+                        continue;
+                    }
+                    None => None,
+                }
+            } else {
+                None
+            };
+            if named_by_a_record(state, &id, &root)? {
+                continue;
+            }
+            let why = format!(
+                "made from {}, under the state directory, and no record names it",
+                bundle.display()
+            );
+            let outcome =
+                stop_and_delete(&rt, &id, Signal::Kill, STOP_TIMEOUT).map(|()| explain::acting());
+            report.found("container", &shown, why, outcome);
+        }
+    }
+    Ok(())
+}
+
+/// Whether a run record names the container `id` of the runtime root `root`.
+fn named_by_a_record(state: &StateDir, id: &str, root: &Path) -> Result<bool> {
+    let mut named = BTreeSet::new();
+    for name in state.names()? {
+        if let Ok(Some(rec)) = state.load::<RunRecord>(&name, RECORD) {
+            named.insert((rec.id, PathBuf::from(rec.root)));
+        }
+    }
+    Ok(named.contains(&(id.to_string(), root.to_path_buf())))
+}
+
+/// Pass 3: the container logs no record names.
+fn logs(state: &StateDir, report: &mut Report) -> Result<()> {
+    for name in state.names()? {
+        let dir = state.dir(&name)?;
+        let log = dir.join(LOG);
+        if !log.exists() || dir.join(format!("{RECORD}.json")).exists() {
+            continue;
+        }
+        let shown = log.display().to_string();
+        let _lock = if explain::acting() {
+            match state.try_lock(&name)? {
+                Some(lock) => Some(lock),
+                None => {
+                    report.keep("log", &shown, "in use: a tool is at work on it");
+                    continue;
+                }
+            }
+        } else {
+            None
+        };
+        if dir.join(format!("{RECORD}.json")).exists() {
+            continue;
+        }
+        let outcome = if explain::step(&["rm", "-f", shown.as_str()]) {
+            cloon_core::state::remove_file(&log).map(|()| true)
+        } else {
+            Ok(false)
+        };
+        report.found("log", &shown, "no record names it", outcome);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(pid: i64) -> RunRecord {
+        RunRecord {
+            id: "K".into(),
+            runtime: "crun".into(),
+            program: "/usr/bin/crun".into(),
+            root: "/run/crun".into(),
+            bundle: "/run/cloon/K/bundle".into(),
+            log: "/run/cloon/K/container.log".into(),
+            pid,
+        }
+    }
+
+    fn live(status: &str, pid: i64, bundle: &str) -> State {
+        State {
+            id: "K".into(),
+            pid,
+            status: status.into(),
+            bundle: Some(bundle.into()),
+        }
+    }
+
+    fn downs(v: &Verdict) -> bool {
+        matches!(v, Verdict::Down(_))
+    }
+
+    #[test]
+    fn records_of_gone_stopped_unfinished_or_foreign_containers_go() {
+        let ours = "/run/cloon/K/bundle";
+        assert!(downs(&judge(&rec(42), None)));
+        assert!(downs(&judge(&rec(42), Some(&live("stopped", 0, ours)))));
+        // Killed between create (or start) and the record's last write.
+        assert!(downs(&judge(&rec(0), Some(&live("created", 7, ours)))));
+        assert!(downs(&judge(&rec(0), Some(&live("running", 7, ours)))));
+        // Another container of that id: the record is stale.
+        let v = judge(&rec(42), Some(&live("running", 42, "/elsewhere")));
+        assert!(downs(&v));
+        assert!(format!("{v:?}").contains("not cloon's"), "{v:?}");
+    }
+
+    #[test]
+    fn running_containers_are_kept() {
+        let ours = "/run/cloon/K/bundle";
+        assert_eq!(
+            judge(&rec(42), Some(&live("running", 42, ours))),
+            Verdict::Keep("healthy: running as process 42".into())
+        );
+        assert!(!downs(&judge(&rec(42), Some(&live("running", 43, ours)))));
+        let mut no_bundle = live("running", 42, ours);
+        no_bundle.bundle = None;
+        assert!(!downs(&judge(&rec(42), Some(&no_bundle))));
+    }
+
+    #[test]
+    fn bundles_under_the_root_name_their_container() {
+        let st = StateDir::new(Some(Path::new("/run/cloon"))).unwrap();
+        assert_eq!(
+            container_of(&st, Path::new("/run/cloon/K/bundle")).as_deref(),
+            Some("K")
+        );
+        assert_eq!(container_of(&st, Path::new("/run/cloonx/K/bundle")), None);
+        assert_eq!(container_of(&st, Path::new("/srv/K/bundle")), None);
+        assert_eq!(container_of(&st, Path::new("/run/cloon")), None);
+    }
+}
