@@ -141,11 +141,19 @@ impl StateDir {
         Ok(())
     }
 
-    /// Replaces the record of `stage` (it must have been claimed).
+    /// Replaces the record of `stage` (it must have been claimed): a temporary file, mode 0600
+    /// as the record, is written then renamed over it.
     pub fn update<T: Serialize>(&self, name: &str, stage: &str, record: &T) -> Result<()> {
         let path = self.record_path(name, stage)?;
         let tmp = path.with_extension("json.tmp");
-        fs::write(&tmp, to_json(record)).context(|| format!("cannot write {}", tmp.display()))?;
+        fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)
+            .and_then(|mut f| f.write_all(to_json(record).as_bytes()))
+            .context(|| format!("cannot write {}", tmp.display()))?;
         fs::rename(&tmp, &path).context(|| format!("cannot replace {}", path.display()))
     }
 
@@ -416,6 +424,13 @@ mod tests {
             .permissions()
             .mode();
         assert_eq!(mode & 0o777, 0o600);
+        st.update("A", "netns", &serde_json::json!({"x": 2}))
+            .unwrap();
+        let mode = fs::metadata(dir.join("netns.json"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "an update keeps the record private");
         // An update killed between its write and its rename leaves its temporary file.
         fs::write(dir.join("netns.json.tmp"), "{").unwrap();
         st.release("A", "netns").unwrap();
