@@ -3,17 +3,19 @@
 //! every trial no loop device, mount, namespace, link, bridge, bundle, container or record of
 //! cloon's is left, the image is unchanged, and nothing else in the sandbox changed.
 
-use cloon_tests::{sha256, tool_path, Sandbox};
+use cloon_tests::{sha256, tool_path, unique, Sandbox};
 use std::io::Write;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-/// The stages of the pipeline, in order, with the flags of their `up`.
-const STAGES: &[(&str, &[&str])] = &[
-    ("cloon-overlay", &["--name", "K"]),
-    (
-        "cloon-netns",
-        &[
+/// The stages of the pipeline, in order.
+const TOOLS: [&str; 4] = ["cloon-overlay", "cloon-netns", "cloon-spec", "cloon-run"];
+
+/// The flags of the `up` of stage `stage` for the container `name`.
+fn args(stage: usize, name: &str) -> Vec<String> {
+    let args: &[&str] = match stage {
+        0 => &["--name", name],
+        1 => &[
             "--netns",
             "kns",
             "--veth",
@@ -21,10 +23,17 @@ const STAGES: &[(&str, &[&str])] = &[
             "--veth",
             "vk1:eth1,bridge=klan",
         ],
-    ),
-    ("cloon-spec", &[]),
-    ("cloon-run", &["--root", "/run/crun"]),
-];
+        2 => &[],
+        _ => &["--root", "/run/crun"],
+    };
+    args.iter().map(|a| a.to_string()).collect()
+}
+
+/// Runs `tool` with `args` and `doc`; it must succeed. Its output.
+fn tool_ok(sb: &Sandbox, tool: &str, args: &[String], doc: &str) -> String {
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    sb.tool(tool, &args, doc).ok()
+}
 
 /// A tiny deterministic generator (xorshift), so that every run tries the same moments.
 struct Seeded(u64);
@@ -38,19 +47,19 @@ impl Seeded {
     }
 }
 
-/// Runs the stages before `stage` to completion, returns the document they made.
-fn prepare(sb: &Sandbox, img: &str, stage: usize) -> String {
+/// Runs the stages before `stage` to completion for `name`, returns the document they made.
+fn prepare(sb: &Sandbox, img: &str, stage: usize, name: &str) -> String {
     let mut doc = sb.tool("cloon-img", &["info", img], "").ok();
     doc = format!("{{\"cloonVersion\":\"1\",\"image\":{doc}}}");
-    for (tool, args) in &STAGES[..stage] {
-        doc = sb.tool(tool, args, &doc).ok();
+    for (i, tool) in TOOLS[..stage].iter().enumerate() {
+        doc = tool_ok(sb, tool, &args(i, name), &doc);
     }
     doc
 }
 
 /// Starts `tool` with `doc` on stdin and kills it after `delay`; returns whether it was killed
 /// before it finished.
-fn kill_after(sb: &Sandbox, tool: &str, args: &[&str], doc: &str, delay: Duration) -> bool {
+fn kill_after(sb: &Sandbox, tool: &str, args: &[String], doc: &str, delay: Duration) -> bool {
     let mut child = sb
         .cmd(tool_path(tool))
         .args(args)
@@ -77,12 +86,17 @@ fn kill_after(sb: &Sandbox, tool: &str, args: &[&str], doc: &str, delay: Duratio
     killed
 }
 
-fn down_and_gc(sb: &Sandbox) {
-    for (tool, _) in STAGES.iter().rev() {
-        let run = sb.tool(tool, &["down", "--name", "K"], "");
+/// Every tool's `down --name`, last stage first; each must succeed.
+fn down(sb: &Sandbox, name: &str) {
+    for tool in TOOLS.iter().rev() {
+        let run = sb.tool(tool, &["down", "--name", name], "");
         assert_eq!(run.status, 0, "{tool} down after a kill: {}", run.stderr);
     }
-    for (tool, _) in STAGES.iter().rev() {
+}
+
+/// Every tool's `gc`, last stage first; each must succeed.
+fn gc(sb: &Sandbox) {
+    for tool in TOOLS.iter().rev() {
         let run = sb.tool(tool, &["gc"], "");
         assert_eq!(run.status, 0, "{tool} gc: {}\n{}", run.stdout, run.stderr);
     }
@@ -90,29 +104,40 @@ fn down_and_gc(sb: &Sandbox) {
 
 /// How long the `up` of stage `stage` takes here, run to its end once (then brought down): the
 /// kill trials pick their moments within it, so that most of them interrupt the tool.
-fn calibrate(sb: &Sandbox, stage: usize, doc: &str) -> Duration {
-    let (tool, args) = STAGES[stage];
+fn calibrate(sb: &Sandbox, img: &str, stage: usize, name: &str) -> u64 {
+    let doc = prepare(sb, img, stage, name);
     let start = Instant::now();
-    let run = sb.tool(tool, args, doc);
+    tool_ok(sb, TOOLS[stage], &args(stage, name), &doc);
     let took = start.elapsed();
-    assert_eq!(run.status, 0, "{tool}: {}", run.stderr);
-    down_and_gc(sb);
-    took
+    down(sb, name);
+    gc(sb);
+    u64::try_from(took.as_micros()).unwrap_or(u64::MAX).max(1)
+}
+
+/// The seed of the moments tried: `CLOON_KILL_SEED=N` explores others; the default makes every
+/// run try the same ones.
+fn seed() -> u64 {
+    std::env::var("CLOON_KILL_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .filter(|&s: &u64| s != 0)
+        .unwrap_or(0x00c1_00c1_5eed)
+}
+
+/// The names of the sandbox's interfaces, one a line.
+fn links(sb: &Sandbox) -> String {
+    sb.sh("ip -o link | awk -F': ' '{print $2}'").ok()
 }
 
 #[test]
 fn killed_at_any_moment_then_down_and_gc_leave_nothing() {
-    // The seed can be changed to explore other moments (`CLOON_KILL_SEED=N`); the default makes
-    // every run try the same ones.
-    let seed = std::env::var("CLOON_KILL_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .filter(|&s: &u64| s != 0)
-        .unwrap_or(0x00c1_00c1_5eed);
+    let seed = seed();
     let mut rng = Seeded(seed);
     let mut trials = 0;
     let mut killed = 0;
-    for (stage, (tool, args)) in STAGES.iter().enumerate() {
+    // The container's name is also its cgroup's, shared by every sandbox: unique.
+    let name = unique("K");
+    for (stage, tool) in TOOLS.iter().enumerate() {
         // One sandbox and one image per stage: each trial ends with nothing left, so the next
         // starts from a clean sandbox.
         let Some(sb) = Sandbox::new(&format!("kill-{stage}")) else {
@@ -122,27 +147,23 @@ fn killed_at_any_moment_then_down_and_gc_leave_nothing() {
         sb.tool("cloon-img", &["create", "--busybox", &img], "")
             .ok();
         let sum = sha256(&img);
-        let links_before = sb.sh("ip -o link | awk -F': ' '{print $2}'").ok();
-        let span = calibrate(&sb, stage, &prepare(&sb, &img, stage));
-        let span_us = u64::try_from(span.as_micros()).unwrap_or(u64::MAX).max(1);
+        let links_before = links(&sb);
+        let span_us = calibrate(&sb, &img, stage, &name);
         for _ in 0..30 {
-            let doc = prepare(&sb, &img, stage);
+            let doc = prepare(&sb, &img, stage, &name);
             let delay = Duration::from_micros(rng.next() % span_us);
-            if kill_after(&sb, tool, args, &doc, delay) {
+            if kill_after(&sb, tool, &args(stage, &name), &doc, delay) {
                 killed += 1;
             }
             trials += 1;
-            down_and_gc(&sb);
+            down(&sb, &name);
+            gc(&sb);
             let left = sb.leftovers(&[]);
             assert!(
                 left.is_empty(),
                 "{tool} killed after {delay:?}: left {left:#?}"
             );
-            assert_eq!(
-                sb.sh("ip -o link | awk -F': ' '{print $2}'").ok(),
-                links_before,
-                "{tool} killed after {delay:?}"
-            );
+            assert_eq!(links(&sb), links_before, "{tool} killed after {delay:?}");
         }
         assert_eq!(sha256(&img), sum, "{tool}: the image changed");
     }
@@ -153,4 +174,46 @@ fn killed_at_any_moment_then_down_and_gc_leave_nothing() {
         killed * 2 >= trials,
         "only {killed} of {trials} trials killed a tool before it ended"
     );
+}
+
+/// After a kill, `gc` alone (no `down`) leaves each of cloon-overlay's, cloon-spec's and
+/// cloon-run's parts whole or gone: its `check` passes, or it has no record (3). Then `down`
+/// leaves nothing.
+#[test]
+fn killed_at_any_moment_then_gc_alone_leaves_each_part_whole_or_gone() {
+    let mut rng = Seeded(seed() ^ 0x9e37_79b9_7f4a_7c15);
+    let name = unique("G");
+    for (stage, tool) in TOOLS.iter().enumerate() {
+        let Some(sb) = Sandbox::new(&format!("kill-gc-{stage}")) else {
+            return;
+        };
+        let img = sb.path("bb.img").display().to_string();
+        sb.tool("cloon-img", &["create", "--busybox", &img], "")
+            .ok();
+        let span_us = calibrate(&sb, &img, stage, &name);
+        for _ in 0..10 {
+            let doc = prepare(&sb, &img, stage, &name);
+            let delay = Duration::from_micros(rng.next() % span_us);
+            kill_after(&sb, tool, &args(stage, &name), &doc, delay);
+            // gc leaves what a tool is at work on, as a runtime command that cloon-run's guardian
+            // lets finish after a kill: wait until the container's directory is free.
+            sb.sh(&format!(
+                "(exec 9< /run/cloon/{name} && flock 9) 2>/dev/null; true"
+            ))
+            .ok();
+            gc(&sb);
+            for checked in ["cloon-overlay", "cloon-spec", "cloon-run"] {
+                let run = sb.tool(checked, &["check", "--name", &name], "");
+                assert!(
+                    run.status == 0 || run.status == 3,
+                    "{tool} killed after {delay:?}, then gc: {checked} check: {}{}",
+                    run.stdout,
+                    run.stderr
+                );
+            }
+            down(&sb, &name);
+            gc(&sb);
+            sb.assert_clean(&[]);
+        }
+    }
 }
