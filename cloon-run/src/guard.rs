@@ -9,6 +9,10 @@
 //! close-on-exec), nor does the container it forks, which may wait for its `start` for ever. If
 //! cloon-run is killed, the guardian keeps the lock until the runtime is done, then exits.
 //!
+//! The guardian puts itself, and so the runtime, in a process group of its own: a Ctrl-C on the
+//! terminal, which signals the whole foreground group, stops cloon-run as a `kill` would, and not
+//! the runtime in the middle of its work.
+//!
 //! Killing the runtime with cloon-run instead (a parent-death signal) would leave its state half
 //! written: crun killed during `create` leaves a state directory without its status, that crun
 //! itself can no longer list, and cgroups that nothing removes.
@@ -31,7 +35,11 @@ pub fn status(cmd: &mut Command) -> std::io::Result<ExitStatus> {
     // handlers and flushing none of its buffers.
     match unsafe { fork() } {
         Err(e) => Err(e.into()),
-        Ok(ForkResult::Child) => exit_like(cmd.status()),
+        Ok(ForkResult::Child) => {
+            let me = nix::unistd::Pid::from_raw(0);
+            let _ = nix::unistd::setpgid(me, me);
+            exit_like(cmd.status())
+        }
         Ok(ForkResult::Parent { child }) => loop {
             match waitpid(child, None) {
                 Ok(WaitStatus::Exited(_, code)) => return Ok(ExitStatus::from_raw(code << 8)),
