@@ -219,6 +219,25 @@ impl StateDir {
     pub fn try_lock(&self, name: &str) -> Result<Option<DirLock>> {
         lock_dir(&self.dir(name)?, FlockArg::LockExclusiveNonblock)
     }
+
+    /// Runs a stage's `down` for the container `name` under the lock of its state directory, so
+    /// that it waits for an `up` or `down` of that name still at work; a dry run takes no lock.
+    /// `None` when the container has no state directory: there is nothing to undo.
+    pub fn with_lock<T>(
+        &self,
+        name: &str,
+        action: impl FnOnce() -> Result<T>,
+    ) -> Result<Option<T>> {
+        if !self.dir(name)?.exists() {
+            return Ok(None);
+        }
+        let _lock = if crate::explain::acting() {
+            Some(self.lock(name)?)
+        } else {
+            None
+        };
+        action().map(Some)
+    }
 }
 
 /// The lock of one container's state directory (see [`StateDir::lock`]); let go when dropped.

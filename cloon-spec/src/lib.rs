@@ -240,18 +240,15 @@ pub fn image_env(image: &ImageConfig, user: Vec<String>) -> Vec<String> {
 /// `down`: removes the bundle and the record. What is already gone counts as done. Under the lock
 /// of the container's state directory, so that it waits for an `up` of that name still at work.
 pub fn down(state: &StateDir, name: &str) -> Result<()> {
-    if !state.dir(name)?.exists() {
+    if state
+        .with_lock(name, || down_locked(state, name))?
+        .is_none()
+    {
         explain::note(&format!(
             "cloon has no bundle for \"{name}\": nothing to undo"
         ));
-        return Ok(());
     }
-    let _lock = if explain::acting() {
-        Some(state.lock(name)?)
-    } else {
-        None
-    };
-    down_locked(state, name)
+    Ok(())
 }
 
 /// [`down`], for a caller that holds the lock of the state directory of `name` (or in a dry run).
