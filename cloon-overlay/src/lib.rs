@@ -86,6 +86,24 @@ pub fn up(state: &StateDir, args: &UpArgs, input: Option<Document>) -> Result<Do
     Ok(doc)
 }
 
+/// Refuses an image that a loop device exposes read-write: whoever holds that device can change
+/// the filesystem under the containers' read-only lower, which ext4 does not expect.
+fn refuse_writable_devices(image: &Path, id: (u64, u64)) -> Result<()> {
+    match loopdev::writable_devices_backing(id).first() {
+        None => Ok(()),
+        Some(dev) => Err(Error::new(
+            Code::TryAgain,
+            format!(
+                "{} is attached read-write to {}: a writer could change it under the containers; \
+                 unmount and detach it first (umount ...; losetup -d {})",
+                image.display(),
+                dev.display(),
+                dev.display()
+            ),
+        )),
+    }
+}
+
 /// The shell variable that holds the loop device in the commands `--explain` and `--dry-run` say,
 /// and the `overlay.loop` of a dry run's document: the device is known only once attached.
 pub const LOOP_VAR: &str = "$loop";
@@ -103,6 +121,7 @@ fn mount_image(state: &StateDir, name: &str, image: &Path) -> Result<Overlay> {
     let (image, (image_dev, image_ino)) = if acting || image.exists() {
         let image = PathBuf::from(cloon_img::info(image)?.path);
         let id = loopdev::file_id(&image)?;
+        refuse_writable_devices(&image, id)?;
         (image, id)
     } else {
         let image = absolute(image)?;

@@ -239,6 +239,21 @@ pub fn devices_backing(id: (u64, u64)) -> Vec<PathBuf> {
     found
 }
 
+/// The loop devices backed by the file `id` that are not read-only (`/sys/block/loopN/ro` is 0).
+pub fn writable_devices_backing(id: (u64, u64)) -> Vec<PathBuf> {
+    devices_backing(id)
+        .into_iter()
+        .filter(|dev| {
+            let name = dev
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            std::fs::read_to_string(format!("/sys/block/{name}/ro"))
+                .is_ok_and(|ro| ro.trim() == "0")
+        })
+        .collect()
+}
+
 /// What [`detach_unused`] found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Unused {

@@ -320,6 +320,12 @@ fn cases() -> Vec<Case> {
             4,
             "no such directory",
         ),
+        // An image a loop device exposes read-write (attached by hand, as the article does).
+        Case {
+            setup: "cloon-img create --busybox bb.img </dev/null >/dev/null && losetup -f bb.img",
+            teardown: "losetup -n -O NAME -j bb.img | xargs -r losetup -d",
+            ..case("cloon-overlay", &["--name", "A", "--image", "@/bb.img"], "", 11, "losetup -d")
+        },
         // Names already taken.
         Case {
             setup: "ip netns add taken",
@@ -495,7 +501,7 @@ fn every_bad_input_gets_its_code_a_hint_and_leaves_nothing() {
         );
         assert!(run.stderr.contains(c.tool), "{what}: nothing on stderr");
         if !c.teardown.is_empty() {
-            sb.sh(c.teardown).ok();
+            sb.sh(&format!("cd {dir} && {}", c.teardown)).ok();
         }
         sb.assert_clean(&[]);
         let left: Vec<String> = std::fs::read_dir(&sb.dir)
