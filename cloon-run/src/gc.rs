@@ -12,11 +12,13 @@
 //! 2. every container of the runtimes' state directories (crun's and runc's own, and those the
 //!    records name) that no record names and whose bundle is under the state directory (an
 //!    orphan) is stopped and deleted;
-//! 3. every `container.log` no record names is removed;
+//! 3. every `container.log` and `container.pid` no record names is removed;
 //! 4. the empty state directories are removed.
 
 use crate::runtime::{Runtime, State};
-use crate::{down_locked, stop_and_delete, RunRecord, Signal, StopArgs, LOG, RECORD, STAGE};
+use crate::{
+    down_locked, stop_and_delete, RunRecord, Signal, StopArgs, LOG, PID_FILE, RECORD, STAGE,
+};
 use cloon_core::gc::{self, Report};
 use cloon_core::{explain, host, Result, StateDir};
 use std::collections::{BTreeMap, BTreeSet};
@@ -221,36 +223,45 @@ fn named_by_a_record(state: &StateDir, id: &str, root: &Path) -> Result<bool> {
     Ok(named.contains(&(id.to_string(), root.to_path_buf())))
 }
 
-/// Pass 3: the container logs no record names.
+/// Pass 3: the container logs and pid files no record names.
 fn logs(state: &StateDir, report: &mut Report) -> Result<()> {
     for name in state.names()? {
-        let dir = state.dir(&name)?;
-        let log = dir.join(LOG);
-        if !log.exists() || dir.join(format!("{RECORD}.json")).exists() {
-            continue;
+        for file in [LOG, PID_FILE] {
+            orphan_file(state, &name, file, report)?;
         }
-        let shown = log.display().to_string();
-        let _lock = if explain::acting() {
-            match state.try_lock(&name)? {
-                Some(lock) => Some(lock),
-                None => {
-                    report.keep("log", &shown, "in use: a tool is at work on it");
-                    continue;
-                }
-            }
-        } else {
-            None
-        };
-        if dir.join(format!("{RECORD}.json")).exists() {
-            continue;
-        }
-        let outcome = if explain::step(&["rm", "-f", shown.as_str()]) {
-            cloon_core::state::remove_file(&log).map(|()| true)
-        } else {
-            Ok(false)
-        };
-        report.found("log", &shown, "no record names it", outcome);
     }
+    Ok(())
+}
+
+/// Removes the file `file` of the state directory of `name` if no record names it.
+fn orphan_file(state: &StateDir, name: &str, file: &str, report: &mut Report) -> Result<()> {
+    let dir = state.dir(name)?;
+    let path = dir.join(file);
+    if !path.exists() || dir.join(format!("{RECORD}.json")).exists() {
+        return Ok(());
+    }
+    let shown = path.display().to_string();
+    let kind = if file == LOG { "log" } else { "pid file" };
+    let _lock = if explain::acting() {
+        match state.try_lock(name)? {
+            Some(lock) => Some(lock),
+            None => {
+                report.keep(kind, &shown, "in use: a tool is at work on it");
+                return Ok(());
+            }
+        }
+    } else {
+        None
+    };
+    if dir.join(format!("{RECORD}.json")).exists() {
+        return Ok(());
+    }
+    let outcome = if explain::step(&["rm", "-f", shown.as_str()]) {
+        cloon_core::state::remove_file(&path).map(|()| true)
+    } else {
+        Ok(false)
+    };
+    report.found(kind, &shown, "no record names it", outcome);
     Ok(())
 }
 
@@ -267,6 +278,7 @@ mod tests {
             bundle: "/run/cloon/K/bundle".into(),
             log: "/run/cloon/K/container.log".into(),
             pid,
+            start_time: 0,
         }
     }
 

@@ -10,6 +10,7 @@ pub mod cgroup;
 pub mod doctor;
 pub mod gc;
 pub mod guard;
+pub mod process;
 pub mod runtime;
 
 use cloon_core::doc::{Bundle, Container};
@@ -31,6 +32,8 @@ pub const PART: &str = "container";
 pub const RECORD: &str = "run";
 /// The file that gets the runtime's and the container's stderr.
 pub const LOG: &str = "container.log";
+/// The file the runtime's `create --pid-file` writes the container's pid to.
+pub const PID_FILE: &str = "container.pid";
 
 /// Flags of `cloon-run up`.
 #[derive(Debug, Clone, Default, clap::Args)]
@@ -126,6 +129,11 @@ pub struct RunRecord {
     pub log: String,
     /// The container's process on the host, once started (0 before).
     pub pid: i64,
+    /// When that process started (clock ticks after boot, `/proc/PID/stat`): with the pid, it
+    /// names the process for good. 0 when unknown (before the start, or a record of an older
+    /// cloon-run).
+    #[serde(default)]
+    pub start_time: u64,
 }
 
 impl RunRecord {
@@ -198,7 +206,9 @@ pub fn up(state: &StateDir, args: &UpArgs, input: Option<Document>) -> Result<Do
         bundle: bundle.display().to_string(),
         log: log.display().to_string(),
         pid: 0,
+        start_time: 0,
     };
+    let pid_file = dir.join(PID_FILE);
     // Write-ahead: the container's state directory is locked for the whole `up` (so that `gc`
     // leaves a record being written alone, a second `up` of the name waits then is refused, and
     // a `down` waits for a runtime command a killed `up` left running; see [`guard`]), and the
@@ -212,7 +222,9 @@ pub fn up(state: &StateDir, args: &UpArgs, input: Option<Document>) -> Result<Do
     };
     let mut undo = Undo::new();
     explain::claim(state, &mut undo, &name, RECORD, &rec)?;
-    if rt.state(&name)?.is_some() {
+    // A taken name would make `create` fail too, but the undo of a failed `create` deletes the
+    // container of the name: it must be known beforehand not to be someone else's.
+    if rt.exists(&name) {
         return Err(Error::new(
             Code::NameTaken,
             format!(
@@ -234,30 +246,47 @@ pub fn up(state: &StateDir, args: &UpArgs, input: Option<Document>) -> Result<Do
             let _ = std::fs::remove_file(&l);
         }
     });
+    let p = pid_file.clone();
+    undo.push(move || {
+        if explain::step(&["rm", "-f", &p.to_string_lossy()]) {
+            let _ = std::fs::remove_file(&p);
+        }
+    });
     let (r, id) = (rt.clone(), name.clone());
     undo.push(move || {
-        if !matches!(r.state(&id), Ok(None)) {
+        if r.exists(&id) {
             let _ = r.delete(&id, true);
         }
     });
 
-    rt.create(&bundle, &name, &log)?;
+    rt.create(&bundle, &name, &log, &pid_file)?;
     rt.start(&name, &log)?;
-    let state_line = rt.command_line("state", &[std::ffi::OsStr::new(&name)]);
-    if !explain::shell(&state_line) {
+    // The container runs once `start` succeeded, unless its process ended at once: what
+    // /proc says of the process whose pid `create` wrote.
+    let alive_line = format!(
+        "grep -q '^State:[[:space:]]*[^ZX]' /proc/\"$(cat {})\"/status",
+        explain::quote(&pid_file.to_string_lossy())
+    );
+    if !explain::shell(&alive_line) {
         // A dry run: the container's pid and status are known once it runs.
         doc.set_name(&name)?;
         doc.set(PART, &rec.to_part(String::new()));
         undo.commit();
         return Ok(doc);
     }
-    let live = rt.state(&name)?.ok_or_else(|| {
-        Error::new(
-            Code::Runtime,
-            format!("the container \"{name}\" vanished after its start"),
-        )
-    })?;
-    if live.status == "stopped" || live.pid <= 0 {
+    let pid: i64 = std::fs::read_to_string(&pid_file)
+        .context(|| format!("cannot read {}", pid_file.display()))?
+        .trim()
+        .parse()
+        .map_err(|e| {
+            Error::new(
+                Code::Runtime,
+                format!("the runtime wrote no pid to {}", pid_file.display()),
+            )
+            .details(e)
+        })?;
+    let stat = process::stat(pid).filter(|s| s.running());
+    let Some(stat) = stat else {
         let said = std::fs::read_to_string(&log).unwrap_or_default();
         return Err(Error::new(
             Code::Runtime,
@@ -268,13 +297,17 @@ pub fn up(state: &StateDir, args: &UpArgs, input: Option<Document>) -> Result<Do
         } else {
             said.trim().to_string()
         }));
-    }
-    rec.pid = live.pid;
-    explain::note(&format!("its pid is {}", live.pid));
+    };
+    rec.pid = pid;
+    rec.start_time = stat.start_time;
+    explain::note(&format!(
+        "its pid is {pid}, started {} clock ticks after boot",
+        stat.start_time
+    ));
     state.update(&name, RECORD, &rec)?;
 
     doc.set_name(&name)?;
-    doc.set(PART, &rec.to_part(live.status));
+    doc.set(PART, &rec.to_part("running".to_string()));
     undo.commit();
     Ok(doc)
 }
@@ -318,10 +351,15 @@ pub fn stop_and_delete(rt: &Runtime, id: &str, signal: Signal, timeout: Duration
             wait_stopped(rt, id, Duration::from_secs(5))?;
         }
     }
+    delete(rt, id)
+}
+
+/// `delete ID`, `delete -f ID` if that fails; an error if the runtime still keeps the container.
+fn delete(rt: &Runtime, id: &str) -> Result<()> {
     if rt.delete(id, false).is_err() {
         rt.delete(id, true)?;
     }
-    if explain::acting() && rt.state(id)?.is_some() {
+    if explain::acting() && rt.exists(id) {
         return Err(Error::new(
             Code::Runtime,
             format!(
@@ -331,6 +369,48 @@ pub fn stop_and_delete(rt: &Runtime, id: &str, signal: Signal, timeout: Duration
         ));
     }
     Ok(())
+}
+
+/// Stops (signal, wait, KILL) and deletes the container whose process is the recorded one (the
+/// pid and start time `up` recorded still name a process): the runtime is asked only to `kill`
+/// and `delete`, and the end of the process is waited for through a pidfd. `pid_file` is the
+/// file `create --pid-file` wrote, which the commands `--explain` says read the pid from.
+fn stop_recorded(
+    rt: &Runtime,
+    rec: &RunRecord,
+    pid_file: &Path,
+    signal: Signal,
+    timeout: Duration,
+) -> Result<()> {
+    let id = rec.id.as_str();
+    let (pid, start) = (rec.pid, rec.start_time);
+    let ended = |limit: Duration| {
+        process::wait_ended(pid, start, limit)
+            .context(|| format!("cannot wait for the container's process {pid}"))
+    };
+    if process::stat(pid).is_some_and(|s| s.running()) {
+        // It may stop by itself meanwhile: what counts is that the process has ended.
+        let _ = rt.kill(id, signal.as_str());
+        explain::note(&format!(
+            "wait until its process {pid} (started {start} clock ticks after boot) ends \
+             (cloon-run waits {} s on a pidfd, then sends KILL)",
+            timeout.as_secs()
+        ));
+        let wait = format!(
+            "while grep -qs '^State:[[:space:]]*[^ZX]' /proc/\"$(cat {})\"/status; do sleep 0.1; done",
+            explain::quote(&pid_file.to_string_lossy())
+        );
+        if explain::shell(&wait) && !ended(timeout)? {
+            let _ = rt.kill(id, Signal::Kill.as_str());
+            if !ended(Duration::from_secs(5))? {
+                return Err(Error::new(
+                    Code::Runtime,
+                    format!("the container \"{id}\"'s process {pid} still runs after KILL"),
+                ));
+            }
+        }
+    }
+    delete(rt, id)
 }
 
 /// `down`: kills and deletes the container, drops the record. Without a record there is nothing
@@ -372,20 +452,39 @@ pub fn down_locked(state: &StateDir, name: &str, stop: &StopArgs) -> Result<()> 
         host::require_root(STAGE, "stop containers")?;
     }
     let rt = rec.runtime()?;
-    match foreign_bundle(&rt, &rec)? {
+    let dir = state.dir(name)?;
+    let pid_file = dir.join(PID_FILE);
+    let timeout = Duration::from_secs(stop.timeout);
+    if rec.start_time > 0 && process::is(rec.pid, rec.start_time) {
+        // The process `up` started is still there (running, or ended and not yet reaped): the
+        // container of the recorded id is the one made from the recorded bundle, no need to ask
+        // the runtime its state.
+        stop_recorded(&rt, &rec, &pid_file, stop.signal, timeout)?;
+    } else {
+        stop_unrecorded(&rt, &rec, stop.signal, timeout)?;
+    }
+    for file in [dir.join(LOG), pid_file] {
+        if file.exists() && explain::step(&["rm", "-f", &file.to_string_lossy()]) {
+            cloon_core::state::remove_file(&file)?;
+        }
+    }
+    explain::release(state, name, RECORD)
+}
+
+/// Stops and deletes the container of a record whose process is gone or unknown (an `up` killed
+/// before the record's last write, a container that ended): the runtime's state says whether
+/// the container of that id is there, and made from the recorded bundle.
+fn stop_unrecorded(rt: &Runtime, rec: &RunRecord, signal: Signal, timeout: Duration) -> Result<()> {
+    match foreign_bundle(rt, rec)? {
         Some(bundle) => explain::note(&format!(
             "{} has a container \"{}\" made from {bundle}, not from the recorded {}: not cloon's, it stays",
             rt.root.display(),
             rec.id,
             rec.bundle
         )),
-        None => stop_and_delete(&rt, &rec.id, stop.signal, Duration::from_secs(stop.timeout))?,
+        None => stop_and_delete(rt, &rec.id, signal, timeout)?,
     }
-    let log = state.dir(name)?.join(LOG);
-    if log.exists() && explain::step(&["rm", "-f", &log.to_string_lossy()]) {
-        cloon_core::state::remove_file(&log)?;
-    }
-    explain::release(state, name, RECORD)
+    Ok(())
 }
 
 /// The bundle of the runtime's container of the recorded id, when it is not the recorded one:
@@ -565,6 +664,7 @@ mod tests {
             bundle: "/b".into(),
             log: "/l".into(),
             pid: 7,
+            start_time: 0,
         };
         st.claim("L1", RECORD, &rec).unwrap();
         st.claim("L0", "spec", &json!({})).unwrap();

@@ -205,13 +205,27 @@ impl Runtime {
         .details(read_from(log, start)))
     }
 
-    /// `create --bundle BUNDLE ID` (said first with `--explain`; not run with `--dry-run`).
-    pub fn create(&self, bundle: &Path, id: &str, log: &Path) -> Result<()> {
+    /// `create --bundle BUNDLE --pid-file PID_FILE ID` (said first with `--explain`; not run
+    /// with `--dry-run`): the runtime writes the container's pid to `pid_file` (crun and runc
+    /// alike).
+    pub fn create(&self, bundle: &Path, id: &str, log: &Path, pid_file: &Path) -> Result<()> {
         self.run_logged(
             "create",
-            &[OsStr::new("--bundle"), bundle.as_os_str(), OsStr::new(id)],
+            &[
+                OsStr::new("--bundle"),
+                bundle.as_os_str(),
+                OsStr::new("--pid-file"),
+                pid_file.as_os_str(),
+                OsStr::new(id),
+            ],
             log,
         )
+    }
+
+    /// Whether the runtime keeps a container `id`: both crun and runc keep a container's state
+    /// in `<root>/<id>`, from its `create` to its `delete`. No runtime call.
+    pub fn exists(&self, id: &str) -> bool {
+        self.root.join(id).exists()
     }
 
     /// `start ID` (said first with `--explain`; not run with `--dry-run`).
@@ -225,7 +239,7 @@ impl Runtime {
         if !out.status.success() {
             // Both crun and runc keep a container's state in `<root>/<id>`: without it, the
             // container does not exist, whatever the wording of the message.
-            if !self.root.join(id).exists() {
+            if !self.exists(id) {
                 return Ok(None);
             }
             return Err(Error::new(

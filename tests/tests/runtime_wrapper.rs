@@ -65,8 +65,9 @@ fn a_wrapper_script_at_a_path_runs_the_pipeline() {
     .ok();
     let said = std::fs::read_to_string(&log).expect("the wrapper's log");
     for verb in [
-        format!("--root {root} create --bundle /run/cloon/{name}/bundle {name}"),
+        format!("--root {root} create --bundle /run/cloon/{name}/bundle --pid-file /run/cloon/{name}/container.pid {name}"),
         format!("--root {root} start {name}"),
+        // By `cloon-run list`.
         format!("--root {root} state {name}"),
         format!("--root {root} exec {name} hostname"),
         format!("--root {root} kill {name} KILL"),
