@@ -25,86 +25,10 @@ use crate::link::{LinkState, Netlink};
 use crate::p2p::{self, P2pRecord};
 use crate::record::Record;
 use crate::{down, tag, PART, STAGE};
+use cloon_core::gc::Report;
 use cloon_core::{explain, host, Error, Result, StateDir};
-use serde::Serialize;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-
-/// What `gc` found and did.
-#[derive(Debug, Clone, Default, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Report {
-    /// The state directory whose records were read.
-    pub state_dir: String,
-    /// Whether nothing was changed (`--dry-run`).
-    pub dry_run: bool,
-    /// What cloon left behind, each with whether it was removed.
-    pub found: Vec<Item>,
-    /// What `gc` looked at and left alone, and why.
-    pub kept: Vec<Item>,
-    /// The failures, whose messages are also in their items.
-    #[serde(skip)]
-    pub errors: Vec<Error>,
-}
-
-/// One thing `gc` found or kept.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Item {
-    /// `container`, `link` (point-to-point), `interface`, `bridge`, `bridge record` or
-    /// `directory`.
-    pub kind: &'static str,
-    pub name: String,
-    pub why: String,
-    /// Whether it was removed (found items only).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub removed: Option<bool>,
-    /// Why removing (or judging) it failed.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-}
-
-impl Report {
-    fn keep(&mut self, kind: &'static str, name: &str, why: impl Into<String>) {
-        self.kept.push(Item {
-            kind,
-            name: name.to_string(),
-            why: why.into(),
-            removed: None,
-            error: None,
-        });
-    }
-
-    /// Records what was found and the outcome of removing it (`Ok(false)`: a dry run).
-    fn found(&mut self, kind: &'static str, name: &str, why: String, outcome: Result<bool>) {
-        let (removed, error) = match outcome {
-            Ok(removed) => (removed, None),
-            Err(e) => {
-                let msg = e.to_string();
-                self.errors.push(e);
-                (false, Some(msg))
-            }
-        };
-        self.found.push(Item {
-            kind,
-            name: name.to_string(),
-            why,
-            removed: Some(removed),
-            error,
-        });
-    }
-
-    /// Records a failure to look at something, which is then left alone.
-    fn failed(&mut self, kind: &'static str, name: &str, e: Error) {
-        self.kept.push(Item {
-            kind,
-            name: name.to_string(),
-            why: "cannot be judged".into(),
-            removed: None,
-            error: Some(e.to_string()),
-        });
-        self.errors.push(e);
-    }
-}
 
 /// Runs `gc` on the state directory `state`.
 pub fn run(state: &StateDir) -> Result<Report> {
@@ -112,12 +36,7 @@ pub fn run(state: &StateDir) -> Result<Report> {
         STAGE,
         "look inside network namespaces and remove what cloon left",
     )?;
-    let acting = explain::acting();
-    let mut report = Report {
-        state_dir: state.root().display().to_string(),
-        dry_run: !acting,
-        ..Report::default()
-    };
+    let mut report = Report::new(state);
     records(state, &mut report)?;
     let host = Netlink::connect()?;
     let roots = root_spellings(state);
@@ -133,7 +52,7 @@ pub fn run(state: &StateDir) -> Result<Report> {
         } else {
             Ok(false)
         };
-        report.found("directory", &shown, "empty".into(), outcome);
+        report.found("directory", &shown, "empty", outcome);
     }
     Ok(report)
 }

@@ -119,27 +119,7 @@ fn dispatch(state: &StateDir, cmd: Cmd) -> ExitCode {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => cli::fail(STAGE, &e),
         },
-        Cmd::Gc => gc(state),
-    }
-}
-
-/// `gc`: the report on stdout, even when removing something failed; then the first failure's
-/// message on stderr and code as exit status.
-fn gc(state: &StateDir) -> ExitCode {
-    match cloon_netns::gc::run(state) {
-        Ok(report) => {
-            let mut text = serde_json::to_string_pretty(&report).unwrap_or_default();
-            text.push('\n');
-            cli::print(&text);
-            match report.errors.first() {
-                None => ExitCode::SUCCESS,
-                Some(e) => {
-                    eprintln!("{STAGE}: error: {e}");
-                    ExitCode::from(e.code.number())
-                }
-            }
-        }
-        Err(e) => cli::fail(STAGE, &e),
+        Cmd::Gc => cloon_core::gc::run(STAGE, || cloon_netns::gc::run(state)),
     }
 }
 
