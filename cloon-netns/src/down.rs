@@ -24,15 +24,8 @@ use std::path::Path;
 /// Runs `down` for `name`: deletes what its records list, then the records; under the lock of
 /// its state directory, so that it waits for an `up` of that name still at work.
 pub fn down(state: &StateDir, name: &str) -> Result<()> {
-    if !state.dir(name)?.exists() {
-        return Ok(());
-    }
-    let _lock = if explain::acting() {
-        Some(state.lock(name)?)
-    } else {
-        None
-    };
-    down_locked(state, name)
+    state.with_lock(name, || down_locked(state, name))?;
+    Ok(())
 }
 
 /// [`down`], for a caller that holds the lock of the state directory of `name` (or in a dry run).

@@ -417,18 +417,15 @@ fn stop_recorded(
 /// of cloon's to stop: success. Under the lock of the container's state directory, so that it
 /// waits for an `up` of that name still at work, and for the runtime command of one killed.
 pub fn down(state: &StateDir, name: &str, stop: &StopArgs) -> Result<()> {
-    if !state.dir(name)?.exists() {
+    if state
+        .with_lock(name, || down_locked(state, name, stop))?
+        .is_none()
+    {
         explain::note(&format!(
             "cloon has no container \"{name}\": nothing to undo"
         ));
-        return Ok(());
     }
-    let _lock = if explain::acting() {
-        Some(state.lock(name)?)
-    } else {
-        None
-    };
-    down_locked(state, name, stop)
+    Ok(())
 }
 
 /// [`down`], for a caller that holds the lock of the state directory of `name` (or in a dry run).
