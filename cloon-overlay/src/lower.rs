@@ -231,9 +231,14 @@ pub fn join(state: &StateDir, place: &Place, image: &Path, id: (u64, u64)) -> Re
             loop_dev: var.into(),
         });
     };
-    let attached = loopdev::attach_read_only(image, &loopdev::Tag::new(state.root(), id))?;
+    let tag = loopdev::Tag::new(state.root(), id);
+    let attached = loopdev::attach_read_only(image, &tag)?;
     let dev = attached.path.to_string_lossy().into_owned();
     explain::note(&format!("{var} is {dev}"));
+    explain::note(&format!(
+        "cloon also names it {} (its file name field, which losetup cannot set), so that gc knows it",
+        tag.as_str()
+    ));
     explain::shell(&mount_lower);
     mount::mount_lower(&attached.path, &place.lower)?;
     {
