@@ -138,6 +138,35 @@ pub fn bookworm_image() -> Option<PathBuf> {
     Some(img)
 }
 
+/// The (kind, name) of the items of a `gc` report's `found` or `kept` list, sorted.
+pub fn gc_items(report: &serde_json::Value, list: &str) -> Vec<(String, String)> {
+    let mut items: Vec<(String, String)> = report[list]
+        .as_array()
+        .unwrap_or_else(|| panic!("no {list} in {report}"))
+        .iter()
+        .map(|i| {
+            (
+                i["kind"].as_str().unwrap_or_default().to_string(),
+                i["name"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect();
+    items.sort();
+    items
+}
+
+/// One (kind, name) item of a `gc` report, as [`gc_items`] lists them.
+pub fn gc_item(kind: &str, name: &str) -> (String, String) {
+    (kind.to_string(), name.to_string())
+}
+
+/// The shared lower cloon-overlay mounts for `img`: `/run/cloon/.lowers/<dev>-<ino>/lower`.
+pub fn lower_of(img: &str) -> String {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(img).expect("the image");
+    format!("/run/cloon/.lowers/{}-{}/lower", meta.dev(), meta.ino())
+}
+
 /// Whether privileged tests can run here. Without root they are skipped, unless
 /// `CLOON_REQUIRE_ROOT=1`, where they fail.
 pub fn have_root(test: &str) -> bool {
@@ -383,6 +412,14 @@ impl Sandbox {
         std::fs::write(&copy, text).unwrap_or_else(|e| panic!("copy of {path}: {e}"));
         assert_valid_config(&copy);
         let _ = std::fs::remove_file(&copy);
+    }
+
+    /// A busybox image made by cloon-img in the scratch directory; its path.
+    pub fn busybox_image(&self, file: &str) -> String {
+        let img = self.path(file).to_string_lossy().into_owned();
+        self.tool("cloon-img", &["create", "--busybox", &img], "")
+            .ok();
+        img
     }
 
     /// A path in the scratch directory.

@@ -4,9 +4,8 @@
 //! loop device attached by hand to the same image, a mount under the state directory that
 //! cloon does not make, a container named like cloon's whose bundle is elsewhere.
 
-use cloon_tests::{unique, Sandbox};
+use cloon_tests::{gc_item, gc_items, lower_of, unique, Sandbox};
 use serde_json::Value;
-use std::os::unix::fs::MetadataExt;
 
 /// Runs `tool gc` with `flags`; it must succeed. Returns its report.
 fn gc(sb: &Sandbox, tool: &str, flags: &[&str]) -> Value {
@@ -16,27 +15,6 @@ fn gc(sb: &Sandbox, tool: &str, flags: &[&str]) -> Value {
     assert_eq!(report["stateDir"], "/run/cloon");
     assert_eq!(report["dryRun"], !flags.is_empty());
     report
-}
-
-/// The (kind, name) of the items of a report's `found` or `kept`, sorted.
-fn items(report: &Value, list: &str) -> Vec<(String, String)> {
-    let mut v: Vec<(String, String)> = report[list]
-        .as_array()
-        .unwrap_or_else(|| panic!("no {list} in {report}"))
-        .iter()
-        .map(|i| {
-            (
-                i["kind"].as_str().unwrap_or_default().to_string(),
-                i["name"].as_str().unwrap_or_default().to_string(),
-            )
-        })
-        .collect();
-    v.sort();
-    v
-}
-
-fn pair(kind: &str, name: &str) -> (String, String) {
-    (kind.to_string(), name.to_string())
 }
 
 /// Every found item was removed (`true`) or, in a dry run, not (`false`).
@@ -56,19 +34,6 @@ fn snapshot(sb: &Sandbox) -> String {
         .ok();
     s.push_str(&sb.loops().join("\n"));
     s
-}
-
-fn image(sb: &Sandbox, file: &str) -> String {
-    let img = sb.path(file).to_string_lossy().into_owned();
-    sb.tool("cloon-img", &["create", "--busybox", &img], "")
-        .ok();
-    img
-}
-
-/// The lower of `img`: `/run/cloon/.lowers/<dev>-<ino>/lower`.
-fn lower_of(img: &str) -> String {
-    let meta = std::fs::metadata(img).expect("the image");
-    format!("/run/cloon/.lowers/{}-{}/lower", meta.dev(), meta.ino())
 }
 
 fn overlay_up(sb: &Sandbox, img: &str, name: &str) -> Value {
@@ -94,8 +59,8 @@ fn overlay_gc_removes_cloons_leftovers_and_keeps_healthy_overlays_and_look_alike
     let Some(sb) = Sandbox::new("gc-overlay") else {
         return;
     };
-    let one = image(&sb, "one.img");
-    let two = image(&sb, "two.img");
+    let one = sb.busybox_image("one.img");
+    let two = sb.busybox_image("two.img");
     for n in ["A", "B", "C"] {
         overlay_up(&sb, &one, n);
     }
@@ -135,33 +100,33 @@ fn overlay_gc_removes_cloons_leftovers_and_keeps_healthy_overlays_and_look_alike
     all_removed(&dry, false);
     let report = gc(&sb, "cloon-overlay", &[]);
     all_removed(&report, true);
-    let found = items(&report, "found");
+    let found = gc_items(&report, "found");
     let expected = vec![
-        pair("directory", "/run/cloon/D"),
-        pair("directory", "/run/cloon/D/overlay"),
-        pair("directory", "/run/cloon/S"),
-        pair("directory", "/run/cloon/S/overlay"),
-        pair("loop device", &d_loop),
-        pair("lower", &lower_of(&two)),
-        pair("mount", "/run/cloon/S/overlay/rootfs"),
-        pair("overlay", "B"),
+        gc_item("directory", "/run/cloon/D"),
+        gc_item("directory", "/run/cloon/D/overlay"),
+        gc_item("directory", "/run/cloon/S"),
+        gc_item("directory", "/run/cloon/S/overlay"),
+        gc_item("loop device", &d_loop),
+        gc_item("lower", &lower_of(&two)),
+        gc_item("mount", "/run/cloon/S/overlay/rootfs"),
+        gc_item("overlay", "B"),
     ];
     assert_eq!(found, expected, "{report:#}");
     // The dry run listed the same, less what only the removals bring to light (the directories
     // emptied by the removal of their overlay/).
-    let dry_found = items(&dry, "found");
+    let dry_found = gc_items(&dry, "found");
     for item in &expected {
         if item.1 != "/run/cloon/S" && item.1 != "/run/cloon/D" {
             assert!(dry_found.contains(item), "{item:?} not in {dry:#}");
         }
     }
-    let kept = items(&report, "kept");
+    let kept = gc_items(&report, "kept");
     for item in [
-        pair("overlay", "A"),
-        pair("overlay", "C"),
-        pair("lower", &lower_of(&one)),
-        pair("mount", "/run/cloon/F/data"),
-        pair("loop device", &hand),
+        gc_item("overlay", "A"),
+        gc_item("overlay", "C"),
+        gc_item("lower", &lower_of(&one)),
+        gc_item("mount", "/run/cloon/F/data"),
+        gc_item("loop device", &hand),
     ] {
         assert!(kept.contains(&item), "{item:?} not kept: {report:#}");
     }
@@ -200,7 +165,7 @@ fn overlay_gc_removes_cloons_leftovers_and_keeps_healthy_overlays_and_look_alike
     }
     // A second gc finds nothing more.
     let again = gc(&sb, "cloon-overlay", &[]);
-    assert_eq!(items(&again, "found"), Vec::<(String, String)>::new());
+    assert_eq!(gc_items(&again, "found"), Vec::<(String, String)>::new());
 
     for n in ["A", "C"] {
         sb.tool("cloon-overlay", &["down", "--name", n], "").ok();
@@ -320,16 +285,16 @@ fn run_and_spec_gc_remove_dead_and_orphaned_containers_and_keep_look_alikes() {
     let report = gc(&sb, "cloon-run", &[]);
     all_removed(&report, true);
     let expected = vec![
-        pair("container", &dead),
-        pair("container", &format!("{orphan} (/run/crun)")),
-        pair("container", &stale),
-        pair("log", &format!("/run/cloon/{orphan}/container.log")),
+        gc_item("container", &dead),
+        gc_item("container", &format!("{orphan} (/run/crun)")),
+        gc_item("container", &stale),
+        gc_item("log", &format!("/run/cloon/{orphan}/container.log")),
     ];
-    assert_eq!(items(&report, "found"), expected, "{report:#}");
-    assert_eq!(items(&dry, "found"), expected, "{dry:#}");
+    assert_eq!(gc_items(&report, "found"), expected, "{report:#}");
+    assert_eq!(gc_items(&dry, "found"), expected, "{dry:#}");
     assert_eq!(
-        items(&report, "kept"),
-        vec![pair("container", &good)],
+        gc_items(&report, "kept"),
+        vec![gc_item("container", &good)],
         "{report:#}"
     );
     let mut left = vec![good.clone(), alike.clone(), stale.clone()];
@@ -341,21 +306,21 @@ fn run_and_spec_gc_remove_dead_and_orphaned_containers_and_keep_look_alikes() {
     let report = gc(&sb, "cloon-spec", &[]);
     all_removed(&report, true);
     assert_eq!(
-        items(&report, "found"),
-        vec![pair("bundle", &lost)],
+        gc_items(&report, "found"),
+        vec![gc_item("bundle", &lost)],
         "{report:#}"
     );
     let mut kept = vec![
-        pair("bundle", &good),
-        pair("bundle", &dead),
-        pair("bundle", &orphan),
-        pair("bundle", &stale),
+        gc_item("bundle", &good),
+        gc_item("bundle", &dead),
+        gc_item("bundle", &orphan),
+        gc_item("bundle", &stale),
     ];
     kept.sort();
-    assert_eq!(items(&report, "kept"), kept, "{report:#}");
+    assert_eq!(gc_items(&report, "kept"), kept, "{report:#}");
 
     // Nothing more to find; then everything down, the look-alikes by hand.
-    assert!(items(&gc(&sb, "cloon-run", &[]), "found").is_empty());
+    assert!(gc_items(&gc(&sb, "cloon-run", &[]), "found").is_empty());
     sb.tool("cloon-run", &["down", "--name", &good], "").ok();
     for name in [&good, &dead, &orphan, &stale] {
         sb.tool("cloon-spec", &["down", "--name", name], "").ok();

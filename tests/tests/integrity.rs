@@ -12,13 +12,6 @@ use std::time::{Duration, Instant};
 
 const TOOLS: [&str; 4] = ["cloon-overlay", "cloon-netns", "cloon-spec", "cloon-run"];
 
-fn image(sb: &Sandbox) -> String {
-    let img = sb.path("bb.img").to_string_lossy().into_owned();
-    sb.tool("cloon-img", &["create", "--busybox", &img], "")
-        .ok();
-    img
-}
-
 /// The whole pipeline for `name`, its namespace `ns` and host end `host`: the document.
 fn pipeline(sb: &Sandbox, img: &str, name: &str, ns: &str, host: &str) -> Value {
     let out = sb
@@ -64,7 +57,7 @@ fn the_image_never_changes_whatever_its_containers_and_the_tools_go_through() {
     let Some(sb) = Sandbox::new("integrity-image") else {
         return;
     };
-    let img = image(&sb);
+    let img = sb.busybox_image("bb.img");
     let sum = sha256(&img);
     let (a, b) = (unique("IA-"), unique("IB-"));
 
@@ -158,7 +151,7 @@ fn the_state_directory_and_each_containers_are_private() {
     let Some(sb) = Sandbox::new("integrity-modes") else {
         return;
     };
-    let img = image(&sb);
+    let img = sb.busybox_image("bb.img");
     let name = unique("M-");
     let doc = pipeline(&sb, &img, &name, "mns", "vm0");
     let lower = doc["overlay"]["lower"].as_str().unwrap();
@@ -212,7 +205,7 @@ fn check_of_every_tool_reports_drift_with_104() {
     let Some(sb) = Sandbox::new("integrity-drift") else {
         return;
     };
-    let img = image(&sb);
+    let img = sb.busybox_image("bb.img");
     let name = unique("D-");
     let doc = pipeline(&sb, &img, &name, "dns", "vd0");
     let text = doc.to_string();

@@ -1,45 +1,11 @@
 //! cloon-netns on real namespaces and veths, inside a sandbox (fresh mount and network namespaces
 //! with their own /run). Every assertion reads the kernel's state through `ip`.
 
-use cloon_tests::{add_standalone, Run, Sandbox};
+mod netns_util;
+
+use cloon_tests::{add_standalone, Sandbox};
+use netns_util::{ifindex, inside, is_up, json_ok, link, netns, STAGE};
 use serde_json::Value;
-
-const STAGE: &str = "cloon-netns";
-
-fn netns(sb: &Sandbox, args: &[&str], stdin: &str) -> Run {
-    sb.tool(STAGE, args, stdin)
-}
-
-/// The one-line `ip -o link show NAME` of an interface in the sandbox, "" when missing.
-fn link(sb: &Sandbox, name: &str) -> String {
-    sb.sh(&format!("ip -o link show {name} 2>/dev/null; true"))
-        .ok()
-}
-
-/// Runs a command inside the named namespace of the sandbox.
-fn inside(sb: &Sandbox, ns: &str, cmd: &str) -> String {
-    sb.sh(&format!("ip netns exec {ns} {cmd}")).ok()
-}
-
-fn is_up(ip_link_line: &str) -> bool {
-    let flags = ip_link_line
-        .split('<')
-        .nth(1)
-        .and_then(|s| s.split('>').next())
-        .unwrap_or("");
-    flags.split(',').any(|f| f == "UP")
-}
-
-/// The ifindex at the start of an `ip -o link` line.
-fn ifindex(ip_link_line: &str) -> String {
-    ip_link_line.split(':').next().unwrap_or("").to_string()
-}
-
-/// Asserts success and returns stdout as JSON.
-fn json_ok(run: Run) -> Value {
-    let out = run.ok();
-    serde_json::from_str(&out).expect("json")
-}
 
 #[test]
 fn up_two_pairs_then_down_leaves_nothing() {

@@ -7,7 +7,7 @@
 
 mod netns_util;
 
-use cloon_tests::{tool_path, Sandbox};
+use cloon_tests::{gc_item, gc_items, tool_path, Sandbox};
 use netns_util::{link, netns, records, snapshot, STAGE};
 use serde_json::Value;
 use std::io::Write;
@@ -113,25 +113,6 @@ fn gc(sb: &Sandbox, flags: &[&str]) -> Value {
     run.json()
 }
 
-/// The (kind, name) of the items of a report's list.
-fn items(report: &Value, list: &str) -> Vec<(String, String)> {
-    report[list]
-        .as_array()
-        .unwrap_or_else(|| panic!("no {list} in {report}"))
-        .iter()
-        .map(|i| {
-            (
-                i["kind"].as_str().unwrap_or_default().to_string(),
-                i["name"].as_str().unwrap_or_default().to_string(),
-            )
-        })
-        .collect()
-}
-
-fn pair(kind: &str, name: &str) -> (String, String) {
-    (kind.to_string(), name.to_string())
-}
-
 /// How long an uninterrupted `up` (from the spawn of nsenter to its exit) takes here: the
 /// median of a few.
 fn span_of_up(sb: &Sandbox) -> Duration {
@@ -186,7 +167,7 @@ fn up_killed_at_any_moment_then_down_and_gc_leave_nothing_and_touch_nothing_else
         assert_eq!(down.status, 0, "{context}: down: {}", down.stderr);
         // down alone removed everything of cloon's: gc finds nothing more.
         let report = gc(&sb, &[]);
-        assert_eq!(items(&report, "found"), [], "{context}: {report:#}");
+        assert_eq!(gc_items(&report, "found"), [], "{context}: {report:#}");
         assert_eq!(
             foreign_state(&sb),
             foreign,
@@ -226,7 +207,7 @@ fn up_killed_then_gc_alone_brings_a_broken_container_down() {
         let check = netns(&sb, &["check", "--name", "K"], "");
         if check.status == 0 {
             assert!(
-                items(&report, "kept").contains(&pair("container", "K")),
+                gc_items(&report, "kept").contains(&gc_item("container", "K")),
                 "{context}: {report:#}"
             );
             netns(&sb, &["down", "--name", "K"], "").ok();
@@ -473,12 +454,12 @@ fn links_and_groups(sb: &Sandbox) -> String {
 
 fn expected_found() -> Vec<(String, String)> {
     vec![
-        pair("container", "B"),
-        pair("link", "w1"),
-        pair("interface", "vgt_o"),
-        pair("bridge", "br_o"),
-        pair("bridge record", "empty"),
-        pair("bridge record", "gone"),
+        gc_item("container", "B"),
+        gc_item("link", "w1"),
+        gc_item("interface", "vgt_o"),
+        gc_item("bridge", "br_o"),
+        gc_item("bridge record", "empty"),
+        gc_item("bridge record", "gone"),
     ]
 }
 
@@ -500,7 +481,7 @@ fn gc_dry_run_lists_what_gc_removes_and_changes_nothing() {
     assert_eq!(dry.status, 0, "{}", dry.stderr);
     let report = dry.json();
     assert_eq!(report["dryRun"], true);
-    assert_eq!(sorted(items(&report, "found")), sorted(expected_found()));
+    assert_eq!(sorted(gc_items(&report, "found")), sorted(expected_found()));
     assert!(report["found"]
         .as_array()
         .expect("found")
@@ -541,16 +522,16 @@ fn gc_removes_leftovers_keeps_healthy_containers_and_every_look_alike() {
     let a = netns(&sb, &["show", "--name", "A"], "").json();
     let report = gc(&sb, &[]);
     assert_eq!(report["dryRun"], false);
-    assert_eq!(sorted(items(&report, "found")), sorted(expected_found()));
+    assert_eq!(sorted(gc_items(&report, "found")), sorted(expected_found()));
     for item in report["found"].as_array().expect("found") {
         assert_eq!(item["removed"], true, "{item}");
         assert!(item.get("error").is_none(), "{item}");
     }
-    let kept = items(&report, "kept");
+    let kept = gc_items(&report, "kept");
     for k in [
-        pair("container", "A"),
-        pair("bridge", "lan1"),
-        pair("interface", "vgt_x"),
+        gc_item("container", "A"),
+        gc_item("bridge", "lan1"),
+        gc_item("interface", "vgt_x"),
     ] {
         assert!(kept.contains(&k), "{k:?} not kept: {report:#}");
     }
@@ -576,7 +557,7 @@ fn gc_removes_leftovers_keeps_healthy_containers_and_every_look_alike() {
     assert_eq!(link(&sb, "vgt_x"), vgt_x);
 
     // A second gc finds nothing.
-    assert_eq!(items(&gc(&sb, &[]), "found"), []);
+    assert_eq!(gc_items(&gc(&sb, &[]), "found"), []);
     netns(&sb, &["down", "--name", "A"], "").ok();
     assert_eq!(link(&sb, "lan1"), "");
     // vgt_x first: its peer is in hand_ns, which takes it along when deleted (later).
@@ -606,13 +587,13 @@ fn gc_leaves_a_container_whose_up_is_at_work() {
         std::thread::sleep(Duration::from_millis(10));
     }
     let report = gc(&sb, &[]);
-    assert_eq!(items(&report, "found"), []);
-    assert!(items(&report, "kept").contains(&pair("container", "K")));
+    assert_eq!(gc_items(&report, "found"), []);
+    assert!(gc_items(&report, "kept").contains(&gc_item("container", "K")));
     assert!(sb.sh("ls /run/cloon/K").ok().contains("netns.json"));
     let _ = holder.kill();
     let _ = holder.wait();
     // Once let go, the record is a broken container's, brought down.
     let report = gc(&sb, &[]);
-    assert_eq!(items(&report, "found"), [pair("container", "K")]);
+    assert_eq!(gc_items(&report, "found"), [gc_item("container", "K")]);
     sb.assert_clean(&[]);
 }

@@ -2,27 +2,12 @@
 //! container of one image shares one loop device and one read-only lower mount, the last one out
 //! removes them, whatever the order, the crashes and the concurrency.
 
-use cloon_tests::{sha256, Sandbox};
+use cloon_tests::{lower_of, sha256, Sandbox};
 use serde_json::Value;
 use std::io::{BufRead, BufReader};
-use std::os::unix::fs::MetadataExt;
 use std::process::Stdio;
 
 const TOOL: &str = "cloon-overlay";
-
-/// A busybox image in the scratch directory.
-fn image(sb: &Sandbox, file: &str) -> String {
-    let img = sb.path(file).to_string_lossy().into_owned();
-    sb.tool("cloon-img", &["create", "--busybox", &img], "")
-        .ok();
-    img
-}
-
-/// The lower of `img`: `/run/cloon/.lowers/<dev>-<ino>/lower`.
-fn lower_of(img: &str) -> String {
-    let meta = std::fs::metadata(img).expect("the image");
-    format!("/run/cloon/.lowers/{}-{}/lower", meta.dev(), meta.ino())
-}
 
 fn up(sb: &Sandbox, img: &str, name: &str) -> Value {
     let run = sb.tool(TOOL, &["--image", img, "--name", name], "");
@@ -78,7 +63,7 @@ fn eight_containers_share_one_loop_device_and_the_last_one_out_removes_it() {
     let Some(sb) = Sandbox::new("overlay-shared-eight") else {
         return;
     };
-    let img = image(&sb, "bb.img");
+    let img = sb.busybox_image("bb.img");
     let before = sha256(&img);
     let lower = lower_of(&img);
     let names: Vec<String> = (0..8).map(|i| format!("C{i}")).collect();
@@ -133,8 +118,8 @@ fn each_image_gets_its_own_lower_and_a_hard_link_is_the_same_image() {
     let Some(sb) = Sandbox::new("overlay-shared-two") else {
         return;
     };
-    let one = image(&sb, "one.img");
-    let two = image(&sb, "two.img");
+    let one = sb.busybox_image("one.img");
+    let two = sb.busybox_image("two.img");
     let link = sb.path("link.img").to_string_lossy().into_owned();
     std::fs::hard_link(&one, &link).unwrap();
     let (l1, l2) = (lower_of(&one), lower_of(&two));
@@ -169,7 +154,7 @@ fn a_lost_overlay_record_or_lower_leaves_no_wrong_count() {
     let Some(sb) = Sandbox::new("overlay-shared-lost") else {
         return;
     };
-    let img = image(&sb, "bb.img");
+    let img = sb.busybox_image("bb.img");
     let lower = lower_of(&img);
     let record = format!("{}.json", lower.trim_end_matches("/lower"));
 
@@ -281,7 +266,7 @@ fn tools_killed_between_steps_leave_nothing_the_next_down_cannot_clean() {
     let Some(sb) = Sandbox::new("overlay-shared-killed") else {
         return;
     };
-    let img = image(&sb, "bb.img");
+    let img = sb.busybox_image("bb.img");
     let lower = lower_of(&img);
     let k = "/run/cloon/K/overlay";
     let key_dir = lower.trim_end_matches("/lower").to_string();
@@ -356,7 +341,7 @@ fn sixteen_concurrent_ups_and_downs_of_one_image_end_clean() {
     let Some(sb) = Sandbox::new("overlay-shared-concurrent") else {
         return;
     };
-    let img = image(&sb, "bb.img");
+    let img = sb.busybox_image("bb.img");
     let lower = lower_of(&img);
     let all = |names: Vec<String>, action: &'static str| {
         std::thread::scope(|s| {
