@@ -142,7 +142,12 @@ pub fn run(stage: &str, gc: impl FnOnce() -> Result<Report>) -> ExitCode {
 pub fn empty_dirs(state: &StateDir, report: &mut Report) -> Result<()> {
     for name in state.names()? {
         let dir = state.dir(&name)?;
-        let empty = std::fs::read_dir(&dir).is_ok_and(|mut e| e.next().is_none());
+        let Some(fd) = state.open_container(&name)? else {
+            continue;
+        };
+        let empty = crate::state::fs_at::list(std::os::fd::AsFd::as_fd(&fd))
+            .is_ok_and(|entries| entries.is_empty());
+        drop(fd);
         if !empty {
             continue;
         }
@@ -158,14 +163,13 @@ pub fn empty_dirs(state: &StateDir, report: &mut Report) -> Result<()> {
             continue;
         };
         explain::step(&["rmdir", shown.as_str()]);
-        let outcome = match std::fs::remove_dir(&dir) {
-            Ok(()) => Ok(true),
-            // A record was written meanwhile, or it is already gone: not a leftover after all.
-            Err(e) if e.raw_os_error() == Some(nix::libc::ENOTEMPTY) => continue,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-            Err(e) => Err(Error::io(format!("cannot remove {shown}"), &e)),
-        };
-        report.found("directory", &shown, why, outcome);
+        // `rmdir` removes only an empty directory: a record written meanwhile stays, and then it
+        // was not a leftover after all.
+        match state.remove_dir_if_empty(&name) {
+            Ok(true) => report.found("directory", &shown, why, Ok(true)),
+            Ok(false) => continue,
+            Err(e) => report.found("directory", &shown, why, Err(e)),
+        }
     }
     Ok(())
 }

@@ -10,13 +10,15 @@
 
 use crate::error::{Code, Context, Error, Result};
 use crate::name;
-use crate::state::StateDir;
-use nix::fcntl::{Flock, FlockArg};
+use crate::state::{fs_at, StateDir};
+use nix::errno::Errno;
+use nix::fcntl::{Flock, FlockArg, OFlag};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::fs::{self, File};
 use std::io::{Read, Seek, SeekFrom, Write};
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
+use std::os::fd::AsFd;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 /// How many times a lock is tried again after losing a race with a removal before giving up.
@@ -43,27 +45,22 @@ impl StateDir {
     }
 
     /// Locks the shared record `name` of `kind`, waiting for another holder to let it go.
-    /// The record may not exist yet: [`Shared::load`] then says `None`.
+    /// The record may not exist yet: [`Shared::load`] then says `None`. No link is followed.
     pub fn lock_shared(&self, kind: &str, name: &str) -> Result<Shared> {
         let dir = self.shared_dir(kind)?;
         let path = self.shared_path(kind, name)?;
+        let leaf = format!(".{kind}");
+        let rel = Path::new(&leaf).join(format!("{name}.json"));
         for _ in 0..ATTEMPTS {
-            fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(&dir)
-                .context(|| format!("cannot create {}", dir.display()))?;
-            let file = fs::OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create(true)
-                .truncate(false)
-                .mode(0o600)
-                .open(&path);
+            let root = self.ensure_root()?;
+            fs_at::mkdir_in(root.as_fd(), &leaf, 0o700)
+                .map_err(|e| fs_at::error("create", &dir, e))?;
+            let file =
+                fs_at::open_beneath(root.as_fd(), &rel, OFlag::O_RDWR | OFlag::O_CREAT, 0o600);
             let file = match file {
                 // The directory was removed by the last holder of another record: again.
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-                other => other.context(|| format!("cannot open {}", path.display()))?,
+                Err(Errno::ENOENT) => continue,
+                other => File::from(other.map_err(|e| fs_at::error("open", &path, e))?),
             };
             let file = Flock::lock(file, FlockArg::LockExclusive)
                 .map_err(|(_, e)| Error::sys(format!("cannot lock {}", path.display()), e))?;
@@ -82,9 +79,13 @@ impl StateDir {
     /// `None` when there is none.
     pub fn read_shared<T: DeserializeOwned>(&self, kind: &str, name: &str) -> Result<Option<T>> {
         let path = self.shared_path(kind, name)?;
-        let file = match File::open(&path) {
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            other => other.context(|| format!("cannot open {}", path.display()))?,
+        let Some(root) = self.open_root()? else {
+            return Ok(None);
+        };
+        let rel = Path::new(&format!(".{kind}")).join(format!("{name}.json"));
+        let file = match fs_at::open_beneath(root.as_fd(), &rel, OFlag::O_RDONLY, 0) {
+            Err(Errno::ENOENT) => return Ok(None),
+            other => File::from(other.map_err(|e| fs_at::error("open", &path, e))?),
         };
         let mut file = Flock::lock(file, FlockArg::LockShared)
             .map_err(|(_, e)| Error::sys(format!("cannot lock {}", path.display()), e))?;
@@ -94,21 +95,20 @@ impl StateDir {
     /// The names of the shared records of `kind`, sorted.
     pub fn shared_names(&self, kind: &str) -> Result<Vec<String>> {
         let dir = self.shared_dir(kind)?;
-        let entries = match fs::read_dir(&dir) {
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            other => other.context(|| format!("cannot list {}", dir.display()))?,
+        let Some(root) = self.open_root()? else {
+            return Ok(Vec::new());
         };
-        let mut names = Vec::new();
-        for entry in entries {
-            let entry = entry.context(|| format!("cannot list {}", dir.display()))?;
-            let file = entry.file_name();
-            let Some(stem) = file.to_str().and_then(|f| f.strip_suffix(".json")) else {
-                continue;
-            };
-            if name::container(stem).is_ok() {
-                names.push(stem.to_string());
-            }
-        }
+        let fd = match fs_at::open_dir_beneath(root.as_fd(), Path::new(&format!(".{kind}"))) {
+            Err(Errno::ENOENT) => return Ok(Vec::new()),
+            other => other.map_err(|e| fs_at::error("open", &dir, e))?,
+        };
+        let entries = fs_at::list(fd.as_fd()).map_err(|e| fs_at::error("list", &dir, e))?;
+        let mut names: Vec<String> = entries
+            .iter()
+            .filter_map(|f| f.strip_suffix(".json"))
+            .filter(|stem| name::container(stem).is_ok())
+            .map(String::from)
+            .collect();
         names.sort();
         Ok(names)
     }
@@ -166,7 +166,7 @@ fn same_file(file: &File, path: &Path) -> Result<bool> {
     let open = file
         .metadata()
         .context(|| format!("cannot inspect {}", path.display()))?;
-    match fs::metadata(path) {
+    match fs::symlink_metadata(path) {
         Ok(now) => Ok(now.ino() == open.ino() && now.dev() == open.dev()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
         Err(e) => Err(Error::io(format!("cannot inspect {}", path.display()), &e)),
