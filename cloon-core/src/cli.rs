@@ -299,13 +299,32 @@ pub fn print(text: &str) {
 
 /// Reports `err`: the error document on stdout, the message on stderr, its code as exit status.
 pub fn fail(stage: &str, err: &Error) -> ExitCode {
+    fail_with(stage, err, None)
+}
+
+/// Reports `err` as [`fail`] does, in the document `doc` (the input the stage failed on, with the
+/// name and the parts of the stages before it) when there is one.
+pub fn fail_with(stage: &str, err: &Error, doc: Option<Document>) -> ExitCode {
     eprintln!("{stage}: error: {err}");
-    print(&Document::from_error(stage, err).to_json());
+    let doc = doc.unwrap_or_default().with_error(stage, err);
+    print(&doc.to_json());
     ExitCode::from(err.code.number())
 }
 
-/// Runs a step that extends (or, for `down`, trims) the document read on stdin.
+/// Runs a step that extends (or, for `down`, trims) the document read on stdin. An error
+/// document from an earlier stage is handed on untouched, and nothing is done. When the step
+/// fails, its error document keeps what the input had (the name and earlier parts), with the
+/// container's name `name` (the `--name` flag) added when the input had none.
 pub fn run_step(stage: &str, step: impl FnOnce(Option<Document>) -> Result<Document>) -> ExitCode {
+    run_named(stage, None, step)
+}
+
+/// [`run_step`], for a step whose container name may come from a flag.
+pub fn run_named(
+    stage: &str,
+    name: Option<&str>,
+    step: impl FnOnce(Option<Document>) -> Result<Document>,
+) -> ExitCode {
     let input = match read_input() {
         Ok(input) => input,
         Err(e) => return fail(stage, &e),
@@ -317,12 +336,29 @@ pub fn run_step(stage: &str, step: impl FnOnce(Option<Document>) -> Result<Docum
         }
         return ExitCode::from(status);
     }
-    match step(input) {
+    finish(stage, name, input.clone(), step(input))
+}
+
+/// Prints the outcome of a step on `input`: the document, or the error document that keeps what
+/// `input` had, named by `name` when it had no name.
+fn finish(
+    stage: &str,
+    name: Option<&str>,
+    input: Option<Document>,
+    outcome: Result<Document>,
+) -> ExitCode {
+    match outcome {
         Ok(doc) => {
             print(&doc.to_json());
             ExitCode::SUCCESS
         }
-        Err(e) => fail(stage, &e),
+        Err(e) => {
+            let mut doc = input.unwrap_or_default();
+            if let Some(name) = name.filter(|n| crate::name::container(n).is_ok()) {
+                let _ = doc.set_name(name);
+            }
+            fail_with(stage, &e, Some(doc))
+        }
     }
 }
 
@@ -374,13 +410,44 @@ pub fn pick_name(flag: Option<&str>, doc: Option<&Document>, tool: &str) -> Resu
 
 /// `down`: undoes the stage for the container named by `--name` or the document, then removes the
 /// stage's part from the document. With only `--name`, the output is a document with that name.
+///
+/// An error document (a pipeline that failed halfway) is undone too: the stage brings down what
+/// its record says it made for the document's name, and hands the document on without its part,
+/// the error kept, so that the same teardown pipeline undoes every stage that had succeeded. An
+/// error document without a name made nothing anyone can name: it is handed on as it is.
 pub fn run_down(
     stage: &str,
     part: &str,
     name: Option<&str>,
     down: impl FnOnce(&str) -> Result<()>,
 ) -> ExitCode {
-    run_step(stage, |doc| down_document(stage, part, name, doc, down))
+    let input = match read_input() {
+        Ok(input) => input,
+        Err(e) => return fail(stage, &e),
+    };
+    let failed = input.as_ref().is_some_and(|d| d.error().is_some());
+    if failed && name.is_none() && input.as_ref().and_then(Document::name).is_none() {
+        if let Some(doc) = &input {
+            print(&doc.to_json());
+        }
+        return ExitCode::SUCCESS;
+    }
+    let outcome = down_document(stage, part, name, input.clone(), down);
+    finish(
+        stage,
+        name,
+        input.map(|d| without_error(d, failed)),
+        outcome,
+    )
+}
+
+/// `doc` without its error object when it had one (`failed`): a failure of `down` on an error
+/// document reports its own error.
+fn without_error(mut doc: Document, failed: bool) -> Document {
+    if failed {
+        doc.remove("error");
+    }
+    doc
 }
 
 fn down_document(

@@ -79,7 +79,14 @@ impl Document {
 
     /// The error document for `err`, raised by `stage`.
     pub fn from_error(stage: &str, err: &Error) -> Document {
-        let mut doc = Document::new();
+        Document::new().with_error(stage, err)
+    }
+
+    /// This document with `err`, raised by `stage`, added: the error document of a stage that
+    /// failed on this input keeps the name and every part made before the failure, so that the
+    /// teardown pipeline (`cloon-run down | ... | cloon-overlay down`) undoes them.
+    pub fn with_error(mut self, stage: &str, err: &Error) -> Document {
+        let doc = &mut self;
         doc.0.insert(
             "error".into(),
             serde_json::json!({
@@ -89,7 +96,7 @@ impl Document {
                 "details": err.details,
             }),
         );
-        doc
+        self
     }
 
     /// The exit status an error document asks for (its code, or 1).

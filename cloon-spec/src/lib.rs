@@ -150,8 +150,22 @@ pub fn up(state: &StateDir, args: &UpArgs, input: Option<Document>) -> Result<Do
         .iter()
         .map(|b| spec::parse_bind(b))
         .collect::<Result<Vec<_>>>()?;
-    let hostname = args.hostname.clone().unwrap_or_else(|| name.clone());
-    spec::check_hostname(&hostname)?;
+    let hostname = match &args.hostname {
+        Some(given) => {
+            spec::check_hostname(given)?;
+            given.clone()
+        }
+        None => {
+            let derived = spec::hostname_of(&name);
+            if derived != name {
+                explain::note(&format!(
+                    "the name \"{name}\" is not a valid hostname: the hostname is \"{derived}\" \
+                     (give --hostname to choose another)"
+                ));
+            }
+            derived
+        }
+    };
     let inputs = spec::Inputs {
         rootfs: rootfs.clone(),
         netns: netns.clone(),

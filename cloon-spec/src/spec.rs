@@ -178,6 +178,21 @@ pub fn check_hostname(name: &str) -> Result<()> {
     }
 }
 
+/// The hostname of a container named `name` (a valid container name): the name itself, with each
+/// character a hostname cannot hold (`_`) made a `-`, so that every name the other tools accept
+/// (the article's own `cloonix_1_1` among them) gets a container.
+pub fn hostname_of(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '.' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect()
+}
+
 /// The container's environment: PATH and TERM, then `extra`; a key given again replaces the
 /// earlier entry in place.
 pub fn environment(extra: &[String]) -> Vec<String> {
@@ -673,6 +688,16 @@ mod tests {
         check_hostname("a.b-c").unwrap();
         for bad in ["", "-a", "a b", "a_b", &"x".repeat(65)] {
             assert!(check_hostname(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn every_container_name_gets_a_valid_hostname() {
+        assert_eq!(hostname_of("Cloon1"), "Cloon1");
+        assert_eq!(hostname_of("cloonix_1_1"), "cloonix-1-1");
+        for name in ["a_b", "x.y-z_w", "0_", &"y".repeat(64)] {
+            cloon_core::name::container(name).unwrap();
+            check_hostname(&hostname_of(name)).unwrap();
         }
     }
 }
