@@ -86,10 +86,16 @@ impl NameArgs {
 /// With `CLOON_GENERATE` in the environment, writes the tool's manual pages, its shell
 /// completions or the document's schema instead, and exits (see [`crate::generate`]).
 pub fn parse<T: clap::Parser>() -> T {
+    parse_command(T::command())
+}
+
+/// [`parse`], for the command `cmd` (as [`crate::stage`] builds it for a stage).
+pub fn parse_command<T: clap::FromArgMatches>(cmd: clap::Command) -> T {
+    let cmd = with_examples(cmd);
     if let Some(value) = std::env::var_os(crate::generate::VAR) {
-        std::process::exit(generate(&command::<T>(), &value.to_string_lossy()));
+        std::process::exit(generate(&cmd, &value.to_string_lossy()));
     }
-    try_parse_from(std::env::args_os()).unwrap_or_else(|e| e.exit())
+    try_parse_command(cmd, std::env::args_os()).unwrap_or_else(|e| e.exit())
 }
 
 /// Answers `CLOON_GENERATE=value` for `cmd`: 0 when done, 2 (a usage error) for a value it does
@@ -252,7 +258,19 @@ where
     I: IntoIterator<Item = A>,
     A: Into<std::ffi::OsString> + Clone,
 {
-    let cmd = command::<T>();
+    try_parse_command(command::<T>(), args)
+}
+
+/// [`try_parse_from`] for the command `cmd`.
+pub fn try_parse_command<T, I, A>(
+    cmd: clap::Command,
+    args: I,
+) -> std::result::Result<T, clap::Error>
+where
+    T: clap::FromArgMatches,
+    I: IntoIterator<Item = A>,
+    A: Into<std::ffi::OsString> + Clone,
+{
     let conflicts = cmd.is_args_conflicts_with_subcommands_set();
     let usage = cmd.clone().render_usage().to_string();
     let mut cmd = cmd.args_conflicts_with_subcommands(false);

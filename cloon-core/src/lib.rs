@@ -16,6 +16,7 @@ pub mod name;
 pub mod netns;
 pub mod progress;
 pub mod shared;
+pub mod stage;
 pub mod state;
 pub mod undo;
 

@@ -1,0 +1,238 @@
+//! The stage skeleton: what every tool of the pipeline does around its one step, written once.
+//!
+//! In the spirit of CNI's `skel.PluginMain(add, check, del)`, a tool implements [`Stage`] (its
+//! `up`, its `down` under the container's lock, its `check`, and how `gc` judges one of its
+//! records) and its `main` is one call, [`main`]. The skeleton provides the rest: the command line
+//! (`up` as the default action, `down`, `check`, `show`, `gc`, the tool's own verbs), standard
+//! input and output, error documents that keep the name and the earlier parts, `down --name`, the
+//! drift check, the pass of `gc` over the records, `--explain`/`--dry-run`, and the exit status.
+//!
+//! A stage's source then holds its step of the article and nothing else:
+//!
+//! ```text
+//! cloon-overlay/src/
+//!   main.rs      fn main() -> ExitCode { cloon_core::stage::main::<cloon_overlay::Overlay>() }
+//!   lib.rs       impl Stage for Overlay: up, down_locked, check, judge
+//!   up.rs down.rs check.rs gc.rs    the step, its undoing, its check, its leftovers
+//!   loopdev.rs lower.rs mount.rs    the kernel objects it makes
+//! ```
+
+use crate::cli::{self, Common, NameArgs};
+use crate::doc::Document;
+use crate::error::Result;
+use crate::explain;
+use crate::gc::{self, Report};
+use crate::state::StateDir;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use std::fmt::Debug;
+use std::process::ExitCode;
+
+/// What `gc` makes of one record of a stage.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// What the record names is whole: kept, and why.
+    Healthy(String),
+    /// What the record names is partly gone (a tool killed halfway, an object removed by hand):
+    /// brought down by the stage's `down`, and why.
+    PartlyGone(String),
+}
+
+/// One step of the pipeline, as a tool implements it.
+pub trait Stage {
+    /// The tool's name, as error documents and messages give it (`cloon-overlay`).
+    const TOOL: &'static str;
+    /// The key of the stage's part in the document (`overlay`).
+    const PART: &'static str;
+    /// The name of the stage's record in a container's state directory (`overlay` for
+    /// `overlay.json`).
+    const RECORD: &'static str;
+    /// What the stage makes, in messages (`overlay`, `bundle`, `container`).
+    const WHAT: &'static str;
+
+    /// The flags of `up`.
+    type Up: clap::Args + Debug;
+    /// The flags of `down` beyond `--name` ([`NoFlags`] for none).
+    type Down: clap::Args + Debug + Default;
+    /// The tool's own subcommands beyond up, down, check, show and gc ([`NoVerbs`] for none).
+    type Verbs: clap::Subcommand + Debug;
+    /// The stage's part of the document.
+    type Part: Serialize + DeserializeOwned + PartialEq;
+    /// The stage's record.
+    type Record: Serialize + DeserializeOwned;
+
+    /// The command line as clap builds it, to which the tool adds its name, about and help.
+    fn command(cmd: clap::Command) -> clap::Command;
+
+    /// The container name `--name` gives `up`, if any: the skeleton puts it in an error document.
+    fn up_name(args: &Self::Up) -> Option<&str>;
+
+    /// `up`: does the step for the document `doc` (none when stdin had none) and returns it with
+    /// the stage's part; all or nothing.
+    fn up(state: &StateDir, args: &Self::Up, doc: Option<Document>) -> Result<Document>;
+
+    /// `down` of the container `name`, whose state directory exists and whose lock the caller
+    /// holds (or in a dry run): undoes what the records say the stage made, removes them.
+    fn down_locked(state: &StateDir, name: &str, args: &Self::Down) -> Result<()>;
+
+    /// `check`: compares what the stage made for `name` with its record; returns the part as
+    /// recorded, or a [`crate::Code::Drift`] error listing the differences.
+    fn check(state: &StateDir, name: &str) -> Result<Self::Part>;
+
+    /// How `gc` judges one record of the stage.
+    fn judge(state: &StateDir, name: &str, record: &Self::Record) -> Result<Verdict>;
+
+    /// What `gc` removes in the state directory of `name`, which has no record of this stage and
+    /// whose lock is held (or in a dry run): objects of the stage that no record names.
+    fn strays(_state: &StateDir, _name: &str, _report: &mut Report) -> Result<()> {
+        Ok(())
+    }
+
+    /// Whether the state directory of `name` holds something of this stage without a record
+    /// (then [`Stage::strays`] is called under its lock).
+    fn has_strays(_state: &StateDir, _name: &str) -> Result<bool> {
+        Ok(false)
+    }
+
+    /// The passes of `gc` beyond the records: kernel objects that cloon tagged as its own and
+    /// that no record explains.
+    fn gc_more(_state: &StateDir, _report: &mut Report) -> Result<()> {
+        Ok(())
+    }
+
+    /// The tool's own subcommands.
+    fn verb(_state: &StateDir, verb: Self::Verbs) -> ExitCode {
+        unreachable!("{verb:?}: a tool with verbs of its own runs them")
+    }
+}
+
+/// No flags beyond `--name`.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct NoFlags {}
+
+/// No subcommands beyond up, down, check, show and gc.
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum NoVerbs {}
+
+/// The command line of a stage.
+#[derive(Debug, clap::Parser)]
+#[command(version, args_conflicts_with_subcommands = true)]
+pub struct Cli<U: clap::Args, D: clap::Args, V: clap::Subcommand> {
+    #[command(subcommand)]
+    cmd: Option<Cmd<U, D, V>>,
+    #[command(flatten)]
+    up: U,
+    #[command(flatten)]
+    common: Common,
+}
+
+/// The subcommands every stage has, then its own.
+#[derive(Debug, clap::Subcommand)]
+pub enum Cmd<U: clap::Args, D: clap::Args, V: clap::Subcommand> {
+    /// Do the step and add its part to the document (the default action)
+    Up(U),
+    /// Undo the step and remove its part from the document
+    Down {
+        #[command(flatten)]
+        name: NameArgs,
+        #[command(flatten)]
+        flags: D,
+    },
+    /// Check that what the step made is still as recorded
+    Check(NameArgs),
+    /// Print the record
+    Show(NameArgs),
+    /// Remove what this tool left behind (tools killed halfway, lost records), found by its
+    /// records and tags only; print a JSON report of what was found, removed and kept
+    Gc,
+    #[command(flatten)]
+    Verb(V),
+}
+
+/// The clap command of stage `S`.
+pub fn command<S: Stage>() -> clap::Command {
+    use clap::CommandFactory;
+    S::command(Cli::<S::Up, S::Down, S::Verbs>::command())
+}
+
+/// A stage's `main`: parses the command line and runs the command.
+pub fn main<S: Stage>() -> ExitCode {
+    let cli: Cli<S::Up, S::Down, S::Verbs> = cli::parse_command(command::<S>());
+    let cmd = cli.cmd.unwrap_or(Cmd::Up(cli.up));
+    cli.common.with_state(S::TOOL, |state| run::<S>(state, cmd))
+}
+
+/// Runs one command of stage `S` on `state`.
+pub fn run<S: Stage>(state: &StateDir, cmd: Cmd<S::Up, S::Down, S::Verbs>) -> ExitCode {
+    match cmd {
+        Cmd::Up(args) => cli::run_named(S::TOOL, S::up_name(&args), |doc| S::up(state, &args, doc)),
+        Cmd::Down { name, flags } => cli::run_down(S::TOOL, S::PART, name.get(), |n| {
+            down::<S>(state, n, &flags)
+        }),
+        Cmd::Check(n) => cli::run_check(S::TOOL, S::PART, n.get(), |n| S::check(state, n)),
+        Cmd::Show(n) => cli::run_show(S::TOOL, n.get(), |n| record::<S>(state, n)),
+        Cmd::Gc => gc::run(S::TOOL, || collect::<S>(state)),
+        Cmd::Verb(v) => S::verb(state, v),
+    }
+}
+
+/// `down` of the container `name`: [`Stage::down_locked`] under the lock of its state directory,
+/// so that it waits for an `up` or `down` of that name still at work; nothing to undo when the
+/// container has no state directory.
+pub fn down<S: Stage>(state: &StateDir, name: &str, flags: &S::Down) -> Result<()> {
+    if state
+        .with_lock(name, || S::down_locked(state, name, flags))?
+        .is_none()
+    {
+        explain::note(&format!(
+            "cloon has no {} for \"{name}\": nothing to undo",
+            S::WHAT
+        ));
+    }
+    Ok(())
+}
+
+/// The record of `name` (what `show` prints), or [`crate::Code::Unknown`].
+pub fn record<S: Stage>(state: &StateDir, name: &str) -> Result<S::Record> {
+    state.require(name, S::RECORD, S::WHAT)
+}
+
+/// `gc` of stage `S`: every record judged (those a running tool holds locked are kept), those
+/// partly gone brought down by the stage's own `down`; the stage's strays in directories without
+/// its record; its own passes; then the empty state directories.
+pub fn collect<S: Stage>(state: &StateDir) -> Result<Report> {
+    let mut report = Report::new(state);
+    for name in state.names()? {
+        let recorded = state.has_record(&name, S::RECORD)?;
+        if !recorded && !S::has_strays(state, &name)? {
+            continue;
+        }
+        let _lock = if explain::acting() {
+            match state.try_lock(&name)? {
+                Some(lock) => Some(lock),
+                None => {
+                    report.keep(S::WHAT, &name, "in use: a tool is at work on it");
+                    continue;
+                }
+            }
+        } else {
+            None
+        };
+        match state.load::<S::Record>(&name, S::RECORD) {
+            Err(e) => report.failed(S::WHAT, &name, e),
+            Ok(None) => S::strays(state, &name, &mut report)?,
+            Ok(Some(rec)) => match S::judge(state, &name, &rec) {
+                Err(e) => report.failed(S::WHAT, &name, e),
+                Ok(Verdict::Healthy(why)) => report.keep(S::WHAT, &name, why),
+                Ok(Verdict::PartlyGone(why)) => {
+                    let outcome = S::down_locked(state, &name, &S::Down::default())
+                        .map(|()| explain::acting());
+                    report.found(S::WHAT, &name, why, outcome);
+                }
+            },
+        }
+    }
+    S::gc_more(state, &mut report)?;
+    gc::empty_dirs(state, &mut report)?;
+    Ok(report)
+}
