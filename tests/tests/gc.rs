@@ -155,7 +155,10 @@ fn overlay_gc_removes_cloons_leftovers_and_keeps_healthy_overlays_and_look_alike
         .sh("findmnt -rn /run/cloon/F/data")
         .ok()
         .contains("foreign"));
-    assert_eq!(sb.sh("ls -A /run/cloon").ok(), ".lowers\nA\nC\nF\n");
+    assert_eq!(
+        sb.sh("ls -A /run/cloon").ok(),
+        ".cloon-state\n.lowers\nA\nC\nF\n"
+    );
     // The tagged device goes with the process that held it.
     sb.sh("kill $(cat /run/holder) && rm /run/holder").ok();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);

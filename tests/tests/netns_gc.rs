@@ -547,7 +547,7 @@ fn gc_removes_leftovers_keeps_healthy_containers_and_every_look_alike() {
     );
     assert_eq!(
         sb.sh("cd /run/cloon && ls -A . .bridges").ok(),
-        ".:\n.bridges\nA\n\n.bridges:\nlan1.json\n"
+        ".:\n.bridges\n.cloon-state\nA\n\n.bridges:\nlan1.json\n"
     );
     // A is intact, and so is every look-alike.
     netns(&sb, &["check", "--name", "A"], "").ok();

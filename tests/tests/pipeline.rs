@@ -52,7 +52,7 @@ fn pipeline_up_and_down(sb: &Sandbox, name: &str, run_flags: &str) {
     sb.assert_valid_config(&doc);
     assert_eq!(doc["container"]["status"], "running");
     let pid = doc["container"]["pid"].as_i64().expect("pid");
-    assert!(std::path::Path::new(&format!("/proc/{pid}")).exists());
+    assert!(sb.alive(pid), "the container's process {pid} is not alive");
 
     // The container sees its own eth0 with the address, and the sandbox reaches it through the veth.
     let addr = sb

@@ -16,16 +16,11 @@ use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-/// Whether process `pid` is gone (or a zombie its reaper has not collected yet).
-fn dead(pid: i64) -> bool {
+/// Whether process `pid` of the sandbox is gone (or a zombie its reaper has not collected yet).
+fn dead(sb: &Sandbox, pid: i64) -> bool {
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
-        let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-        let state = status
-            .lines()
-            .find(|l| l.starts_with("State:"))
-            .unwrap_or("State: gone");
-        if state.contains("gone") || state.contains('Z') {
+        if !sb.alive(pid) {
             return true;
         }
         if Instant::now() >= deadline {
@@ -112,10 +107,7 @@ fn crun_up_exec_list_check_down() {
     assert_eq!(c["status"], "running");
     let pid = c["pid"].as_i64().expect("pid");
     assert!(pid > 1);
-    assert!(
-        PathBuf::from(format!("/proc/{pid}")).exists(),
-        "the container's process is not alive"
-    );
+    assert!(sb.alive(pid), "the container's process is not alive");
     assert_eq!(doc["bundle"]["path"], format!("/run/cloon/{name}/bundle"));
 
     // The runtime sees it running, with the recorded pid.
@@ -158,7 +150,10 @@ fn crun_up_exec_list_check_down() {
     // down by name, without the document; then again with it: nothing left to do.
     let down = sb.tool("cloon-run", &["down", "--name", &name], "").json();
     assert!(down.get("container").is_none());
-    assert!(dead(pid), "the container's process {pid} survived down");
+    assert!(
+        dead(&sb, pid),
+        "the container's process {pid} survived down"
+    );
     let again = sb.tool("cloon-run", &["down"], &up.stdout);
     let again_doc = again.json();
     assert_eq!(again.status, 0);
