@@ -23,12 +23,20 @@ use std::process::{Command, ExitStatus};
 /// Runs `cmd` to its end in a guardian (see the module's documentation) and returns its status.
 /// In a process that has other threads, where a forked copy could not run safely, the command is
 /// run directly.
+///
+/// A command that cannot be executed at all (missing, not executable, a script whose `#!`
+/// interpreter is missing) is an error carrying the errno of its `exec`, as from
+/// [`Command::status`]: the guardian sends it to its parent through a close-on-exec pipe.
 pub fn status(cmd: &mut Command) -> std::io::Result<ExitStatus> {
+    use nix::fcntl::OFlag;
     use nix::sys::wait::{waitpid, WaitStatus};
     use nix::unistd::{fork, ForkResult};
     if !single_threaded() {
         return cmd.status();
     }
+    // Non-blocking: the parent reads it once the guardian has ended, and the guardian writes at
+    // most 4 bytes to it, which an empty pipe always takes.
+    let (errno_read, errno_write) = nix::unistd::pipe2(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK)?;
     // SAFETY: this process has one thread (checked just above; cloon-run starts none), so the
     // child is a whole copy of it, free to allocate and to run any code. It runs the command,
     // then leaves with `_exit` (in `exit_like`), running none of its parent's destructors or exit
@@ -36,21 +44,39 @@ pub fn status(cmd: &mut Command) -> std::io::Result<ExitStatus> {
     match unsafe { fork() } {
         Err(e) => Err(e.into()),
         Ok(ForkResult::Child) => {
+            drop(errno_read);
             let me = nix::unistd::Pid::from_raw(0);
             let _ = nix::unistd::setpgid(me, me);
-            exit_like(cmd.status())
-        }
-        Ok(ForkResult::Parent { child }) => loop {
-            match waitpid(child, None) {
-                Ok(WaitStatus::Exited(_, code)) => return Ok(ExitStatus::from_raw(code << 8)),
-                Ok(WaitStatus::Signaled(_, signal, core)) => {
-                    let core = if core { 0x80 } else { 0 };
-                    return Ok(ExitStatus::from_raw(signal as i32 | core));
-                }
-                Ok(_) | Err(nix::errno::Errno::EINTR) => continue,
-                Err(e) => return Err(e.into()),
+            let status = cmd.status();
+            if let Err(e) = &status {
+                // 0 stands for an error without an errno.
+                let errno = e.raw_os_error().unwrap_or(0);
+                let _ = nix::unistd::write(&errno_write, &errno.to_ne_bytes());
             }
-        },
+            exit_like(status)
+        }
+        Ok(ForkResult::Parent { child }) => {
+            drop(errno_write);
+            let status = loop {
+                match waitpid(child, None) {
+                    Ok(WaitStatus::Exited(_, code)) => break ExitStatus::from_raw(code << 8),
+                    Ok(WaitStatus::Signaled(_, signal, core)) => {
+                        let core = if core { 0x80 } else { 0 };
+                        break ExitStatus::from_raw(signal as i32 | core);
+                    }
+                    Ok(_) | Err(nix::errno::Errno::EINTR) => continue,
+                    Err(e) => return Err(e.into()),
+                }
+            };
+            let mut errno = [0u8; 4];
+            match nix::unistd::read(&errno_read, &mut errno) {
+                Ok(4) => match i32::from_ne_bytes(errno) {
+                    0 => Err(std::io::Error::other("the command could not be started")),
+                    n => Err(std::io::Error::from_raw_os_error(n)),
+                },
+                _ => Ok(status),
+            }
+        }
     }
 }
 
@@ -104,5 +130,13 @@ mod tests {
         assert_eq!(seven.code(), Some(7));
         let killed = status(Command::new("sh").args(["-c", "kill -9 $$"])).unwrap();
         assert_eq!(killed.signal(), Some(9));
+    }
+
+    #[test]
+    fn a_command_that_cannot_be_executed_is_an_error_with_its_errno() {
+        let err = status(&mut Command::new("/cloon/no/such/program")).unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(nix::libc::ENOENT));
+        let err = status(&mut Command::new("/")).unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(nix::libc::EACCES));
     }
 }

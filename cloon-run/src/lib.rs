@@ -5,6 +5,23 @@
 //! The runtime and the container never get cloon-run's stdout or stderr: their stdin and stdout
 //! are /dev/null and their stderr is `<state>/<name>/container.log`, so a pipeline ends when
 //! cloon-run does while the container keeps running.
+//!
+//! `up` reports what really happened to the container's command. After the runtime's `start`,
+//! it waits until the container's process runs the command (its `/proc/PID/exe` is no longer the
+//! runtime's program, which it ran between `create` and `start`), then watches it for
+//! [`SETTLE`] on a pidfd. A command that has ended by then (`/bin/true`, `sh -c 'exit 3'`, a
+//! program that fails at once) fails `up` with error 102, its exit status in the message
+//! ("exit status 3", "killed by signal 9 (SIGKILL)") and its log in `details`; the container is
+//! deleted and the record released, so nothing is half made and the pipeline sees the failure.
+//! The exit status is known because cloon-run makes itself the reaper of what its children leave
+//! (`PR_SET_CHILD_SUBREAPER`) for the length of `up`: the container's process, left by the
+//! runtime's `create`, becomes its child. A command that ends later is `check`'s to find (104).
+//!
+//! A runtime that cannot be executed (`--runtime` naming a missing path, a directory, a file
+//! without execute permission, a script whose `#!` interpreter is missing) fails with error 100,
+//! the message naming the errno of the failed `exec` ("Permission denied (EACCES)") and what to
+//! do; nothing is left behind. The errno reaches cloon-run from the guardian that runs the
+//! runtime (see [`guard`]) through a close-on-exec pipe.
 
 pub mod cgroup;
 pub mod doctor;
@@ -259,50 +276,48 @@ pub fn up(state: &StateDir, args: &UpArgs, input: Option<Document>) -> Result<Do
         }
     });
 
+    if acting {
+        // The container's process outlives the runtime's `create`: as the reaper of what its
+        // children leave, cloon-run gets it as a child and learns its exit status if it ends
+        // during `up`. Without that, the status is read from /proc while it can be.
+        if let Err(e) = process::become_reaper() {
+            explain::note(&format!(
+                "cannot become the container's reaper ({e}): an exit status may be unknown"
+            ));
+        }
+    }
     rt.create(&bundle, &name, &log, &pid_file)?;
+    // Before `start`, the container's process runs the runtime's own program, waiting to
+    // execute the container's command: what it runs then tells when it has.
+    let init = if acting {
+        Some(Init::read(&pid_file)?)
+    } else {
+        None
+    };
     rt.start(&name, &log)?;
-    // The container runs once `start` succeeded, unless its process ended at once: what
-    // /proc says of the process whose pid `create` wrote.
+    explain::note(&format!(
+        "wait until its process runs the container's command (its /proc/PID/exe is no longer \
+         the runtime's) and still runs {} ms later: a command that ended by then fails up",
+        SETTLE.as_millis()
+    ));
     let alive_line = format!(
         "grep -q '^State:[[:space:]]*[^ZX]' /proc/\"$(cat {})\"/status",
         explain::quote(&pid_file.to_string_lossy())
     );
-    if !explain::shell(&alive_line) {
+    let alive = explain::shell(&alive_line);
+    let Some(init) = init.filter(|_| alive) else {
         // A dry run: the container's pid and status are known once it runs.
         doc.set_name(&name)?;
         doc.set(PART, &rec.to_part(String::new()));
         undo.commit();
         return Ok(doc);
-    }
-    let pid: i64 = std::fs::read_to_string(&pid_file)
-        .context(|| format!("cannot read {}", pid_file.display()))?
-        .trim()
-        .parse()
-        .map_err(|e| {
-            Error::new(
-                Code::Runtime,
-                format!("the runtime wrote no pid to {}", pid_file.display()),
-            )
-            .details(e)
-        })?;
-    let stat = process::stat(pid).filter(|s| s.running());
-    let Some(stat) = stat else {
-        let said = std::fs::read_to_string(&log).unwrap_or_default();
-        return Err(Error::new(
-            Code::Runtime,
-            format!("the container \"{name}\" stopped at once: its command failed or exited"),
-        )
-        .details(if said.trim().is_empty() {
-            "no message in its log".to_string()
-        } else {
-            said.trim().to_string()
-        }));
     };
+    let pid = init.pid;
+    let start_time = running_command(&name, &init, &log)?;
     rec.pid = pid;
-    rec.start_time = stat.start_time;
+    rec.start_time = start_time;
     explain::note(&format!(
-        "its pid is {pid}, started {} clock ticks after boot",
-        stat.start_time
+        "its pid is {pid}, started {start_time} clock ticks after boot"
     ));
     state.update(&name, RECORD, &rec)?;
 
@@ -310,6 +325,101 @@ pub fn up(state: &StateDir, args: &UpArgs, input: Option<Document>) -> Result<Do
     doc.set(PART, &rec.to_part("running".to_string()));
     undo.commit();
     Ok(doc)
+}
+
+/// How long `up` watches the container's command once it has started: a command that ends
+/// within this time (`/bin/true`, a shell that fails at once, a program missing a library)
+/// fails `up` with its exit status, rather than being reported running.
+pub const SETTLE: Duration = Duration::from_millis(20);
+
+/// How long `up` waits, after `start`, for the container's process to execute its command.
+/// The runtime's `start` returns once the process was told to, so this is short, unless an
+/// OCI `startContainer` hook is slow; after it, a process still alive is taken as running.
+pub const EXEC_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The container's process between the runtime's `create` and `start`.
+struct Init {
+    pid: i64,
+    /// Its start time, `None` when it is already gone.
+    start_time: Option<u64>,
+    /// The program it runs: the runtime's (see [`process::exe`]).
+    exe: Option<(u64, u64)>,
+}
+
+impl Init {
+    /// The process whose pid the runtime's `create --pid-file` wrote.
+    fn read(pid_file: &Path) -> Result<Init> {
+        let pid: i64 = std::fs::read_to_string(pid_file)
+            .context(|| format!("cannot read {}", pid_file.display()))?
+            .trim()
+            .parse()
+            .map_err(|e| {
+                Error::new(
+                    Code::Runtime,
+                    format!("the runtime wrote no pid to {}", pid_file.display()),
+                )
+                .details(e)
+            })?;
+        let start_time = process::stat(pid)
+            .filter(|s| s.running())
+            .map(|s| s.start_time);
+        Ok(Init {
+            pid,
+            start_time,
+            exe: process::exe(pid),
+        })
+    }
+}
+
+/// After `start`: waits until the container's process runs its command, then [`SETTLE`];
+/// returns its start time if it still runs, else the error of a command that ended during `up`
+/// (code 102, with its exit status and what it wrote to its log), which the caller's undo
+/// turns into a container deleted and a record released.
+fn running_command(name: &str, init: &Init, log: &Path) -> Result<u64> {
+    let pid = init.pid;
+    let waited =
+        |e: std::io::Error| Error::io(format!("cannot watch the container's process {pid}"), &e);
+    let ended = match init.start_time {
+        None => true,
+        Some(start) => {
+            let ran = match init.exe {
+                Some(exe) => {
+                    process::wait_executed(pid, start, exe, EXEC_TIMEOUT).map_err(waited)?
+                }
+                None => process::Start::Pending,
+            };
+            if ran == process::Start::Pending {
+                explain::note(&format!(
+                    "its process {pid} does not show the container's command yet: taken as \
+                     running if it still runs {} ms later",
+                    SETTLE.as_millis()
+                ));
+            }
+            ran == process::Start::Ended
+                || process::wait_ended(pid, start, SETTLE).map_err(waited)?
+        }
+    };
+    if let (false, Some(start)) = (ended, init.start_time) {
+        return Ok(start);
+    }
+    let exit = init
+        .start_time
+        .and_then(|start| process::reap(pid, start))
+        .map_or("its exit status is unknown".to_string(), |e| e.to_string());
+    let said = std::fs::read_to_string(log).unwrap_or_default();
+    Err(Error::new(
+        Code::Runtime,
+        format!(
+            "the command of the container \"{name}\" ended during up ({exit}): a container's \
+             command must keep running (a service, `sleep infinity`); the container \
+             was deleted"
+        ),
+    )
+    .details(if said.trim().is_empty() {
+        "no message in its log".to_string()
+    } else {
+        said.trim().to_string()
+    }))
 }
 
 /// Polls the runtime until the container is stopped or gone; false after `timeout`.
@@ -587,7 +697,7 @@ pub fn exec(state: &StateDir, args: &ExecArgs) -> Result<i32> {
     let status = rt
         .exec_command(&rec.id, tty, &args.cmd)
         .status()
-        .context(|| format!("cannot run {} exec", rt.program.display()))?;
+        .map_err(|e| rt.spawn_error("exec", &e))?;
     Ok(runtime::shell_status(status))
 }
 

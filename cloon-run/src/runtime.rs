@@ -85,13 +85,18 @@ impl Runtime {
         }
         let program = if name.contains('/') {
             let p = cloon_core::state::absolute(Path::new(name))?;
-            if !p.is_file() {
-                return Err(Error::new(
-                    Code::Prerequisite,
-                    format!("the runtime {} does not exist", p.display()),
-                ));
+            // What `exec` would say comes later (the mode, a script's interpreter); a path that
+            // is no file is known now, before anything is made.
+            match fs::metadata(&p) {
+                Err(e) => {
+                    return Err(cannot_execute(
+                        &p,
+                        e.raw_os_error().unwrap_or(nix::libc::ENOENT),
+                    ))
+                }
+                Ok(m) if m.is_dir() => return Err(cannot_execute(&p, nix::libc::EISDIR)),
+                Ok(_) => p,
             }
-            p
         } else {
             let package = if kind_of(name) == Kind::Other {
                 name
@@ -155,6 +160,16 @@ impl Runtime {
         format!("{} {verb}", self.program.display())
     }
 
+    /// The error of running `verb` when the runtime could not be started: the errno of its
+    /// `exec` said as [`cannot_execute`] says it (code 100), or another failure to start a
+    /// process (code 5, ...).
+    pub fn spawn_error(&self, verb: &str, err: &std::io::Error) -> Error {
+        match err.raw_os_error() {
+            Some(errno) if is_exec_errno(errno) => cannot_execute(&self.program, errno),
+            _ => Error::io(format!("cannot run {}", self.label(verb)), err),
+        }
+    }
+
     /// Runs a command that leaves no process behind, its output captured on pipes of its own.
     fn run_captured(&self, verb: &str, args: &[&OsStr]) -> Result<std::process::Output> {
         self.command()
@@ -164,7 +179,7 @@ impl Runtime {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .output()
-            .context(|| format!("cannot run {}", self.label(verb)))
+            .map_err(|e| self.spawn_error(verb, &e))
     }
 
     /// Runs a command whose children may outlive it (`create` forks the container): stdin and
@@ -193,8 +208,7 @@ impl Runtime {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(file);
-        let status = crate::guard::status(&mut cmd)
-            .context(|| format!("cannot run {}", self.label(verb)))?;
+        let status = crate::guard::status(&mut cmd).map_err(|e| self.spawn_error(verb, &e))?;
         if status.success() {
             return Ok(());
         }
@@ -318,6 +332,93 @@ impl Runtime {
     pub fn exec_line(&self, id: &str, tty: bool, cmd: &[String]) -> String {
         self.command_line("exec", &Self::exec_args(id, tty, cmd))
     }
+}
+
+/// Whether `errno`, from starting a program, says that the program itself cannot be executed
+/// (rather than that the system lacks resources for a new process).
+fn is_exec_errno(errno: i32) -> bool {
+    use nix::libc;
+    matches!(
+        errno,
+        libc::EACCES
+            | libc::ENOENT
+            | libc::ENOEXEC
+            | libc::EISDIR
+            | libc::ENOTDIR
+            | libc::ELOOP
+            | libc::ETXTBSY
+            | libc::EPERM
+            | libc::ENAMETOOLONG
+            | libc::ELIBBAD
+    )
+}
+
+/// "EACCES"; "errno N" for a number nix does not know.
+pub fn errno_name(errno: i32) -> String {
+    let e = nix::errno::Errno::from_raw(errno);
+    if e == nix::errno::Errno::UnknownErrno {
+        format!("errno {errno}")
+    } else {
+        format!("{e:?}")
+    }
+}
+
+/// "Permission denied (EACCES)".
+pub fn errno_text(errno: i32) -> String {
+    let e = nix::errno::Errno::from_raw(errno);
+    if e == nix::errno::Errno::UnknownErrno {
+        format!("errno {errno}")
+    } else {
+        format!("{} ({e:?})", e.desc())
+    }
+}
+
+/// The `#!` interpreter of the script `program`, if it is one.
+fn interpreter(program: &Path) -> Option<String> {
+    let mut head = [0u8; 256];
+    let n = fs::File::open(program).ok()?.read(&mut head).ok()?;
+    let line = head[..n].strip_prefix(b"#!")?;
+    let line = line.split(|&b| b == b'\n').next()?;
+    let text = String::from_utf8_lossy(line);
+    text.split_ascii_whitespace().next().map(str::to_string)
+}
+
+/// The error of a runtime program that cannot be executed, `errno` being what `exec` (or the
+/// look at the path before it) said: code 100, the errno named, and what to do.
+pub fn cannot_execute(program: &Path, errno: i32) -> Error {
+    use nix::libc;
+    let why = errno_text(errno);
+    let hint = match errno {
+        libc::ENOENT if program.is_file() => match interpreter(program) {
+            Some(interp) => format!(
+                "it is a script whose #! interpreter {interp} does not exist: fix its first line"
+            ),
+            None => "a program it needs (its ELF interpreter, a script's #! line) is missing"
+                .to_string(),
+        },
+        libc::ENOENT => "there is no such file: install the runtime or fix the path".to_string(),
+        libc::EISDIR => "it is a directory: give the runtime program inside it".to_string(),
+        libc::EACCES if program.is_dir() => {
+            "it is a directory: give the runtime program inside it".to_string()
+        }
+        libc::EACCES => format!(
+            "it is not executable (chmod +x {}) or its filesystem is mounted noexec",
+            program.display()
+        ),
+        libc::ENOEXEC => {
+            "it is neither a program for this machine nor a script starting with #!".to_string()
+        }
+        _ => "check the path and its permissions".to_string(),
+    };
+    Error::new(
+        Code::Prerequisite,
+        format!(
+            "the runtime {} cannot be executed: {why}; {hint}; --runtime takes crun, runc or the \
+             path of an OCI runtime program",
+            program.display()
+        ),
+    )
+    .details(errno_name(errno))
 }
 
 /// "exit status 1", "killed by signal 9".
@@ -495,6 +596,74 @@ mod tests {
         assert_eq!(err.details, "no luck with start C1");
         // A container the runtime has no directory for does not exist.
         assert_eq!(rt.state("C1").unwrap(), None);
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn runtimes_that_cannot_be_executed_say_why() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("cloon-run-noexec-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(dir.join("adir")).unwrap();
+        let plain = dir.join("plain");
+        fs::write(&plain, "#!/bin/sh\nexit 0\n").unwrap();
+        fs::set_permissions(&plain, fs::Permissions::from_mode(0o644)).unwrap();
+        let script = dir.join("script");
+        fs::write(&script, "#!/cloon/no/such/interpreter -x\nexit 0\n").unwrap();
+        fs::set_permissions(&script, fs::Permissions::from_mode(0o755)).unwrap();
+        let root = dir.join("root");
+
+        // Found before anything is run: a missing path, a directory.
+        let err = Runtime::select(Some(dir.join("missing").to_str().unwrap()), None).unwrap_err();
+        assert_eq!(err.code, Code::Prerequisite);
+        assert!(
+            err.msg
+                .contains("cannot be executed: No such file or directory (ENOENT)"),
+            "{}",
+            err.msg
+        );
+        assert_eq!(err.details, "ENOENT");
+        let err = Runtime::select(Some(dir.join("adir").to_str().unwrap()), None).unwrap_err();
+        assert_eq!(err.code, Code::Prerequisite);
+        assert!(err.msg.contains("Is a directory (EISDIR)"), "{}", err.msg);
+
+        // Found when it is run: the errno of the exec.
+        let rt = Runtime::select(Some(plain.to_str().unwrap()), Some(&root)).unwrap();
+        let err = rt.state("C1").unwrap_err();
+        assert_eq!(err.code, Code::Prerequisite);
+        assert!(
+            err.msg.contains("Permission denied (EACCES)"),
+            "{}",
+            err.msg
+        );
+        assert!(err.msg.contains("chmod +x"), "{}", err.msg);
+        assert_eq!(err.details, "EACCES");
+        let log = dir.join("log");
+        let err = rt.start("C1", &log).unwrap_err();
+        assert_eq!(
+            (err.code, err.details.as_str()),
+            (Code::Prerequisite, "EACCES")
+        );
+        let rt = Runtime::select(Some(script.to_str().unwrap()), Some(&root)).unwrap();
+        let err = rt.kill("C1", "KILL").unwrap_err();
+        assert_eq!(err.code, Code::Prerequisite);
+        assert!(
+            err.msg.contains("No such file or directory (ENOENT)"),
+            "{}",
+            err.msg
+        );
+        assert!(
+            err.msg
+                .contains("/cloon/no/such/interpreter does not exist"),
+            "{}",
+            err.msg
+        );
+
+        // Other failures to start a process are not the program's.
+        let busy = std::io::Error::from_raw_os_error(nix::libc::EAGAIN);
+        assert_eq!(rt.spawn_error("start", &busy).code, Code::TryAgain);
+        assert_eq!(errno_text(nix::libc::EACCES), "Permission denied (EACCES)");
+        assert_eq!(errno_name(100_000), "errno 100000");
         fs::remove_dir_all(&dir).unwrap();
     }
 }
