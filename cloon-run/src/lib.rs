@@ -254,13 +254,17 @@ pub fn up(state: &StateDir, args: &UpArgs, input: Option<Document>) -> Result<Do
         "the runtime and the container get /dev/null and the log {}, never cloon-run's own output",
         log.display()
     ));
-    if explain::shell(&format!(": > {}", explain::quote(&log.to_string_lossy()))) {
-        std::fs::write(&log, "").context(|| format!("cannot create {}", log.display()))?;
+    if explain::shell(&format!(
+        "(umask 077 && : > {})",
+        explain::quote(&log.to_string_lossy())
+    )) {
+        // Private (0600), and never through a link planted where the log goes.
+        state.create_file(&log, true)?;
     }
-    let l = log.clone();
+    let (l, st) = (log.clone(), state.clone());
     undo.push(move || {
         if explain::step(&["rm", "-f", &l.to_string_lossy()]) {
-            let _ = std::fs::remove_file(&l);
+            let _ = st.remove_file(&l);
         }
     });
     let p = pid_file.clone();

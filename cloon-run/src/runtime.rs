@@ -1,7 +1,7 @@
 //! The OCI runtime (crun, runc, or another binary with their command line): selecting it, and
 //! running its commands without ever lending it cloon's own stdout or stderr.
 
-use cloon_core::{explain, host, Code, Context, Error, Result};
+use cloon_core::{explain, host, Code, Error, Result};
 use serde::Deserialize;
 use serde_json::Value;
 use std::ffi::OsStr;
@@ -196,11 +196,8 @@ impl Runtime {
         if !explain::shell(&line) {
             return Ok(());
         }
-        let file = fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(log)
-            .context(|| format!("cannot open the log {}", log.display()))?;
+        // Private, and never through a link planted where the log goes.
+        let file = cloon_core::state::fs_at::open_append_private(log)?;
         let start = file.metadata().map(|m| m.len()).unwrap_or(0);
         let mut cmd = self.command();
         cmd.arg(verb)

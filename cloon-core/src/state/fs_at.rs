@@ -237,6 +237,18 @@ pub fn remove_tree(path: &Path) -> Result<()> {
     remove_tree_in(fd.as_fd(), &leaf.to_string_lossy(), path)
 }
 
+/// Opens the file at `path` for appending, created mode 0600 when missing, never through a link
+/// at its last component (the directories above are the state layer's, checked when locked).
+pub fn open_append_private(path: &Path) -> Result<File> {
+    nix::fcntl::open(
+        path,
+        OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_APPEND | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        Mode::from_bits_truncate(0o600),
+    )
+    .map(File::from)
+    .map_err(|e| error("open", path, e))
+}
+
 /// Writes `bytes` into a new file `leaf` of `dir`, mode 0600, atomically: an unnamed file is
 /// written then linked under its name, which fails with `EEXIST` if the name is taken. Without
 /// unnamed files (a filesystem that lacks `O_TMPFILE`), the file is created exclusively, then
