@@ -79,6 +79,11 @@ pub trait Stage {
     /// recorded, or a [`crate::Code::Drift`] error listing the differences.
     fn check(state: &StateDir, name: &str) -> Result<Self::Part>;
 
+    /// What `gc` checks before it starts (root, where it acts).
+    fn gc_start(_state: &StateDir) -> Result<()> {
+        Ok(())
+    }
+
     /// How `gc` judges one record of the stage.
     fn judge(state: &StateDir, name: &str, record: &Self::Record) -> Result<Verdict>;
 
@@ -201,6 +206,7 @@ pub fn record<S: Stage>(state: &StateDir, name: &str) -> Result<S::Record> {
 /// partly gone brought down by the stage's own `down`; the stage's strays in directories without
 /// its record; its own passes; then the empty state directories.
 pub fn collect<S: Stage>(state: &StateDir) -> Result<Report> {
+    S::gc_start(state)?;
     let mut report = Report::new(state);
     for name in state.names()? {
         let recorded = state.has_record(&name, S::RECORD)?;

@@ -16,11 +16,9 @@
 //! 4. the empty state directories are removed.
 
 use crate::runtime::{Runtime, State};
-use crate::{
-    down_locked, stop_and_delete, RunRecord, Signal, StopArgs, LOG, PID_FILE, RECORD, STAGE,
-};
-use cloon_core::gc::{self, Report};
-use cloon_core::{explain, host, Result, StateDir};
+use crate::{stop_and_delete, RunRecord, Signal, LOG, PID_FILE, RECORD, STAGE};
+use cloon_core::gc::Report;
+use cloon_core::{explain, host, stage, Result, StateDir};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -28,17 +26,41 @@ use std::time::Duration;
 /// How long `gc` gives a container to stop before it kills it (it sends KILL first anyway).
 const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Runs `gc` on the state directory `state`.
-pub fn run(state: &StateDir) -> Result<Report> {
+/// What `gc` needs before it starts: root, to stop and delete containers.
+pub fn start() -> Result<()> {
     if explain::acting() {
         host::require_root(STAGE, "stop and delete what cloon-run left")?;
     }
-    let mut report = Report::new(state);
-    let runtimes = records(state, &mut report)?;
-    orphans(state, runtimes, &mut report)?;
-    logs(state, &mut report)?;
-    gc::empty_dirs(state, &mut report)?;
-    Ok(report)
+    Ok(())
+}
+
+/// Pass 1, for the skeleton's pass over the records: judges one record by the runtime's state of
+/// the container of its id.
+pub fn judge_record(rec: &RunRecord) -> Result<stage::Verdict> {
+    let live = rec.runtime()?.state(&rec.id)?;
+    Ok(match judge(rec, live.as_ref()) {
+        Verdict::Keep(why) => stage::Verdict::Healthy(why),
+        Verdict::Down(why) => stage::Verdict::PartlyGone(why),
+    })
+}
+
+/// Passes 2 and 3: the orphaned containers, then the logs and pid files no record names.
+pub fn more(state: &StateDir, report: &mut Report) -> Result<()> {
+    orphans(state, recorded_runtimes(state)?, report)?;
+    logs(state, report)
+}
+
+/// The runtimes the records name, by `--root`.
+fn recorded_runtimes(state: &StateDir) -> Result<BTreeMap<PathBuf, Runtime>> {
+    let mut runtimes = BTreeMap::new();
+    for name in state.names()? {
+        if let Ok(Some(rec)) = state.load::<RunRecord>(&name, RECORD) {
+            if let Ok(rt) = rec.runtime() {
+                runtimes.insert(rt.root.clone(), rt);
+            }
+        }
+    }
+    Ok(runtimes)
 }
 
 /// What `gc` does with a record, given the runtime's state of its container.
@@ -90,57 +112,15 @@ pub fn judge(rec: &RunRecord, live: Option<&State>) -> Verdict {
     Verdict::Keep(format!("healthy: {} as process {}", live.status, live.pid))
 }
 
-/// Pass 1: the records. Returns the runtimes they name, by `--root`.
-fn records(state: &StateDir, report: &mut Report) -> Result<BTreeMap<PathBuf, Runtime>> {
-    let mut runtimes = BTreeMap::new();
-    for name in state.names()? {
-        if !state.dir(&name)?.join(format!("{RECORD}.json")).exists() {
-            continue;
-        }
-        let _lock = if explain::acting() {
-            match state.try_lock(&name)? {
-                Some(lock) => Some(lock),
-                None => {
-                    report.keep("container", &name, "in use: a tool is at work on it");
-                    continue;
-                }
-            }
-        } else {
-            None
-        };
-        let rec = match state.load::<RunRecord>(&name, RECORD) {
-            Ok(Some(rec)) => rec,
-            Ok(None) => continue,
-            Err(e) => {
-                report.failed("container", &name, e);
-                continue;
-            }
-        };
-        let judged = rec.runtime().and_then(|rt| {
-            let live = rt.state(&rec.id)?;
-            runtimes.insert(rt.root.clone(), rt);
-            Ok(judge(&rec, live.as_ref()))
-        });
-        match judged {
-            Err(e) => report.failed("container", &name, e),
-            Ok(Verdict::Keep(why)) => report.keep("container", &name, why),
-            Ok(Verdict::Down(why)) => {
-                let stop = StopArgs {
-                    signal: Signal::Kill,
-                    timeout: STOP_TIMEOUT.as_secs(),
-                };
-                let outcome = down_locked(state, &name, &stop).map(|()| explain::acting());
-                report.found("container", &name, why, outcome);
-            }
-        }
-    }
-    Ok(runtimes)
-}
-
-/// The container name a path under the state root belongs to (its first component).
+/// The container whose bundle `path` is, in this state directory: `path` is exactly
+/// `STATE/NAME/bundle` (a bundle of a state directory nested in this one is not ours).
 fn container_of(state: &StateDir, path: &Path) -> Option<String> {
     let rel = path.strip_prefix(state.root()).ok()?;
-    let name = rel.components().next()?.as_os_str().to_str()?.to_string();
+    let mut parts = rel.components();
+    let name = parts.next()?.as_os_str().to_str()?.to_string();
+    if parts.next()?.as_os_str() != "bundle" || parts.next().is_some() {
+        return None;
+    }
     cloon_core::name::container(&name).ok()?;
     Some(name)
 }
@@ -332,5 +312,11 @@ mod tests {
         assert_eq!(container_of(&st, Path::new("/run/cloonx/K/bundle")), None);
         assert_eq!(container_of(&st, Path::new("/srv/K/bundle")), None);
         assert_eq!(container_of(&st, Path::new("/run/cloon")), None);
+        // A bundle of a state directory nested in this one.
+        assert_eq!(
+            container_of(&st, Path::new("/run/cloon/lab/K/bundle")),
+            None
+        );
+        assert_eq!(container_of(&st, Path::new("/run/cloon/K/bundle/x")), None);
     }
 }

@@ -29,6 +29,7 @@ pub mod gc;
 pub mod guard;
 pub mod process;
 pub mod runtime;
+pub mod stage;
 
 use cloon_core::doc::{Bundle, Container};
 use cloon_core::state::absolute;
@@ -154,7 +155,7 @@ pub struct RunRecord {
 }
 
 impl RunRecord {
-    fn runtime(&self) -> Result<Runtime> {
+    pub fn runtime(&self) -> Result<Runtime> {
         Runtime::recorded(&self.runtime, &self.program, &self.root)
     }
 
@@ -527,22 +528,8 @@ fn stop_recorded(
     delete(rt, id)
 }
 
-/// `down`: kills and deletes the container, drops the record. Without a record there is nothing
-/// of cloon's to stop: success. Under the lock of the container's state directory, so that it
-/// waits for an `up` of that name still at work, and for the runtime command of one killed.
-pub fn down(state: &StateDir, name: &str, stop: &StopArgs) -> Result<()> {
-    if state
-        .with_lock(name, || down_locked(state, name, stop))?
-        .is_none()
-    {
-        explain::note(&format!(
-            "cloon has no container \"{name}\": nothing to undo"
-        ));
-    }
-    Ok(())
-}
-
-/// [`down`], for a caller that holds the lock of the state directory of `name` (or in a dry run).
+/// `down` of `name`, for a caller that holds the lock of its state directory (or in a dry run):
+/// kills and deletes the container, drops the record.
 ///
 /// The runtime's container is stopped and deleted only if it is the one the record names: the
 /// recorded id in the recorded `--root`, made from the recorded bundle (as the runtime's state
@@ -555,7 +542,7 @@ pub fn down_locked(state: &StateDir, name: &str, stop: &StopArgs) -> Result<()> 
         ));
         if explain::acting() {
             // What a tool killed before it wrote its record leaves: an empty directory.
-            let _ = std::fs::remove_dir(state.dir(name)?);
+            state.remove_dir_if_empty(name)?;
         }
         return Ok(());
     };
@@ -719,7 +706,7 @@ mod tests {
     #[test]
     fn down_without_record_is_success() {
         let (st, root) = state("down");
-        down(&st, "Gone1", &StopArgs::default()).unwrap();
+        cloon_core::stage::down::<stage::Run>(&st, "Gone1", &StopArgs::default()).unwrap();
         assert!(!root.exists());
     }
 

@@ -1,0 +1,177 @@
+//! cloon-run as a stage of the pipeline: what the skeleton ([`cloon_core::stage`]) needs of it,
+//! its command line's texts, and its own verbs (exec, state, list, doctor).
+
+use crate::{ExecArgs, RunRecord, StopArgs, UpArgs, PART, RECORD, STAGE};
+use cloon_core::doc::{Container, Document};
+use cloon_core::gc::Report;
+use cloon_core::stage::{Stage, Verdict};
+use cloon_core::{cli, Result, StateDir};
+use std::process::ExitCode;
+
+/// The stage: step 5 of the article, the container.
+#[derive(Debug)]
+pub struct Run;
+
+const AFTER_HELP: &str = "\
+--explain says on stderr, before each action, the runtime command that does the same, with the
+runtime and --root actually used: `crun --root R create --bundle B --pid-file P ID </dev/null
+>/dev/null 2>>LOG`, `start`, a wait until its process runs the container's command, then a
+check in /proc, 20 ms later, that it still runs (a command that ended by then fails up with 102
+and its exit status, the container deleted); exec: `crun --root R exec
+[--tty] ID CMD...`; down: `kill ID KILL`, a wait until its process ends (cloon-run waits on a
+pidfd), `delete ID`. cloon's own records are said as notes. stdout stays the JSON
+document. --dry-run says the commands and does nothing (root is not needed): the document's
+container.pid is then 0 and its status empty, and a bundle not written yet (after cloon-spec
+--dry-run) is not checked.
+
+doctor checks the host: root, loop devices, overlayfs, veth, network namespaces, the runtime and
+its version, the cgroup layout (crun refuses hybrid cgroups whose v2 hierarchy holds
+controllers), mkfs.ext4, busybox-static, debootstrap, tar, zstd and graphviz, each with its fix.
+It prints a table (--json: a JSON object) and exits with 100 when a required one is missing.
+
+Examples:
+  cloon-run doctor                                    # is this host ready? what to install
+  ... | cloon-spec | cloon-run > Cloon1.json
+  cloon-run --bundle /run/cloon/Cloon1/bundle --name Cloon1 </dev/null
+  cloon-run exec Cloon1 -- ip addr
+  cloon-run state Cloon1
+  cloon-run list
+  cloon-run down < Cloon1.json
+  cloon-run --runtime runc --root /run/runc < bundle.json
+  cloon-run --explain < bundle.json                   # the crun commands, on stderr
+  { cloon-img create --dry-run --busybox bb.img | cloon-overlay --dry-run --name Cloon1 \\
+    | cloon-spec --dry-run | cloon-run --dry-run; } 2>cloon1.sh   # the recipe as a script";
+
+const GC_HELP: &str = "\
+gc brings down the records whose container is gone, stopped, or was never recorded as started
+(an up killed halfway), keeps running containers and those a running tool is working on, drops a
+record whose id now names a container made from another bundle (that container stays), stops and
+deletes the containers of crun's and runc's state directories (and of those the records name)
+that no record names and whose bundle is under the state directory, and removes the logs no
+record names and the empty state directories. A container whose name looks like cloon's but
+whose bundle is elsewhere is never touched. With --dry-run it changes nothing and says the
+commands it would run. The report is JSON on stdout: {stateDir, dryRun, found: [{kind, name,
+why, removed}], kept: [{kind, name, why}]}; the exit status is the first failure's code, 0 when
+none.
+
+Examples:
+  cloon-run gc --dry-run
+  cloon-run gc";
+
+const DOCTOR_EXAMPLES: &str = "\
+The table has a line per check: ok, MISSING (required) or missing (optional: one feature needs
+it), what was found, and the fix. The exit status is 0 when every required check passes, 100
+otherwise. As root, veth and network namespaces are proven by making a veth pair in a throwaway
+namespace, which vanishes at once.
+
+Examples:
+  cloon-run doctor
+  cloon-run doctor --runtime runc
+  cloon-run doctor --json | jq -r '.checks[] | select(.ok | not) | .fix'";
+
+/// cloon-run's own subcommands.
+#[derive(Debug, clap::Subcommand)]
+pub enum Verbs {
+    /// Run a command in the container with this terminal: `cloon-run exec Cloon1 -- sh`
+    Exec(ExecArgs),
+    /// Print the runtime's state of the container (JSON)
+    State {
+        /// The container's name
+        name: String,
+    },
+    /// Print cloon's containers with their live status (JSON array)
+    List,
+    /// Check that this host has what cloon needs, and say how to fix what it lacks
+    #[command(after_help = DOCTOR_EXAMPLES)]
+    Doctor {
+        /// Print a JSON object instead of the table
+        #[arg(long)]
+        json: bool,
+        /// The OCI runtime to check: crun, runc or a path [default: crun]
+        #[arg(long, value_name = "crun|runc|PATH")]
+        runtime: Option<String>,
+    },
+}
+
+impl Stage for Run {
+    const TOOL: &'static str = STAGE;
+    const PART: &'static str = PART;
+    const RECORD: &'static str = RECORD;
+    const WHAT: &'static str = "container";
+    type Up = UpArgs;
+    type Down = StopArgs;
+    type Verbs = Verbs;
+    type Part = Container;
+    type Record = RunRecord;
+
+    fn command(cmd: clap::Command) -> clap::Command {
+        cmd.name(STAGE)
+            .about(
+                "Run the container of an OCI bundle with crun or runc, and add `container` to \
+                 the document (step 5 of the article)",
+            )
+            .after_help(AFTER_HELP)
+            .mut_subcommand("up", |c| {
+                c.about(
+                    "Create and start the container; add `container` to the document (the default)",
+                )
+            })
+            .mut_subcommand("down", |c| {
+                c.about("Kill and delete the container; drop `container` from the document")
+            })
+            .mut_subcommand("check", |c| {
+                c.about("Check that the container still exists and runs")
+            })
+            .mut_subcommand("gc", |c| c.after_help(GC_HELP))
+    }
+
+    fn up_name(args: &UpArgs) -> Option<&str> {
+        args.name.as_deref()
+    }
+
+    fn up(state: &StateDir, args: &UpArgs, doc: Option<Document>) -> Result<Document> {
+        crate::up(state, args, doc)
+    }
+
+    fn down_locked(state: &StateDir, name: &str, stop: &StopArgs) -> Result<()> {
+        crate::down_locked(state, name, stop)
+    }
+
+    fn check(state: &StateDir, name: &str) -> Result<Container> {
+        crate::check(state, name)
+    }
+
+    fn gc_start(_state: &StateDir) -> Result<()> {
+        crate::gc::start()
+    }
+
+    fn judge(_state: &StateDir, _name: &str, record: &RunRecord) -> Result<Verdict> {
+        crate::gc::judge_record(record)
+    }
+
+    fn gc_more(state: &StateDir, report: &mut Report) -> Result<()> {
+        crate::gc::more(state, report)
+    }
+
+    fn verb(state: &StateDir, verb: Verbs) -> ExitCode {
+        match verb {
+            Verbs::Exec(args) => match crate::exec(state, &args) {
+                Ok(status) => ExitCode::from(u8::try_from(status).unwrap_or(1)),
+                Err(e) => cli::fail(STAGE, &e),
+            },
+            Verbs::State { name } => cli::run_query(STAGE, || crate::live_state(state, &name)),
+            Verbs::List => cli::run_query(STAGE, || crate::list(state)),
+            Verbs::Doctor { json, runtime } => {
+                let report = crate::doctor::run(runtime.as_deref());
+                if json {
+                    let mut text = serde_json::to_string_pretty(&report).unwrap_or_default();
+                    text.push('\n');
+                    cli::print(&text);
+                } else {
+                    cli::print(&report.table());
+                }
+                ExitCode::from(report.status())
+            }
+        }
+    }
+}
