@@ -209,7 +209,14 @@ pub fn collect<S: Stage>(state: &StateDir) -> Result<Report> {
     S::gc_start(state)?;
     let mut report = Report::new(state);
     for name in state.names()? {
-        let recorded = state.has_record(&name, S::RECORD)?;
+        // A directory cloon would not have made (open to others, a link) is not ours: kept.
+        let recorded = match state.has_record(&name, S::RECORD) {
+            Ok(recorded) => recorded,
+            Err(e) => {
+                report.keep(S::WHAT, &name, format!("not cloon's: {}", e.msg));
+                continue;
+            }
+        };
         if !recorded && !S::has_strays(state, &name)? {
             continue;
         }
