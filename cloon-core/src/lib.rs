@@ -11,6 +11,7 @@ pub mod explain;
 pub mod gc;
 pub mod generate;
 pub mod host;
+pub mod inuse;
 pub mod mounts;
 pub mod name;
 pub mod netns;

@@ -5,15 +5,20 @@
 //!
 //! 1. every container record whose overlay is not mounted (an `up` killed before its mount, or
 //!    an overlay unmounted behind cloon's back) is brought down by the same `down` as
-//!    `cloon-overlay down`; healthy ones, and those a running tool holds locked, are kept;
-//! 2. every mount under a container's `overlay/` directory that no record explains is unmounted;
-//!    other mounts under the state directory are reported and kept;
-//! 3. every `overlay/` directory that no record names is removed (never across a mount point);
+//!    `cloon-overlay down`; healthy ones, those a running tool holds locked, and those a live
+//!    container still uses (see [`crate::users`]: its runtime keeps its own copy of the overlay
+//!    mount) are kept;
+//! 2. every mount under a container's `overlay/` directory that no record explains is unmounted,
+//!    unless a live process has its root there; other mounts under the state directory are
+//!    reported and kept;
+//! 3. every `overlay/` directory that no record names is removed (never across a mount point),
+//!    unless a live container uses it;
 //! 4. every shared lower (found by its record, its directory or its mount) that no overlay has
-//!    as its lower is unmounted and removed with its record, under its lock; then every loop
-//!    device backing one of the images cloon's records name that carries this state directory's
-//!    tag and that nothing mounts (in any mount namespace) is detached. A device attached to the
-//!    same image by hand is kept;
+//!    as its lower (neither mounted here nor the root of a live process elsewhere) is unmounted
+//!    and removed with its record, under its lock; then every loop device backing one of the
+//!    images cloon's records name that carries this state directory's tag and that nothing
+//!    mounts (in any mount namespace) is detached. A device attached to the same image by hand
+//!    is kept;
 //! 5. the empty state directories are removed.
 
 use crate::loopdev::{self, Unused};
@@ -22,7 +27,7 @@ use crate::{mount, Record, PART, STAGE};
 use cloon_core::gc::{self, Report};
 use cloon_core::mounts;
 use cloon_core::state::remove_tree_one_fs;
-use cloon_core::{explain, host, Error, Result, StateDir};
+use cloon_core::{explain, host, inuse, Error, Result, StateDir};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
@@ -66,7 +71,7 @@ fn try_lock(
 pub fn partly_gone(record: &Record) -> Result<Option<String>> {
     let o = &record.overlay;
     Ok(match mounts::at(Path::new(&o.rootfs))? {
-        Some(m) if m.fstype == "overlay" && lower::lowerdir(&m) == Some(o.lower.as_str()) => None,
+        Some(m) if lower::is_over(&m, Path::new(&o.lower)) => None,
         Some(m) => Some(format!(
             "partly gone: {} is a {} mount, not the overlay over {}",
             o.rootfs, m.fstype, o.lower
@@ -78,7 +83,13 @@ pub fn partly_gone(record: &Record) -> Result<Option<String>> {
     })
 }
 
-/// Pass 1: the records whose overlay is not mounted are brought down.
+/// Why `gc` keeps what `users` use.
+fn in_use(users: &[inuse::User]) -> String {
+    format!("in use by {}", inuse::summary(users))
+}
+
+/// Pass 1: the records whose overlay is not mounted are brought down, unless a live container
+/// still uses them.
 fn records(state: &StateDir, report: &mut Report) -> Result<()> {
     for name in state.names()? {
         if !state.dir(&name)?.join(format!("{PART}.json")).exists() {
@@ -96,10 +107,23 @@ fn records(state: &StateDir, report: &mut Report) -> Result<()> {
                 continue;
             }
         };
-        match partly_gone(&record) {
+        let why = match partly_gone(&record) {
+            Err(e) => {
+                report.failed("overlay", &name, e);
+                continue;
+            }
+            Ok(None) => {
+                report.keep("overlay", &name, "healthy: its overlay is mounted");
+                continue;
+            }
+            Ok(Some(why)) => why,
+        };
+        match crate::users(state, &name, &record) {
             Err(e) => report.failed("overlay", &name, e),
-            Ok(None) => report.keep("overlay", &name, "healthy: its overlay is mounted"),
-            Ok(Some(why)) => {
+            Ok(users) if !users.is_empty() => {
+                report.keep("overlay", &name, format!("{why}, but {}", in_use(&users)))
+            }
+            Ok(_) => {
                 let outcome = crate::down_locked(state, &name).map(|()| explain::acting());
                 report.found("overlay", &name, why, outcome);
             }
@@ -166,6 +190,17 @@ fn stray_mounts(state: &StateDir, report: &mut Report) -> Result<()> {
             report.keep("mount", &shown, "not a mount cloon-overlay makes");
             continue;
         }
+        match inuse::rootfs_users(state, &name, &target, None) {
+            Err(e) => {
+                report.failed("mount", &shown, e);
+                continue;
+            }
+            Ok(users) if !users.is_empty() => {
+                report.keep("mount", &shown, in_use(&users));
+                continue;
+            }
+            Ok(_) => {}
+        }
         let why = format!("under {name}/{PART}/, which no record explains");
         let outcome = mount::unmount(&target).map(|()| explain::acting());
         report.found("mount", &shown, why, outcome);
@@ -187,6 +222,18 @@ fn stray_dirs(state: &StateDir, report: &mut Report) -> Result<()> {
         };
         if dir.join(format!("{PART}.json")).exists() {
             continue;
+        }
+        let (rootfs, upper) = (overlay.join("rootfs"), overlay.join("upper"));
+        match inuse::rootfs_users(state, &name, &rootfs, Some(&upper)) {
+            Err(e) => {
+                report.failed("directory", &shown, e);
+                continue;
+            }
+            Ok(users) if !users.is_empty() => {
+                report.keep("directory", &shown, in_use(&users));
+                continue;
+            }
+            Ok(_) => {}
         }
         let outcome = if explain::step(&["rm", "-rf", "--one-file-system", shown.as_str()]) {
             remove_tree_one_fs(&overlay).map(|()| true)
@@ -271,11 +318,26 @@ fn lower_one(state: &StateDir, place: &Place, id: (u64, u64), report: &mut Repor
     let table = mounts::table()?;
     let mounted = table.iter().any(|m| m.target == place.lower);
     let users = lower::users(&table, &place.lower).len();
+    // Overlays mounted only in other mount namespaces (a container's copy of one unmounted here).
+    let elsewhere = if users == 0 && (existed || mounted) {
+        inuse::overlay_users(state, "lowerdir", &place.lower)?
+    } else {
+        Vec::new()
+    };
     if users > 0 {
         report.keep(
             "lower",
             &shown,
             format!("the lower of {users} mounted overlay(s)"),
+        );
+    } else if !elsewhere.is_empty() {
+        report.keep(
+            "lower",
+            &shown,
+            format!(
+                "the lower of an overlay mounted elsewhere, {}",
+                in_use(&elsewhere)
+            ),
         );
     } else if existed || mounted {
         let why = if mounted {

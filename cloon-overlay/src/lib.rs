@@ -14,7 +14,7 @@ pub mod mount;
 use cloon_core::doc::{Image, Overlay};
 use cloon_core::state::{absolute, remove_tree_one_fs};
 use cloon_core::{
-    cli, explain, host, mounts, Code, Context, Document, Error, Result, StateDir, Undo,
+    cli, explain, host, inuse, mounts, Code, Context, Document, Error, Result, StateDir, Undo,
 };
 use serde::{Deserialize, Serialize};
 use std::fs;
@@ -206,8 +206,9 @@ fn remove_dir(dir: &Path) -> Result<()> {
 
 /// Unmounts the overlay, then leaves the shared lower, which goes with the last container that
 /// uses it (see [`lower::leave`]); removes the directories and the record. What is already gone
-/// counts as done. Under the lock of the container's state directory, so that it waits for an
-/// `up` of that name still at work.
+/// counts as done. Refused (code 11, nothing changed) while a live container uses the root
+/// filesystem (see [`users`]). Under the lock of the container's state directory, so that it
+/// waits for an `up` of that name still at work.
 pub fn down(state: &StateDir, name: &str) -> Result<()> {
     if state
         .with_lock(name, || down_locked(state, name))?
@@ -237,6 +238,7 @@ pub fn down_locked(state: &StateDir, name: &str) -> Result<()> {
     }
     let o = &record.overlay;
     let rootfs = Path::new(&o.rootfs);
+    refuse_in_use(state, name, &record)?;
     mount::unmount(rootfs)?;
     let place = lower::Place::of_lower(state, Path::new(&o.lower)).ok_or_else(|| {
         Error::config(format!(
@@ -250,6 +252,31 @@ pub fn down_locked(state: &StateDir, name: &str) -> Result<()> {
     explain::release(state, name, PART)
 }
 
+/// Who uses the root filesystem of `name` (see [`inuse::rootfs_users`]): the live containers
+/// cloon-run recorded on it, and every process whose root is in it (in whatever mount namespace,
+/// its overlay known by its device where it is mounted here, by its upper directory elsewhere).
+pub fn users(state: &StateDir, name: &str, record: &Record) -> Result<Vec<inuse::User>> {
+    let o = &record.overlay;
+    inuse::rootfs_users(state, name, Path::new(&o.rootfs), Some(Path::new(&o.upper)))
+}
+
+/// Refuses (code 11) to take down the overlay of `name` while a live container uses it: an
+/// unmount here would succeed (the container has its own copy of the mount), and the removal of
+/// the upper directory would then delete the data of a running container.
+fn refuse_in_use(state: &StateDir, name: &str, record: &Record) -> Result<()> {
+    let users = users(state, name, record)?;
+    if users.is_empty() {
+        return Ok(());
+    }
+    Err(inuse::refusal(
+        &format!(
+            "the root filesystem {} of \"{name}\"",
+            record.overlay.rootfs
+        ),
+        &users,
+    ))
+}
+
 /// Compares the record with the mount table, the loop device and the shared lower's record; lists
 /// every difference. Returns the `overlay` part as recorded.
 pub fn check(state: &StateDir, name: &str) -> Result<Overlay> {
@@ -258,10 +285,12 @@ pub fn check(state: &StateDir, name: &str) -> Result<Overlay> {
     let mut drift = Vec::new();
     match mounts::at(Path::new(&o.rootfs))? {
         Some(m) if m.fstype == "overlay" => {
-            if lower::lowerdir(&m) != Some(o.lower.as_str()) {
+            if !lower::is_over(&m, Path::new(&o.lower)) {
                 drift.push(format!(
-                    "the overlay on {} is not over the lower {} ({})",
-                    o.rootfs, o.lower, m.options
+                    "the overlay on {} is not over the lower {} (its lowerdir is {})",
+                    o.rootfs,
+                    o.lower,
+                    m.option("lowerdir").unwrap_or_default()
                 ));
             }
         }

@@ -77,20 +77,15 @@ impl Place {
     }
 }
 
-/// The `lowerdir` of an overlay mount, from its options.
-pub fn lowerdir(m: &Mount) -> Option<&str> {
-    m.options
-        .split(',')
-        .find_map(|o| o.strip_prefix("lowerdir="))
+/// Whether `m` is an overlay whose only lower layer (`lowerdir`) is `lower`. The mount table
+/// escapes the option's value twice (see [`mounts`]): it is compared as overlayfs was given it.
+pub fn is_over(m: &Mount, lower: &Path) -> bool {
+    m.fstype == "overlay" && m.overlay_dir_is("lowerdir", lower)
 }
 
 /// The overlay mounts of `table` whose `lowerdir` is `lower`: the users of that lower.
 pub fn users<'a>(table: &'a [Mount], lower: &Path) -> Vec<&'a Mount> {
-    let lower = lower.to_string_lossy();
-    table
-        .iter()
-        .filter(|m| m.fstype == "overlay" && lowerdir(m) == Some(&*lower))
-        .collect()
+    table.iter().filter(|m| is_over(m, lower)).collect()
 }
 
 /// What is mounted at the lower now, judged against the image `id`.
@@ -441,6 +436,7 @@ mod tests {
 
     fn mount(target: &str, fstype: &str, options: &str) -> Mount {
         Mount {
+            dev: 0,
             target: PathBuf::from(target),
             fstype: fstype.into(),
             source: "overlay".into(),
@@ -483,6 +479,24 @@ mod tests {
                 PathBuf::from("/s/C/overlay/rootfs")
             ]
         );
+    }
+
+    #[test]
+    fn users_of_a_lower_whose_path_the_mount_table_escapes() {
+        let table = mounts::parse(concat!(
+            r"80 65 0:49 / /s\040t/A/overlay/rootfs rw - overlay overlay ",
+            r"rw,lowerdir=/s\040t/.lowers/1-2/lower,upperdir=/s\040t/A/overlay/upper,workdir=/w",
+            "\n",
+            r"81 65 0:50 / /s\011c,d/B/overlay/rootfs rw - overlay overlay ",
+            r"rw,lowerdir=/s\011c\134\054d/.lowers/1-2/lower,upperdir=/u,workdir=/w",
+            "\n",
+        ));
+        assert_eq!(users(&table, Path::new("/s t/.lowers/1-2/lower")).len(), 1);
+        assert_eq!(
+            users(&table, Path::new("/s\tc,d/.lowers/1-2/lower")).len(),
+            1
+        );
+        assert!(users(&table, Path::new(r"/s\040t/.lowers/1-2/lower")).is_empty());
     }
 
     #[test]

@@ -20,6 +20,10 @@ script; with --explain a note says which device it is. cloon's own records are s
 --dry-run says the commands and does nothing (root is not needed): the document's overlay.loop is
 then \"$loop\", and an image that does not exist yet (after cloon-img --dry-run) is not checked.
 
+down refuses (error 11, nothing changed) while a live container uses the root filesystem: one
+cloon-run recorded on it whose process still runs, or any process whose root is in it (a
+container made by hand), in whatever mount namespace; bring the container down first.
+
 Examples:
   cloon-img create --busybox bb.img | cloon-overlay --name Cloon1
   cloon-overlay --image bb.img --name Cloon1 </dev/null
@@ -64,10 +68,11 @@ enum Cmd {
 }
 
 const GC_HELP: &str = "\
-gc brings down the containers whose recorded overlay is not mounted (healthy ones, and those a
-running tool is working on, are kept), unmounts what is mounted under a container's overlay/
-directory without a record to explain it, removes the overlay/ directories no record names,
-unmounts and removes the shared lowers no overlay uses, and detaches the loop devices cloon
+gc brings down the containers whose recorded overlay is not mounted (healthy ones, those a
+running tool is working on, and those a live container still uses are kept), unmounts what is
+mounted under a container's overlay/ directory without a record to explain it, removes the
+overlay/ directories no record names, unmounts and removes the shared lowers no overlay uses
+(here, or as the root of a live process elsewhere), and detaches the loop devices cloon
 attached to the images it knows of that nothing mounts: each carries the name
 cloon:HASH:DEV-INO (HASH of the state directory), so a device attached to the same image by hand
 is kept. With --dry-run it changes nothing and says the commands it would run. The report is

@@ -23,21 +23,23 @@ pub fn mount_lower(device: &Path, lower: &Path) -> Result<()> {
     })
 }
 
-/// The overlay option string; refuses paths that would break its syntax.
+/// The overlay option string. overlayfs takes `\`, `,` and `:` in a directory escaped with a
+/// backslash (see [`mounts::overlay_escape`]), and shows the directories back that way in the
+/// mount table; a path that is not UTF-8 is refused.
 pub fn overlay_options(lower: &Path, upper: &Path, work: &Path) -> Result<String> {
-    for p in [lower, upper, work] {
-        let s = p.to_string_lossy();
-        if s.contains([',', ':', '\\']) {
-            return Err(Error::invalid(format!(
-                "{s} contains ',', ':' or '\\', which overlayfs options cannot carry: choose another --state-dir"
-            )));
-        }
-    }
+    let escaped = |p: &Path| {
+        mounts::overlay_escape(p).ok_or_else(|| {
+            Error::invalid(format!(
+                "{} is not valid UTF-8, which overlayfs options cannot carry: choose another --state-dir",
+                p.to_string_lossy()
+            ))
+        })
+    };
     Ok(format!(
         "lowerdir={},upperdir={},workdir={}",
-        lower.display(),
-        upper.display(),
-        work.display()
+        escaped(lower)?,
+        escaped(upper)?,
+        escaped(work)?
     ))
 }
 
@@ -102,8 +104,20 @@ mod tests {
     }
 
     #[test]
-    fn options_refuse_separators_in_paths() {
-        assert!(overlay_options(Path::new("/a,b"), Path::new("/u"), Path::new("/w")).is_err());
-        assert!(overlay_options(Path::new("/l"), Path::new("/u:x"), Path::new("/w")).is_err());
+    fn options_escape_separators_in_paths() {
+        let o = overlay_options(
+            Path::new("/a,b/l"),
+            Path::new("/my lab/u:x"),
+            Path::new("/b\\s/w"),
+        )
+        .unwrap();
+        assert_eq!(
+            o,
+            "lowerdir=/a\\,b/l,upperdir=/my lab/u\\:x,workdir=/b\\\\s/w"
+        );
+        use std::os::unix::ffi::OsStrExt;
+        let bad = Path::new(std::ffi::OsStr::from_bytes(b"/\xff"));
+        let e = overlay_options(bad, Path::new("/u"), Path::new("/w")).unwrap_err();
+        assert_eq!(e.code, Code::InvalidArgument);
     }
 }

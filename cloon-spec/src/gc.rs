@@ -3,14 +3,15 @@
 //! (`<state>/<name>/bundle`), never by names that merely look like cloon's. Three passes:
 //!
 //! 1. every record whose `config.json` is missing or no longer parses is brought down by the
-//!    same `down` as `cloon-spec down`; healthy ones, and those a running tool holds locked, are
-//!    kept;
-//! 2. every bundle directory that no record names is removed (never across a mount point);
+//!    same `down` as `cloon-spec down`; healthy ones, those a running tool holds locked, and
+//!    those a live container uses (see [`crate::users`]) are kept;
+//! 2. every bundle directory that no record names is removed (never across a mount point),
+//!    unless a live container uses it;
 //! 3. the empty state directories are removed.
 
 use crate::{bundle, bundle_dir, SpecRecord, RECORD};
 use cloon_core::gc::{self, Report};
-use cloon_core::{explain, Result, StateDir};
+use cloon_core::{explain, inuse, Result, StateDir};
 use std::path::Path;
 
 /// Runs `gc` on the state directory `state`.
@@ -37,15 +38,36 @@ pub fn run(state: &StateDir) -> Result<Report> {
             Err(e) => report.failed("bundle", &name, e),
             Ok(Some(record)) => match partly_gone(&record) {
                 None => report.keep("bundle", &name, "healthy: its config.json parses"),
-                Some(why) => {
-                    let outcome = crate::down_locked(state, &name).map(|()| explain::acting());
-                    report.found("bundle", &name, why, outcome);
-                }
+                Some(why) => match crate::users(state, &name) {
+                    Err(e) => report.failed("bundle", &name, e),
+                    Ok(users) if !users.is_empty() => report.keep(
+                        "bundle",
+                        &name,
+                        format!("{why}, but in use by {}", inuse::summary(&users)),
+                    ),
+                    Ok(_) => {
+                        let outcome = crate::down_locked(state, &name).map(|()| explain::acting());
+                        report.found("bundle", &name, why, outcome);
+                    }
+                },
             },
             Ok(None) => {
                 let bundle = bundle_dir(state, &name)?;
                 if !bundle.exists() {
                     continue;
+                }
+                let shown = bundle.display().to_string();
+                match crate::users(state, &name) {
+                    Err(e) => {
+                        report.failed("bundle", &shown, e);
+                        continue;
+                    }
+                    Ok(users) if !users.is_empty() => {
+                        let why = format!("in use by {}", inuse::summary(&users));
+                        report.keep("bundle", &shown, why);
+                        continue;
+                    }
+                    Ok(_) => {}
                 }
                 let outcome = bundle::remove(&bundle).map(|()| explain::acting());
                 report.found(
@@ -83,30 +105,40 @@ mod tests {
 
     #[test]
     fn gc_removes_broken_records_and_stray_bundles_and_keeps_healthy_ones() {
+        use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
         let root = std::env::temp_dir().join(format!("cloon-spec-gc-{}", std::process::id()));
+        // The root filesystem next to the state directory, which holds only what tools make.
+        let rootfs = root.with_extension("rootfs");
         let _ = fs::remove_dir_all(&root);
+        let _ = fs::remove_dir_all(&rootfs);
         let st = StateDir::new(Some(&root)).unwrap();
-        let bin = root.join("rootfs/bin");
+        let bin = rootfs.join("bin");
         fs::create_dir_all(&bin).unwrap();
         fs::write(bin.join("sleep"), "").unwrap();
-        use std::os::unix::fs::PermissionsExt;
         fs::set_permissions(bin.join("sleep"), fs::Permissions::from_mode(0o755)).unwrap();
         for name in ["Good", "Lost", "Bad"] {
             let args = crate::UpArgs {
                 name: Some(name.into()),
-                rootfs: Some(root.join("rootfs")),
+                rootfs: Some(rootfs.clone()),
                 ..Default::default()
             };
             crate::up(&st, &args, None).unwrap();
         }
         fs::remove_file(root.join("Lost/bundle/config.json")).unwrap();
         fs::write(root.join("Bad/bundle/config.json"), "{").unwrap();
-        // A bundle without its record, and an empty directory.
-        fs::create_dir_all(root.join("Stray/bundle")).unwrap();
+        // A bundle without its record, and an empty directory (private, as tools make them).
+        let private = |dir: &str| {
+            fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(root.join(dir))
+                .unwrap();
+        };
+        private("Stray/bundle");
         fs::write(root.join("Stray/bundle/config.json"), "{}").unwrap();
-        fs::create_dir_all(root.join("Empty")).unwrap();
+        private("Empty");
         // Not a bundle: another tool's file.
-        fs::create_dir_all(root.join("Other")).unwrap();
+        private("Other");
         fs::write(root.join("Other/netns.json"), "{}").unwrap();
 
         let report = run(&st).unwrap();
@@ -135,5 +167,6 @@ mod tests {
         assert!(root.join("Other/netns.json").exists());
         crate::down(&st, "Good").unwrap();
         let _ = fs::remove_dir_all(&root);
+        let _ = fs::remove_dir_all(&rootfs);
     }
 }

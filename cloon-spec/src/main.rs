@@ -13,6 +13,9 @@ rm -rf. cloon's own records are said as notes. stdout stays the JSON document. -
 commands and does nothing (root is not needed); a root filesystem or network namespace that does
 not exist yet (after --dry-run of the earlier steps) is not checked.
 
+down refuses (error 11, nothing changed) while a live container made from the bundle runs;
+bring it down first (cloon-run down).
+
 Examples:
   cloon-img create --busybox bb.img | cloon-overlay --name Cloon1 | cloon-spec
   cloon-spec --rootfs ./rootfs --netns cloonix_1_1 --name Cloon1 </dev/null
@@ -57,11 +60,11 @@ enum Cmd {
 
 const GC_HELP: &str = "\
 gc brings down the containers whose recorded config.json is missing or no longer parses (healthy
-ones, and those a running tool is working on, are kept), and removes the bundle directories
-(STATE/NAME/bundle) that no record names, and the empty state directories. With --dry-run it
-changes nothing and says the commands it would run. The report is JSON on stdout: {stateDir,
-dryRun, found: [{kind, name, why, removed}], kept: [{kind, name, why}]}; the exit status is the
-first failure's code, 0 when none.
+ones, those a running tool is working on, and those a live container uses are kept), and removes
+the bundle directories (STATE/NAME/bundle) that no record names and no live container uses, and
+the empty state directories. With --dry-run it changes nothing and says the commands it would
+run. The report is JSON on stdout: {stateDir, dryRun, found: [{kind, name, why, removed}],
+kept: [{kind, name, why}]}; the exit status is the first failure's code, 0 when none.
 
 Examples:
   cloon-spec gc --dry-run

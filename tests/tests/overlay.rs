@@ -143,16 +143,22 @@ fn a_busy_rootfs_is_not_torn_down_under_its_users() {
         .ok();
     let doc: serde_json::Value = serde_json::from_str(&up).unwrap();
     let rootfs = doc["overlay"]["rootfs"].as_str().unwrap().to_string();
+    // nsenter forks the holder into the sandbox's pid namespace: the holder itself is killed
+    // (by its pid there), and nsenter ends with it.
     let mut holder = sb
         .cmd("sh")
-        .args(["-c", &format!("cd {rootfs} && exec sleep 60")])
+        .args([
+            "-c",
+            &format!("cd {rootfs} && echo $$ > /run/holder.pid && exec sleep 60"),
+        ])
         .spawn()
         .unwrap();
     std::thread::sleep(std::time::Duration::from_millis(200));
     let busy = sb.tool("cloon-overlay", &["down"], &up);
     assert_eq!(busy.status, 11, "{}", busy.stderr);
     assert!(busy.stderr.contains("in use"), "{}", busy.stderr);
-    holder.kill().unwrap();
+    sb.sh("kill $(cat /run/holder.pid) && rm /run/holder.pid")
+        .ok();
     holder.wait().unwrap();
     sb.tool("cloon-overlay", &["down"], &up).ok();
     sb.assert_clean(&[]);
