@@ -6,9 +6,9 @@
 //! changed only under its lock, which `up` and `down` hold from their first look at the bridge to
 //! their last change to it: two of them cannot race.
 //!
-//! `up` creates a missing bridge, in cloon's interface group ([`tag`]), after recording that cloon
-//! is making it (index 0 until known), so that a tool killed at any instant leaves a record that
-//! names it; a bridge that exists already is joined, and one that cloon did not make is never
+//! `up` creates a missing bridge, in its state directory's interface group ([`tag`]), after
+//! recording that cloon is making it (index 0 until known), so that a tool killed at any instant
+//! leaves a record that names it; a bridge that exists already is joined, and one that cloon did not make is never
 //! deleted. `down` deletes a bridge cloon made
 //! when no cloon port is left on it: which ports are cloon's is decided from the kernel's own list
 //! of the bridge's ports, each compared with the host ends that containers' records list (name and
@@ -36,8 +36,8 @@ pub struct BridgeRecord {
     pub index: u32,
     /// Whether cloon created it (and so deletes it with its last cloon port).
     pub created: bool,
-    /// The interface group cloon created it in (0 for a bridge it joined, and in records older
-    /// than tags).
+    /// The interface group cloon created it in (its state directory's; 0 for a bridge it joined,
+    /// and in records older than tags).
     #[serde(default)]
     pub group: u32,
     /// The alias cloon gave it.
@@ -47,12 +47,12 @@ pub struct BridgeRecord {
 
 impl BridgeRecord {
     /// The record of a bridge cloon is about to create: index unknown, its group and alias.
-    pub fn planned(name: &str, alias: Option<String>) -> BridgeRecord {
+    pub fn planned(name: &str, group: u32, alias: Option<String>) -> BridgeRecord {
         BridgeRecord {
             name: name.to_string(),
             index: 0,
             created: true,
-            group: tag::GROUP,
+            group,
             alias,
         }
     }
@@ -322,7 +322,7 @@ mod tests {
             mtu: 1500,
             kind: kind.into(),
             master: None,
-            group: tag::GROUP,
+            group: tag::DEFAULT_GROUP,
             alias: None,
         }
     }
@@ -331,7 +331,7 @@ mod tests {
         BridgeRecord {
             index,
             created,
-            ..BridgeRecord::planned("lan1", Some(ALIAS.into()))
+            ..BridgeRecord::planned("lan1", tag::DEFAULT_GROUP, Some(ALIAS.into()))
         }
     }
 
@@ -339,7 +339,7 @@ mod tests {
         RecordedEnd {
             name: name.into(),
             index,
-            group: tag::GROUP,
+            group: tag::DEFAULT_GROUP,
             alias: Some(format!("cloon:/run/cloon/{name}/netns.json")),
         }
     }

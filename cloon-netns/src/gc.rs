@@ -1,18 +1,22 @@
 //! `cloon-netns gc`: finds what cloon-netns left behind (tools killed halfway, records lost or
-//! half removed) and removes it. It acts on cloon's records and on its interface tags
-//! ([`crate::tag`]) only, never on names that merely look like cloon's, in four passes:
+//! half removed) and removes it. It acts on its own state directory's records and interface tags
+//! ([`crate::tag`]) only, never on names that merely look like cloon's, nor on another state
+//! directory's objects (one beside it, or nested inside it), in four passes:
 //!
 //! 1. every container record (and point-to-point link record) whose objects are partly gone
 //!    (a namespace, a host end or a guest end missing or replaced; see
 //!    [`check::differences`]) is brought down, by the same `down` as `cloon-netns down`; a
 //!    record whose directory a running cloon-netns holds locked is left to it, and records of
-//!    healthy containers are kept;
-//! 2. every interface of the host in cloon's group that no record names is deleted (unless its
-//!    alias says it belongs to another state directory's records);
-//! 3. every bridge in cloon's group, or with a shared record, is judged under its lock: one cloon
-//!    made that no container's record needs and no cloon port is left on is deleted with its
-//!    record; the record of a bridge that is gone (or is not cloon's and no record needs it) is
-//!    removed;
+//!    healthy containers are kept; a directory without a record of cloon-netns (a state
+//!    directory nested in this one, say) is no container and is not even locked;
+//! 2. every interface of the host in this state directory's group ([`tag::Owner`]) that no record
+//!    names is deleted, unless its alias names another state directory's record; one with no
+//!    alias naming a record only when no `up` of this state directory is at work (its root's
+//!    lock, [`tag::RootLock`]), since an `up` gives the alias right after the creation;
+//! 3. every bridge in this state directory's group, or with a shared record, is judged under its
+//!    lock: one cloon made that no container's record needs and no cloon port is left on is
+//!    deleted with its record; the record of a bridge that is gone (or is not cloon's and no
+//!    record needs it) is removed;
 //! 4. the directory of shared bridge records, once empty, is removed.
 //!
 //! A namespace file without a record is never touched. With `--dry-run` nothing changes: the
@@ -24,11 +28,12 @@ use crate::check::{self, Finding};
 use crate::link::{LinkState, Netlink};
 use crate::p2p::{self, P2pRecord};
 use crate::record::Record;
-use crate::{down, tag, PART, STAGE};
+use crate::tag::{Mark, Owner, RootLock};
+use crate::{down, PART, STAGE};
 use cloon_core::gc::Report;
 use cloon_core::{explain, host, Error, Result, StateDir};
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// Runs `gc` on the state directory `state`.
 pub fn run(state: &StateDir) -> Result<Report> {
@@ -39,9 +44,9 @@ pub fn run(state: &StateDir) -> Result<Report> {
     let mut report = Report::new(state);
     records(state, &mut report)?;
     let host = Netlink::connect()?;
-    let roots = root_spellings(state);
-    interfaces(state, &host, &roots, &mut report)?;
-    bridges(state, &host, &roots, &mut report)?;
+    let owner = Owner::of(state);
+    interfaces(state, &host, &owner, &mut report)?;
+    bridges(state, &host, &owner, &mut report)?;
     let dir = state.shared_dir(bridge::KIND)?;
     if is_empty_dir(&dir) {
         let shown = dir.display().to_string();
@@ -57,17 +62,6 @@ pub fn run(state: &StateDir) -> Result<Report> {
     Ok(report)
 }
 
-/// How the state root may be spelled in an alias: as given, and with symbolic links resolved.
-fn root_spellings(state: &StateDir) -> Vec<PathBuf> {
-    let mut roots = vec![state.root().to_path_buf()];
-    if let Ok(real) = std::fs::canonicalize(state.root()) {
-        if real != roots[0] {
-            roots.push(real);
-        }
-    }
-    roots
-}
-
 fn is_empty_dir(dir: &Path) -> bool {
     std::fs::read_dir(dir).is_ok_and(|mut entries| entries.next().is_none())
 }
@@ -76,17 +70,16 @@ fn is_empty_dir(dir: &Path) -> bool {
 fn records(state: &StateDir, report: &mut Report) -> Result<()> {
     for name in state.names()? {
         let dir = state.dir(&name)?;
-        let ours = |dir: &Path| {
-            dir.join(format!("{PART}.json")).exists()
-                || dir.join(format!("{}.json", p2p::PART)).exists()
-        };
+        // Only a directory with a record of cloon-netns is a container's (or a link's): another
+        // stage's alone, an empty one, or a state directory nested in this one is not locked.
+        if !has_record(&dir) {
+            continue;
+        }
         let lock = if explain::acting() {
             match state.try_lock(&name)? {
                 Some(lock) => Some(lock),
                 None => {
-                    if ours(&dir) {
-                        report.keep("container", &name, "in use: a cloon-netns is at work on it");
-                    }
+                    report.keep("container", &name, "in use: a cloon-netns is at work on it");
                     continue;
                 }
             }
@@ -107,6 +100,13 @@ fn records(state: &StateDir, report: &mut Report) -> Result<()> {
         drop(lock);
     }
     Ok(())
+}
+
+/// Whether the directory `dir` holds a record of cloon-netns (a file, never followed if a link).
+fn has_record(dir: &Path) -> bool {
+    [PART, p2p::PART]
+        .iter()
+        .any(|part| std::fs::symlink_metadata(dir.join(format!("{part}.json"))).is_ok())
 }
 
 /// The kind of record `name` has (`container` or `link`) and how it differs from the kernel;
@@ -142,8 +142,8 @@ fn healthy(findings: &[Finding]) -> String {
 /// What `gc` does with one interface of the host.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
-    /// None of its business: not in cloon's group, named by a record, or a bridge (judged by
-    /// [`judge_bridge`]).
+    /// None of its business: not this state directory's ([`Mark::Foreign`]), named by a record,
+    /// or a bridge (judged by [`judge_bridge`]).
     Ignore,
     /// Cloon's, but left alone, for this reason.
     Keep(String),
@@ -151,27 +151,41 @@ pub enum Verdict {
     Remove(String),
 }
 
-/// Judges an interface of the host: one in cloon's group that no record names (`referenced`:
-/// every interface name the records hold) is an orphan, unless its alias names the records of
-/// another state directory (`roots`: this one's spellings).
+/// Judges an interface of the host: one of this state directory's (`owner`) that no record
+/// names (`referenced`: every interface name the records hold) is an orphan. Its alias must name
+/// a record of this state directory, or, with no alias naming a record, no `up` of this state
+/// directory may be at work (`idle`: `gc` holds the root's lock), since `up` gives the alias
+/// right after creating the interface. One whose alias names another state directory's record
+/// is kept.
 pub fn judge_interface(
     link: &LinkState,
     referenced: &BTreeSet<String>,
-    roots: &[PathBuf],
+    owner: &Owner,
+    idle: bool,
 ) -> Verdict {
-    if link.group != tag::GROUP || link.is_bridge() || referenced.contains(&link.name) {
+    if link.is_bridge() || referenced.contains(&link.name) {
         return Verdict::Ignore;
     }
-    if let Some(record) = tag::other_owner(link, roots) {
-        return Verdict::Keep(format!(
-            "in cloon's group, but its alias names the record {} of another state directory",
+    let group = owner.group();
+    match owner.mark(link) {
+        Mark::Foreign => Verdict::Ignore,
+        Mark::Theirs(record) => Verdict::Keep(format!(
+            "in this state directory's group {group}, but its alias names the record {} of \
+             another state directory",
             record.display()
-        ));
+        )),
+        Mark::Ours => Verdict::Remove(
+            "its alias names a record of this state directory, and no record names it".into(),
+        ),
+        Mark::Unnamed if idle => Verdict::Remove(format!(
+            "in this state directory's group {group}, with no alias naming a record, named by no \
+             record"
+        )),
+        Mark::Unnamed => Verdict::Keep(format!(
+            "in this state directory's group {group} with no alias yet: an up is at work in \
+             this state directory (run gc again once it is done)"
+        )),
     }
-    Verdict::Remove(format!(
-        "in cloon's group {}, named by no record",
-        tag::GROUP
-    ))
 }
 
 /// Every interface name the records under `state` hold (host ends, guest ends, link ends);
@@ -198,15 +212,13 @@ fn referenced_names(state: &StateDir) -> Result<Option<BTreeSet<String>>> {
     Ok(Some(names))
 }
 
-/// Pass 2: interfaces in cloon's group that no record names. The interfaces are listed before
-/// the records are read: `up` records an interface before it makes it, so one listed here is
-/// named by the records read next, unless it is an orphan.
-fn interfaces(
-    state: &StateDir,
-    host: &Netlink,
-    roots: &[PathBuf],
-    report: &mut Report,
-) -> Result<()> {
+/// Pass 2: interfaces of this state directory that no record names. The root's lock is tried
+/// first, then the interfaces are listed, then the records read: `up` records an interface
+/// before it makes it, so one listed here is named by the records read next, unless it is an
+/// orphan; and while `gc` holds the lock, no `up` of this state directory is between making an
+/// interface and giving it its alias.
+fn interfaces(state: &StateDir, host: &Netlink, owner: &Owner, report: &mut Report) -> Result<()> {
+    let idle = RootLock::try_idle(state)?;
     let links = host.links()?;
     let Some(referenced) = referenced_names(state)? else {
         report.keep(
@@ -217,7 +229,7 @@ fn interfaces(
         return Ok(());
     };
     for link in links {
-        match judge_interface(&link, &referenced, roots) {
+        match judge_interface(&link, &referenced, owner, idle.is_some()) {
             Verdict::Ignore => {}
             Verdict::Keep(why) => report.keep("interface", &link.name, why),
             Verdict::Remove(why) => {
@@ -261,18 +273,20 @@ pub struct BridgeFacts<'a> {
     pub recorded: Option<&'a [RecordedEnd]>,
 }
 
-/// Judges a bridge: one cloon made (its record says so, or, without a record, it is in cloon's
-/// group with no other state directory's alias) that no record needs and no cloon port is left
-/// on is deleted, with its record; the record of a bridge that is gone, or not cloon's, is
-/// removed once no record needs it. A bridge cloon did not make is never deleted.
-pub fn judge_bridge(facts: &BridgeFacts, roots: &[PathBuf]) -> BridgeVerdict {
+/// Judges a bridge: one cloon made (its record says so, or, without a record, it is this state
+/// directory's, [`Mark::Ours`] or [`Mark::Unnamed`]) that no record needs and no cloon port is
+/// left on is deleted, with its record; the record of a bridge that is gone, or not cloon's, is
+/// removed once no record needs it. A bridge cloon did not make is never deleted. (A bridge with
+/// no alias yet and no record is no `up`'s at work: `up` writes the record, under the lock `gc`
+/// holds now, before it makes the bridge.)
+pub fn judge_bridge(facts: &BridgeFacts, owner: &Owner) -> BridgeVerdict {
     if !facts.needed_by.is_empty() {
         return BridgeVerdict::Keep(format!("used by {}", facts.needed_by.join(", ")));
     }
     let bridge = facts.link.filter(|l| l.is_bridge());
     let ours = bridge.filter(|b| match facts.record {
         Some(record) => record.is_cloons(b),
-        None => b.group == tag::GROUP && tag::other_owner(b, roots).is_none(),
+        None => matches!(owner.mark(b), Mark::Ours | Mark::Unnamed),
     });
     if let Some(b) = ours {
         let Some(recorded) = facts.recorded else {
@@ -288,8 +302,8 @@ pub fn judge_bridge(facts: &BridgeFacts, roots: &[PathBuf]) -> BridgeVerdict {
         let why = match facts.record {
             Some(_) => "made by cloon, no record needs it and no cloon port is left".into(),
             None => format!(
-                "in cloon's group {}, named by no record, no cloon port left",
-                tag::GROUP
+                "in this state directory's group {}, named by no record, no cloon port left",
+                owner.group()
             ),
         };
         return BridgeVerdict::Remove {
@@ -297,10 +311,12 @@ pub fn judge_bridge(facts: &BridgeFacts, roots: &[PathBuf]) -> BridgeVerdict {
             why,
         };
     }
-    if let Some(b) = bridge.filter(|b| b.group == tag::GROUP) {
-        if let Some(record) = tag::other_owner(b, roots) {
+    if let Some(b) = bridge {
+        if let Mark::Theirs(record) = owner.mark(b) {
             let why = format!(
-                "in cloon's group, but its alias names the record {} of another state directory",
+                "in this state directory's group {}, but its alias names the record {} of \
+                 another state directory",
+                owner.group(),
                 record.display()
             );
             return if facts.has_file {
@@ -328,19 +344,19 @@ pub fn judge_bridge(facts: &BridgeFacts, roots: &[PathBuf]) -> BridgeVerdict {
     }
 }
 
-/// Pass 3: bridges with a record or in cloon's group, each under the lock of its record.
-fn bridges(state: &StateDir, host: &Netlink, roots: &[PathBuf], report: &mut Report) -> Result<()> {
+/// Pass 3: bridges with a record or of this state directory, each under the lock of its record.
+fn bridges(state: &StateDir, host: &Netlink, owner: &Owner, report: &mut Report) -> Result<()> {
     let mut names: BTreeSet<String> = state.shared_names(bridge::KIND)?.into_iter().collect();
     names.extend(
         host.links()?
             .into_iter()
-            .filter(|l| l.is_bridge() && l.group == tag::GROUP)
+            .filter(|l| l.is_bridge() && owner.mark(l) != Mark::Foreign)
             // A name no record can have is not one cloon-netns gave a bridge.
             .filter(|l| cloon_core::name::container(&l.name).is_ok())
             .map(|l| l.name),
     );
     for name in names {
-        if let Err(e) = bridge_one(state, host, roots, &name, report) {
+        if let Err(e) = bridge_one(state, host, owner, &name, report) {
             report.failed("bridge", &name, e);
         }
     }
@@ -350,7 +366,7 @@ fn bridges(state: &StateDir, host: &Netlink, roots: &[PathBuf], report: &mut Rep
 fn bridge_one(
     state: &StateDir,
     host: &Netlink,
-    roots: &[PathBuf],
+    owner: &Owner,
     name: &str,
     report: &mut Report,
 ) -> Result<()> {
@@ -384,7 +400,7 @@ fn bridge_one(
         needed_by: &needed_by,
         recorded: recorded.as_deref(),
     };
-    match judge_bridge(&facts, roots) {
+    match judge_bridge(&facts, owner) {
         BridgeVerdict::Ignore => {}
         BridgeVerdict::Keep(why) => report.keep("bridge", name, why),
         BridgeVerdict::Remove { bridge, why } => {
@@ -430,6 +446,7 @@ fn needing(state: &StateDir, name: &str) -> Result<Vec<String>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::tag::DEFAULT_GROUP as GROUP;
 
     fn link(name: &str, index: u32, kind: &str, group: u32, alias: Option<&str>) -> LinkState {
         LinkState {
@@ -445,58 +462,106 @@ mod tests {
         }
     }
 
-    fn roots() -> Vec<PathBuf> {
-        vec![PathBuf::from("/run/cloon")]
+    fn owner() -> Owner {
+        Owner::at(Path::new("/run/cloon"))
     }
 
     #[test]
     fn only_tagged_interfaces_no_record_names_are_orphans_and_other_roots_are_kept() {
         let named: BTreeSet<String> = ["vk0".to_string()].into_iter().collect();
+        let judge = |l: &LinkState| judge_interface(l, &named, &owner(), true);
         // A look-alike made by hand: not in cloon's group.
         let hand = link("vgt_9_9_0", 4, "veth", 0, None);
-        assert_eq!(judge_interface(&hand, &named, &roots()), Verdict::Ignore);
+        assert_eq!(judge(&hand), Verdict::Ignore);
         let other_group = link("vgt_9_9_0", 4, "veth", 7, None);
-        assert_eq!(
-            judge_interface(&other_group, &named, &roots()),
-            Verdict::Ignore
-        );
+        assert_eq!(judge(&other_group), Verdict::Ignore);
         // Named by a record: its container's business.
-        let vk0 = link("vk0", 5, "veth", tag::GROUP, None);
-        assert_eq!(judge_interface(&vk0, &named, &roots()), Verdict::Ignore);
+        let vk0 = link("vk0", 5, "veth", GROUP, None);
+        assert_eq!(judge(&vk0), Verdict::Ignore);
         // Bridges are judged with their records.
-        let br = link("klan", 6, "bridge", tag::GROUP, None);
-        assert_eq!(judge_interface(&br, &named, &roots()), Verdict::Ignore);
+        let br = link("klan", 6, "bridge", GROUP, None);
+        assert_eq!(judge(&br), Verdict::Ignore);
         // Orphans: no alias yet, or this state directory's.
         for alias in [None, Some("cloon:/run/cloon/K/netns.json")] {
-            let orphan = link("vk1", 7, "veth", tag::GROUP, alias);
-            assert!(matches!(
-                judge_interface(&orphan, &named, &roots()),
-                Verdict::Remove(_)
-            ));
+            let orphan = link("vk1", 7, "veth", GROUP, alias);
+            assert!(matches!(judge(&orphan), Verdict::Remove(_)));
         }
-        // Another state directory's.
-        let theirs = link(
+        // Another state directory's, in this one's group (made by hand, or by an older
+        // cloon-netns), and one nested in this one.
+        for other in ["/tmp/lab/K/netns.json", "/run/cloon/lab/K/netns.json"] {
+            let theirs = link("vk1", 7, "veth", GROUP, Some(&format!("cloon:{other}")));
+            let Verdict::Keep(why) = judge(&theirs) else {
+                panic!("another state directory's interface is removed");
+            };
+            assert!(why.contains(other), "{why}");
+        }
+    }
+
+    #[test]
+    fn another_state_directorys_group_is_none_of_its_business() {
+        let named = BTreeSet::new();
+        let lab = Owner::at(Path::new("/run/cloon/lab"));
+        // The default state directory's interfaces, with their alias or before it, to the
+        // nested one; and the nested one's to the default one.
+        let outer = link(
             "vk1",
             7,
             "veth",
-            tag::GROUP,
-            Some("cloon:/tmp/lab/K/netns.json"),
+            GROUP,
+            Some("cloon:/run/cloon/K/netns.json"),
         );
-        let Verdict::Keep(why) = judge_interface(&theirs, &named, &roots()) else {
-            panic!("another state directory's interface is removed");
+        let fresh = link("vk2", 8, "veth", GROUP, None);
+        for l in [&outer, &fresh] {
+            assert_eq!(judge_interface(l, &named, &lab, true), Verdict::Ignore);
+        }
+        let inner = link("vk3", 9, "veth", lab.group(), None);
+        let inner_tagged = LinkState {
+            alias: Some("cloon:/run/cloon/lab/K/netns.json".into()),
+            ..inner.clone()
         };
-        assert!(why.contains("/tmp/lab/K/netns.json"), "{why}");
+        for l in [&inner, &inner_tagged] {
+            assert_eq!(judge_interface(l, &named, &owner(), true), Verdict::Ignore);
+        }
+        // Its own, in its group, or in the default group made by an older cloon-netns.
+        let old = LinkState {
+            group: GROUP,
+            ..inner_tagged.clone()
+        };
+        for l in [&inner_tagged, &old] {
+            assert!(matches!(
+                judge_interface(l, &named, &lab, false),
+                Verdict::Remove(_)
+            ));
+        }
+    }
+
+    #[test]
+    fn an_interface_with_no_alias_yet_is_kept_while_an_up_is_at_work() {
+        let named = BTreeSet::new();
+        let fresh = link("vk1", 7, "veth", GROUP, None);
+        let Verdict::Keep(why) = judge_interface(&fresh, &named, &owner(), false) else {
+            panic!("taken while an up is at work");
+        };
+        assert!(why.contains("an up is at work"), "{why}");
+        assert!(matches!(
+            judge_interface(&fresh, &named, &owner(), true),
+            Verdict::Remove(_)
+        ));
     }
 
     fn planned(index: u32) -> BridgeRecord {
         BridgeRecord {
             index,
-            ..BridgeRecord::planned("klan", Some("cloon:/run/cloon/.bridges/klan.json".into()))
+            ..BridgeRecord::planned(
+                "klan",
+                GROUP,
+                Some("cloon:/run/cloon/.bridges/klan.json".into()),
+            )
         }
     }
 
     fn judge(facts: BridgeFacts) -> BridgeVerdict {
-        judge_bridge(&facts, &roots())
+        judge_bridge(&facts, &owner())
     }
 
     fn removes(verdict: &BridgeVerdict, bridge: Option<u32>) -> bool {
@@ -505,7 +570,7 @@ mod tests {
 
     #[test]
     fn a_bridge_cloon_made_goes_when_nothing_needs_it() {
-        let br = link("klan", 6, "bridge", tag::GROUP, None);
+        let br = link("klan", 6, "bridge", GROUP, None);
         let none: [RecordedEnd; 0] = [];
         // Recorded with its index, or pending (the tool was killed before it knew it).
         for record in [planned(6), planned(0)] {
@@ -537,11 +602,11 @@ mod tests {
         });
         assert_eq!(verdict, BridgeVerdict::Keep("used by A".into()));
         // A cloon port is on it, or a record cannot be read (any port may be cloon's).
-        let port = link("vk1", 9, "veth", tag::GROUP, None);
+        let port = link("vk1", 9, "veth", GROUP, None);
         let ends = [RecordedEnd {
             name: "vk1".into(),
             index: 9,
-            group: tag::GROUP,
+            group: GROUP,
             alias: None,
         }];
         for recorded in [Some(&ends[..]), None] {
@@ -613,22 +678,30 @@ mod tests {
             });
             assert!(removes(&verdict, None), "{verdict:?}");
         }
-        // Another state directory's bridge.
-        let theirs = link(
-            "klan",
-            6,
-            "bridge",
-            tag::GROUP,
-            Some("cloon:/tmp/lab/.bridges/klan.json"),
-        );
-        let verdict = judge(BridgeFacts {
-            link: Some(&theirs),
-            recorded: Some(&none),
-            ..BridgeFacts::default()
-        });
-        assert!(matches!(verdict, BridgeVerdict::Keep(_)), "{verdict:?}");
+        // Another state directory's bridge: beside this one, or nested in it.
+        for other in ["/tmp/lab", "/run/cloon/lab"] {
+            let alias = format!("cloon:{other}/.bridges/klan.json");
+            let theirs = link("klan", 6, "bridge", GROUP, Some(&alias));
+            let verdict = judge(BridgeFacts {
+                link: Some(&theirs),
+                recorded: Some(&none),
+                ..BridgeFacts::default()
+            });
+            assert!(matches!(verdict, BridgeVerdict::Keep(_)), "{verdict:?}");
+        }
+        // In another state directory's group: not even mentioned, with or without its alias.
+        let lab = Owner::at(Path::new("/run/cloon/lab"));
+        for alias in [None, Some("cloon:/run/cloon/lab/.bridges/klan.json")] {
+            let theirs = link("klan", 6, "bridge", lab.group(), alias);
+            let verdict = judge(BridgeFacts {
+                link: Some(&theirs),
+                recorded: Some(&none),
+                ..BridgeFacts::default()
+            });
+            assert_eq!(verdict, BridgeVerdict::Ignore);
+        }
         // An interface of that name that is not a bridge.
-        let veth = link("klan", 6, "veth", tag::GROUP, None);
+        let veth = link("klan", 6, "veth", GROUP, None);
         let verdict = judge(BridgeFacts {
             link: Some(&veth),
             recorded: Some(&none),

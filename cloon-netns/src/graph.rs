@@ -424,7 +424,7 @@ mod tests {
             created: true,
             inode: 1,
             file_inode: 2,
-            group: crate::tag::GROUP,
+            group: crate::tag::DEFAULT_GROUP,
             alias: None,
             links: veths
                 .iter()
@@ -444,7 +444,7 @@ mod tests {
             inode: 1,
             ifname: ifname.into(),
             index: 2,
-            group: crate::tag::GROUP,
+            group: crate::tag::DEFAULT_GROUP,
             mac: String::new(),
             addrs: vec![addr.into()],
             mtu: None,
@@ -479,7 +479,7 @@ mod tests {
             }],
             bridges: vec![BridgeRecord {
                 index: 3,
-                ..BridgeRecord::planned("lan1", None)
+                ..BridgeRecord::planned("lan1", crate::tag::DEFAULT_GROUP, None)
             }],
             missing: BTreeSet::new(),
         }

@@ -10,8 +10,9 @@
 //! that makes it), [`system`] (carrying actions out), [`namespace`] (named namespaces, made
 //! without forking), [`link`] (rtnetlink), [`bridge`] (shared bridges and their records),
 //! [`p2p`] (point-to-point links), [`record`](mod@record) (what is kept under the state
-//! directory), [`tag`] (the interface group and alias that mark cloon's interfaces), [`errors`]
-//! (failures into cloon errors), [`graph`] (the lab in Graphviz), and the actions
+//! directory), [`tag`] (the interface group of each state directory, the alias that names an
+//! interface's record, and the state root's lock that keeps `gc` off interfaces being made),
+//! [`errors`] (failures into cloon errors), [`graph`] (the lab in Graphviz), and the actions
 //! [`up`](mod@up), [`down`](mod@down), [`check`](mod@check) (with the record `show` prints) and
 //! [`gc`] (what killed tools left behind).
 

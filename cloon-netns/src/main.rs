@@ -39,11 +39,14 @@ Without --name, the container is named after the namespace. With --dry-run nothi
 no record is written; the document gets the planned part, where a MAC address the kernel would
 choose is \"\" (mac, hostMac).
 
-Every interface cloon-netns creates is created in the interface group 1668050798 (0x636c6f6e,
-\"clon\" in ASCII), in the very request that creates it; those on the host (host ends, bridges)
-then get the alias cloon:RECORD, the record that owns them. `ip link show group 1668050798` lists
-them. down and gc delete an interface only when it has a recorded name and is in that group (and
-has the recorded index, once known): a look-alike is never touched.";
+Every interface cloon-netns creates is created in its state directory's interface group, in the
+very request that creates it: 1668050798 (0x636c6f6e, \"clon\" in ASCII) for the default
+/run/cloon, and for any other state directory a number derived from its path (symbolic links
+resolved), from 1073741824 to 2147483647, written in each record (`cloon-netns show` prints it;
+--explain and --dry-run say it in the ip commands). Those on the host (host ends, bridges) then
+get the alias cloon:RECORD, the record that owns them. `ip link show group 1668050798` lists the
+default state directory's. down and gc delete an interface only when it has a recorded name and is
+in the recorded group (and has the recorded index, once known): a look-alike is never touched.";
 
 /// Makes a named network namespace with veth pairs into it, bridges, point-to-point links
 /// (step 3: ip netns add, veth, lo up).
@@ -91,10 +94,21 @@ enum Cmd {
 const GC_HELP: &str = "\
 gc brings down the containers and links whose recorded objects are partly gone (as check finds
 them; healthy ones and those a running cloon-netns is working on are kept), deletes the host's
-interfaces in cloon's group 1668050798 that no record names (unless their alias names another
-state directory's records), deletes the bridges cloon made that no record needs and no cloon port
-is left on, and removes the records of bridges that are gone. A namespace file without a record
-is never touched. With --dry-run it changes nothing and says the commands it would run.
+interfaces in its state directory's group that no record names, deletes the bridges cloon made
+that no record needs and no cloon port is left on, and removes the records of bridges that are
+gone. A namespace file without a record is never touched.
+
+gc acts on its own state directory's objects only, exactly: another state directory's interfaces
+are in another group, and an alias cloon:ROOT/NAME/netns.json or cloon:ROOT/.bridges/NAME.json
+belongs to the state directory ROOT alone, not to one that contains it (so gc of /x leaves
+/x/lab's objects alone, and the other way round). An interface in its group whose alias names
+another state directory's record is kept. One with no alias yet is taken for a leftover only
+when no up or link of its state directory is at work (each holds the state directory shared,
+with flock, while it makes interfaces); else it is kept, \"an up is at work\": run gc again.
+Interfaces made by a cloon-netns older than per-state-directory groups are in the group
+1668050798 whatever their state directory: there, gc of another state directory takes only those
+whose alias names its records. With --dry-run it changes nothing and says the commands it would
+run.
 
 Examples:
   cloon-netns gc --dry-run
@@ -213,7 +227,7 @@ mod tests {
         assert!(help.contains("bridge=lan1"), "{help}");
         assert!(help.contains("cloon-netns link --name wire1"), "{help}");
         assert!(help.contains("cloon-netns graph --svg"), "{help}");
-        let group = format!("group {}", cloon_netns::tag::GROUP);
+        let group = format!("group {}", cloon_netns::tag::DEFAULT_GROUP);
         assert!(help.contains(&group), "{help}");
         assert!(help.contains("cloon-netns gc --dry-run"), "{help}");
     }

@@ -126,7 +126,8 @@ pub struct EndRecord {
     pub ifname: String,
     /// Its ifindex in its namespace (0 until known).
     pub index: u32,
-    /// The interface group it is created in ([`tag::GROUP`]; 0 in records older than tags).
+    /// The interface group it is created in (its state directory's, [`tag::Owner::group`]; 0 in
+    /// records older than tags).
     #[serde(default)]
     pub group: u32,
     /// Its MAC address ("" until known).
@@ -137,14 +138,14 @@ pub struct EndRecord {
 }
 
 impl EndRecord {
-    fn planned(end: &EndSpec, inode: u64) -> EndRecord {
+    fn planned(end: &EndSpec, inode: u64, group: u32) -> EndRecord {
         EndRecord {
             netns: end.target.name(),
             path: end.target.path().to_string_lossy().into_owned(),
             inode,
             ifname: end.ifname.clone(),
             index: 0,
-            group: tag::GROUP,
+            group,
             mac: end.settings.mac_string(),
             addrs: end.settings.addr_strings(),
             mtu: end.settings.mtu,
@@ -186,11 +187,11 @@ impl P2pRecord {
     }
 }
 
-/// The actions that make the link.
-pub fn actions(ends: &[EndSpec; 2]) -> Vec<Action> {
+/// The actions that make the link, its ends in the interface group `group`.
+pub fn actions(ends: &[EndSpec; 2], group: u32) -> Vec<Action> {
     let end = |e: &EndSpec| VethEnd {
         name: e.ifname.clone(),
-        group: tag::GROUP,
+        group,
         mac: e.settings.mac,
         mtu: e.settings.mtu,
         ns: Some(Ns::new(e.target.path())),
@@ -252,6 +253,7 @@ pub fn up(state: &StateDir, args: &LinkArgs, input: Option<Document>) -> Result<
 
     let mut sys = System::new()?;
     let own = own_netns_inode()?;
+    let group = tag::Owner::of(state).group();
     let mut record = P2pRecord {
         name: name.clone(),
         ends: Vec::new(),
@@ -273,7 +275,9 @@ pub fn up(state: &StateDir, args: &LinkArgs, input: Option<Document>) -> Result<
                 path.display()
             )));
         }
-        record.ends.push(EndRecord::planned(end, opened.inode()));
+        record
+            .ends
+            .push(EndRecord::planned(end, opened.inode(), group));
         if can_look_inside(acting) {
             let ns = Ns::new(&path);
             sys.enter(&ns, opened)?;
@@ -291,9 +295,11 @@ pub fn up(state: &StateDir, args: &LinkArgs, input: Option<Document>) -> Result<
     }
 
     let _lock;
+    let _root;
     let mut undo = Undo::new();
     _lock = crate::up::lock_and_claim(state, &mut undo, &name, PART, &record)?;
-    for action in actions(&ends) {
+    _root = crate::up::hold_root(state)?;
+    for action in actions(&ends, group) {
         if !explain::step(&action.words()) {
             continue;
         }
@@ -507,7 +513,10 @@ mod tests {
             "/var/run/other:eth1,mtu=1400",
         ]))
         .unwrap();
-        let lines: Vec<String> = actions(&ends).iter().map(Action::command_line).collect();
+        let lines: Vec<String> = actions(&ends, tag::DEFAULT_GROUP)
+            .iter()
+            .map(Action::command_line)
+            .collect();
         assert_eq!(
             lines,
             [
@@ -525,7 +534,10 @@ mod tests {
         let ends = parse_ends(&strings(&["a:eth1,addr=10.9.0.1/30", "b:eth1"])).unwrap();
         let rec = P2pRecord {
             name: "L".into(),
-            ends: ends.iter().map(|e| EndRecord::planned(e, 9)).collect(),
+            ends: ends
+                .iter()
+                .map(|e| EndRecord::planned(e, 9, tag::DEFAULT_GROUP))
+                .collect(),
         };
         let text = serde_json::to_string(&rec).unwrap();
         assert_eq!(serde_json::from_str::<P2pRecord>(&text).unwrap(), rec);

@@ -24,7 +24,7 @@ pub struct Record {
     /// killed before the bind is known for cloon's.
     #[serde(default)]
     pub file_inode: u64,
-    /// The interface group its interfaces are created in ([`crate::tag::GROUP`]; 0 in records older
+    /// The interface group its interfaces are created in ([`crate::tag::Owner::group`]; 0 in records older
     /// than tags, whose interfaces are known by their index alone).
     #[serde(default)]
     pub group: u32,
@@ -157,7 +157,7 @@ mod tests {
             created: true,
             inode: 4026532000,
             file_inode: 77,
-            group: tag::GROUP,
+            group: tag::DEFAULT_GROUP,
             alias: Some("cloon:/run/cloon/C/netns.json".into()),
             links: vec![link],
         };
@@ -176,7 +176,7 @@ mod tests {
             rec.host_claim(&rec.links[0]),
             Claim {
                 index: 7,
-                group: tag::GROUP,
+                group: tag::DEFAULT_GROUP,
                 alias: Some("cloon:/run/cloon/C/netns.json")
             }
         );

@@ -11,7 +11,8 @@ use crate::namespace::{self, Namespace, Probe};
 use crate::parse::{self, VethSpec};
 use crate::record::{LinkRecord, Record};
 use crate::system::{where_is, Made, System};
-use crate::{p2p, tag, UpArgs, PART, STAGE};
+use crate::tag::{self, Owner, RootLock};
+use crate::{p2p, UpArgs, PART, STAGE};
 use cloon_core::netns::Target;
 use cloon_core::state::DirLock;
 use cloon_core::{cli, explain, host, name, Code, Document, Error, Result, StateDir, Undo};
@@ -69,9 +70,15 @@ impl Plan {
     }
 
     /// The actions of `up`, in order, given the bridges it has to create (their planned
-    /// records) and the alias of its host ends. Every interface is created in cloon's group, and
-    /// each one on the host gets its alias right after.
-    pub fn actions(&self, missing_bridges: &[BridgeRecord], alias: Option<&str>) -> Vec<Action> {
+    /// records), the interface group of its state directory and the alias of its host ends.
+    /// Every interface is created in that group, and each one on the host gets its alias right
+    /// after.
+    pub fn actions(
+        &self,
+        missing_bridges: &[BridgeRecord],
+        group: u32,
+        alias: Option<&str>,
+    ) -> Vec<Action> {
         let ns = self.ns();
         let mut actions = Vec::new();
         if let Target::Named(name) = &self.target {
@@ -97,14 +104,14 @@ impl Plan {
             actions.push(Action::VethAdd {
                 a: VethEnd {
                     name: veth.host.clone(),
-                    group: tag::GROUP,
+                    group,
                     mac: veth.host_end.mac,
                     mtu: veth.host_end.mtu,
                     ns: None,
                 },
                 b: VethEnd {
                     name: veth.guest.clone(),
-                    group: tag::GROUP,
+                    group,
                     mac: veth.guest_end.mac,
                     mtu: veth.guest_end.mtu,
                     ns: Some(ns.clone()),
@@ -158,7 +165,9 @@ impl Plan {
 /// each identity (namespace inode, file inode, ifindex) is written as soon as it is known. So a
 /// tool killed at any instant leaves records that name all it made, which `down` and `gc` can
 /// then tell from look-alikes ([`crate::tag`]). The container's state directory is locked
-/// throughout, so that `gc` leaves a record being written alone.
+/// throughout, so that `gc` leaves a record being written alone, and the state root is held
+/// shared ([`RootLock::hold`]), so that `gc` leaves alone the interfaces it makes before they
+/// have their alias.
 pub fn up(state: &StateDir, args: &UpArgs, input: Option<Document>) -> Result<Document> {
     let plan = Plan::new(args, input.as_ref())?;
     let acting = explain::acting();
@@ -173,6 +182,7 @@ pub fn up(state: &StateDir, args: &UpArgs, input: Option<Document>) -> Result<Do
     // `bridges` is declared before `undo` so that it is dropped after it: an `up` that fails
     // deletes the bridge it made before another can see it, then its record.
     let ns = plan.ns();
+    let group = Owner::of(state).group();
     let record_path = state.dir(&plan.name)?.join(format!("{PART}.json"));
     let mut record = Record {
         name: plan.target.name(),
@@ -180,15 +190,17 @@ pub fn up(state: &StateDir, args: &UpArgs, input: Option<Document>) -> Result<Do
         created: matches!(plan.target, Target::Named(_)),
         inode: 0,
         file_inode: 0,
-        group: tag::GROUP,
+        group,
         alias: tag::alias(&record_path),
         links: plan.veths.iter().map(LinkRecord::planned).collect(),
     };
     // The lock outlives the undo stack, so that what a failure undoes is undone under it.
     let _lock: Option<DirLock>;
+    let _root: Option<RootLock>;
     let mut bridges: Bridges;
     let mut undo = Undo::new();
     _lock = lock_and_claim(state, &mut undo, &plan.name, PART, &record)?;
+    _root = hold_root(state)?;
     let names = parse::bridges(&plan.veths);
     bridges = Bridges::open(state, &names, acting)?;
     let mut found = Vec::new();
@@ -199,7 +211,7 @@ pub fn up(state: &StateDir, args: &UpArgs, input: Option<Document>) -> Result<Do
         let f = bridge::inspect(name, link.as_ref(), record.as_ref())?;
         if f == Found::Missing {
             let path = state.shared_path(bridge::KIND, name)?;
-            missing.push(BridgeRecord::planned(name, tag::alias(&path)));
+            missing.push(BridgeRecord::planned(name, group, tag::alias(&path)));
         }
         found.push((name.clone(), f));
     }
@@ -213,7 +225,7 @@ pub fn up(state: &StateDir, args: &UpArgs, input: Option<Document>) -> Result<Do
         }
     }
 
-    for action in plan.actions(&missing, record.alias.as_deref()) {
+    for action in plan.actions(&missing, group, record.alias.as_deref()) {
         if let Action::BridgeAdd { name, .. } = &action {
             explain::note(&format!(
                 "record {}",
@@ -298,6 +310,16 @@ pub fn lock_and_claim<T: serde::Serialize>(
     };
     explain::claim(state, undo, name, stage, record)?;
     Ok(lock)
+}
+
+/// Holds the state root of `state` shared while a tool makes interfaces (when acting): see
+/// [`RootLock`]. The root exists once the record is claimed.
+pub fn hold_root(state: &StateDir) -> Result<Option<RootLock>> {
+    if explain::acting() {
+        RootLock::hold(state).map(Some)
+    } else {
+        Ok(None)
+    }
 }
 
 /// Refuses, before anything is made, the names that are taken: the host ends on the host, the
@@ -426,11 +448,13 @@ mod tests {
             .iter()
             .map(|m| {
                 let path = state.shared_path(bridge::KIND, m).unwrap();
-                BridgeRecord::planned(m, tag::alias(&path))
+                BridgeRecord::planned(m, tag::DEFAULT_GROUP, tag::alias(&path))
             })
             .collect();
         let alias = tag::alias(&state.dir(&plan.name).unwrap().join("netns.json"));
-        plan.actions(&missing, alias.as_deref())
+        let group = Owner::of(&state).group();
+        assert_eq!(group, tag::DEFAULT_GROUP);
+        plan.actions(&missing, group, alias.as_deref())
             .iter()
             .map(Action::command_line)
             .collect()
