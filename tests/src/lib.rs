@@ -288,6 +288,27 @@ fn run(cmd: &mut Command, stdin: &str, timeout: Option<Duration>) -> Run {
     Run::from(out.expect("wait"))
 }
 
+/// SIGKILLs a tool started with [`Sandbox::cmd`] and reaps it. nsenter forks to enter the
+/// sandbox's pid namespace, so the tool is nsenter's child: the tool is killed first (as a kill
+/// of the tool by a user would), then nsenter (which may not have forked yet: then the tool never
+/// ran). Its own children (a runtime command cloon-run's guardian finishes) are left to end.
+pub fn kill_tool(child: &mut Child) {
+    let pid = child.id();
+    let children =
+        std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
+    for tool in children
+        .split_whitespace()
+        .filter_map(|c| c.parse::<i32>().ok())
+    {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(tool),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
 /// Fresh mount and network namespaces, a private `/run`, a scratch directory on the host.
 #[derive(Debug)]
 pub struct Sandbox {

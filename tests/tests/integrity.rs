@@ -117,8 +117,7 @@ fn the_image_never_changes_whatever_its_containers_and_the_tools_go_through() {
     std::thread::sleep(Duration::from_millis(15));
     // (On a machine fast enough to finish its up by then, B is a whole container.)
     let finished = run.try_wait().expect("wait").is_some();
-    let _ = run.kill();
-    let _ = run.wait();
+    cloon_tests::kill_tool(&mut run);
     assert_eq!(sha256(&img), sum, "kills changed the image");
 
     // gc alone: A's dead container and B's unfinished one go; their healthy overlays,

@@ -78,11 +78,8 @@ fn kill_after(sb: &Sandbox, tool: &str, args: &[String], doc: &str, delay: Durat
         }
         std::thread::sleep(Duration::from_micros(200));
     }
-    // nsenter execs the tool in its own process (it does not fork without --fork): killing the
-    // child kills the tool, or nsenter before it became the tool.
     let killed = child.try_wait().expect("wait").is_none();
-    let _ = child.kill();
-    let _ = child.wait();
+    cloon_tests::kill_tool(&mut child);
     killed
 }
 

@@ -64,11 +64,8 @@ fn run_killed(sb: &Sandbox, delay: Duration) -> (bool, Duration) {
         }
         std::thread::sleep(Duration::from_micros(100));
     }
-    // nsenter execs the tool in its own process: killing the child kills the tool (or nsenter
-    // before it became the tool).
     let running = child.try_wait().expect("wait").is_none();
-    let _ = child.kill();
-    let _ = child.wait();
+    cloon_tests::kill_tool(&mut child);
     (running, start.elapsed())
 }
 
@@ -590,8 +587,7 @@ fn gc_leaves_a_container_whose_up_is_at_work() {
     assert_eq!(gc_items(&report, "found"), []);
     assert!(gc_items(&report, "kept").contains(&gc_item("container", "K")));
     assert!(sb.sh("ls /run/cloon/K").ok().contains("netns.json"));
-    let _ = holder.kill();
-    let _ = holder.wait();
+    cloon_tests::kill_tool(&mut holder);
     // Once let go, the record is a broken container's, brought down.
     let report = gc(&sb, &[]);
     assert_eq!(gc_items(&report, "found"), [gc_item("container", "K")]);

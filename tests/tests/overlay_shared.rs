@@ -252,7 +252,7 @@ fn kill_at(sb: &Sandbox, args: &[&str], marker: &str) -> bool {
         said.push_str(&line);
         said.push('\n');
         if line.starts_with(marker) {
-            let _ = child.kill();
+            cloon_tests::kill_tool(&mut child);
             seen = true;
             break;
         }

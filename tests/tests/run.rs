@@ -10,9 +10,7 @@ use cloon_tests::{tool_path, unique, Run, Sandbox};
 const STAGE: &str = "cloon-run";
 use serde_json::Value;
 use std::collections::BTreeSet;
-use std::fs;
 use std::io::Write;
-use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 

@@ -75,8 +75,13 @@ impl StateDir {
         let fd = match self.open_root()? {
             Some(fd) => fd,
             None => {
+                // The directories cloon makes above it are private too: one of them may be used
+                // as a state directory of its own later (`/x` after `/x/lab`).
                 if let Some(parent) = self.root.parent() {
-                    fs::create_dir_all(parent)
+                    fs::DirBuilder::new()
+                        .recursive(true)
+                        .mode(0o700)
+                        .create(parent)
                         .context(|| format!("cannot create {}", parent.display()))?;
                 }
                 match fs::DirBuilder::new().mode(0o700).create(&self.root) {
