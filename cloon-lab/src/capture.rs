@@ -50,7 +50,12 @@ pub fn write_header(out: &mut impl Write, snaplen: u32) -> io::Result<()> {
 
 /// Writes one record: the time (seconds, microseconds), the frame's original length and the
 /// captured bytes.
-pub fn write_record(out: &mut impl Write, (sec, usec): (i64, i64), orig_len: usize, data: &[u8]) -> io::Result<()> {
+pub fn write_record(
+    out: &mut impl Write,
+    (sec, usec): (i64, i64),
+    orig_len: usize,
+    data: &[u8],
+) -> io::Result<()> {
     let mut h = Vec::with_capacity(16 + data.len());
     h.extend_from_slice(&(sec as u32).to_ne_bytes());
     h.extend_from_slice(&(usec as u32).to_ne_bytes());
@@ -121,7 +126,10 @@ pub fn run(iface: &End, mut out: impl Write, opts: &CaptureOptions) -> Result<Su
             set.add(s);
         }
         set.thread_block().context("cannot block signals")?;
-        Some(SignalFd::with_flags(&set, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)?)
+        Some(SignalFd::with_flags(
+            &set,
+            SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC,
+        )?)
     } else {
         None
     };

@@ -29,8 +29,8 @@ use super::ns::{self, End};
 use super::spec::{Netem, Percent, Rate, Time, DEFAULT_LIMIT};
 use futures::StreamExt;
 use rtnetlink::packet_core::{
-    DefaultNla, NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_CREATE,
-    NLM_F_DUMP, NLM_F_REPLACE, NLM_F_REQUEST,
+    DefaultNla, NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP,
+    NLM_F_REPLACE, NLM_F_REQUEST,
 };
 use rtnetlink::packet_route::tc::{TcAttribute, TcHandle, TcMessage, TcOption};
 use rtnetlink::packet_route::RouteNetlinkMessage;
@@ -193,10 +193,7 @@ pub fn delete_request(ifindex: i32) -> NetlinkMessage<RouteNetlinkMessage> {
     )
 }
 
-fn message(
-    inner: RouteNetlinkMessage,
-    flags: u16,
-) -> NetlinkMessage<RouteNetlinkMessage> {
+fn message(inner: RouteNetlinkMessage, flags: u16) -> NetlinkMessage<RouteNetlinkMessage> {
     let mut header = NetlinkHeader::default();
     header.flags = flags;
     let mut m = NetlinkMessage::new(header, NetlinkPayload::InnerMessage(inner));
@@ -275,8 +272,9 @@ impl Conn {
                                 TcAttribute::Options(o) => {
                                     for o in o {
                                         if let TcOption::Other(nla) = o {
+                                            use rtnetlink::packet_core::Nla;
                                             let mut v = vec![0; nla.value_len()];
-                                            rtnetlink::packet_core::Nla::emit_value(&nla, &mut v);
+                                            nla.emit_value(&mut v);
                                             opts = v;
                                         }
                                     }
@@ -334,11 +332,9 @@ pub fn set(end: &End, n: &Netem) -> io::Result<()> {
 /// Deletes the root qdisc of `end` if it is a netem (another kind, made by someone else, stays);
 /// an interface already gone counts as done.
 pub fn clear(end: &End) -> io::Result<()> {
-    let result = at_end(end, |c, index| {
-        match c.root_qdisc(index)? {
-            Some((kind, _)) if kind == KIND => c.ack(delete_request(index)),
-            _ => Ok(()),
-        }
+    let result = at_end(end, |c, index| match c.root_qdisc(index)? {
+        Some((kind, _)) if kind == KIND => c.ack(delete_request(index)),
+        _ => Ok(()),
     });
     match result {
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
@@ -365,7 +361,12 @@ pub fn master(end: &End) -> io::Result<Option<String>> {
     let master = ns::within(end.netns.as_deref(), move || {
         ns::ifindex(&ifname)?;
         let conn = Conn::open()?;
-        let mut links = conn.handle.link().get().match_name(ifname.clone()).execute();
+        let mut links = conn
+            .handle
+            .link()
+            .get()
+            .match_name(ifname.clone())
+            .execute();
         let link = conn
             .runtime
             .block_on(links.try_next())
@@ -402,9 +403,9 @@ pub fn probe() -> Result<(), String> {
         .map_err(|_| "the probe thread panicked".to_string())?;
     match result {
         Ok(()) => Ok(()),
-        Err(e) if e.raw_os_error() == Some(nix::libc::ENOENT) => Err(
-            "the kernel has no netem qdisc (\"Specified qdisc kind is unknown\")".to_string(),
-        ),
+        Err(e) if e.raw_os_error() == Some(nix::libc::ENOENT) => {
+            Err("the kernel has no netem qdisc (\"Specified qdisc kind is unknown\")".to_string())
+        }
         Err(e) => Err(format!("netem probe failed: {e}")),
     }
 }
@@ -505,7 +506,7 @@ mod tests {
         // latency field saturated, the 64-bit attributes carry the truth
         assert_eq!(u32_at(&b, 0), Some(u32::MAX));
         assert_eq!(decode_options(&b), Some(n));
-        assert!(b.len() > QOPT_LEN + 12 + 20 + 12);
+        assert_eq!(b.len(), QOPT_LEN + 12 + 20 + 12);
     }
 
     #[test]
@@ -519,7 +520,10 @@ mod tests {
 
     #[test]
     fn kernel_config() {
-        assert_eq!(config_says("A=1\n# CONFIG_NET_SCH_NETEM is not set\n"), Some(false));
+        assert_eq!(
+            config_says("A=1\n# CONFIG_NET_SCH_NETEM is not set\n"),
+            Some(false)
+        );
         assert_eq!(config_says("CONFIG_NET_SCH_NETEM=m\n"), Some(true));
         assert_eq!(config_says("CONFIG_X=y\n"), None);
     }

@@ -474,7 +474,9 @@ fn relays_of(dir: &Path) -> Vec<i32> {
         let cmd = String::from_utf8_lossy(&cmd);
         let args: Vec<&str> = cmd.trim_end_matches('\0').splitn(2, '\0').collect();
         if args.len() == 2
-            && Path::new(args[0]).file_name().is_some_and(|n| n == RELAY_PROGRAM)
+            && Path::new(args[0])
+                .file_name()
+                .is_some_and(|n| n == RELAY_PROGRAM)
             && args[1] == want
         {
             out.push(pid);
@@ -576,9 +578,10 @@ pub fn explain(ends: &[End; 2], netem: &Netem, kind: EngineKind, record_dir: &Pa
                 ends[1],
                 netem,
                 netem.limit(),
-                netem
-                    .seed
-                    .map_or_else(|| "drawn at start and recorded".to_string(), |s| s.to_string())
+                netem.seed.map_or_else(
+                    || "drawn at start and recorded".to_string(),
+                    |s| s.to_string()
+                )
             ),
         ],
     }
@@ -597,7 +600,8 @@ mod tests {
 
     #[test]
     fn explanations() {
-        let n: Netem = serde_json::from_str(r#"{"delay":"10ms","jitter":"2ms","loss":"1%"}"#).unwrap();
+        let n: Netem =
+            serde_json::from_str(r#"{"delay":"10ms","jitter":"2ms","loss":"1%"}"#).unwrap();
         let ends = [End::here("va"), End::in_netns("lab", "vb")];
         let k = explain(&ends, &n, EngineKind::Kernel, Path::new("/r"));
         assert_eq!(
@@ -608,7 +612,10 @@ mod tests {
             ]
         );
         let r = explain(&ends, &n, EngineKind::Relay, Path::new("/r"));
-        assert!(r[0].starts_with("cloon-lab-impair relay --record-dir /r"), "{r:?}");
+        assert!(
+            r[0].starts_with("cloon-lab-impair relay --record-dir /r"),
+            "{r:?}"
+        );
         assert!(r[1].contains("delay 10ms jitter 2ms loss 1%"), "{r:?}");
     }
 }

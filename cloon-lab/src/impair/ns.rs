@@ -88,7 +88,10 @@ pub fn check_ifname(name: &str) -> Result<(), String> {
             "interface name {name:?}: 1 to 15 bytes, as the kernel allows"
         ));
     }
-    if name == "." || name == ".." || name.contains(['/', ':']) || name.contains(char::is_whitespace)
+    if name == "."
+        || name == ".."
+        || name.contains(['/', ':'])
+        || name.contains(char::is_whitespace)
     {
         return Err(format!("interface name {name:?} is not valid"));
     }

@@ -11,7 +11,9 @@
 //! checksum computed afresh). Every frame then has whole checksums, so that a corrupted one is
 //! caught by the receiver as on a real wire.
 
-use super::packet::{VnetHdr, VNET_F_NEEDS_CSUM, VNET_GSO_ECN, VNET_GSO_NONE, VNET_GSO_TCPV4, VNET_GSO_TCPV6};
+use super::packet::{
+    VnetHdr, VNET_F_NEEDS_CSUM, VNET_GSO_ECN, VNET_GSO_NONE, VNET_GSO_TCPV4, VNET_GSO_TCPV6,
+};
 
 /// Why a frame cannot be put on the wire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -242,7 +244,10 @@ mod tests {
     #[test]
     fn rfc1071_example() {
         // The example words of RFC 1071, section 3: sum 0xddf2, checksum 0x220d.
-        assert_eq!(checksum(&[0x00, 0x01, 0xf2, 0x03, 0xf4, 0xf5, 0xf6, 0xf7]), 0x220d);
+        assert_eq!(
+            checksum(&[0x00, 0x01, 0xf2, 0x03, 0xf4, 0xf5, 0xf6, 0xf7]),
+            0x220d
+        );
     }
 
     #[test]

@@ -106,7 +106,12 @@ pub struct PacketSocket {
     vnet_hdr: bool,
 }
 
-fn setsockopt_int(fd: BorrowedFd<'_>, level: libc::c_int, name: libc::c_int, v: libc::c_int) -> io::Result<()> {
+fn setsockopt_int(
+    fd: BorrowedFd<'_>,
+    level: libc::c_int,
+    name: libc::c_int,
+    v: libc::c_int,
+) -> io::Result<()> {
     // SAFETY: the option value is a c_int that lives for the call, and its size is passed.
     let r = unsafe {
         libc::setsockopt(

@@ -55,7 +55,7 @@ const RCVBUF: usize = 4 * 1024 * 1024;
 
 /// Nanoseconds on the monotonic clock.
 fn now_ns() -> u64 {
-    nix::time::clock_gettime(ClockId::CLOCK_MONOTONIC)
+    nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)
         .map(|t| t.tv_sec() as u64 * 1_000_000_000 + t.tv_nsec() as u64)
         .unwrap_or(0)
 }
@@ -137,7 +137,7 @@ impl Direction {
             let delay = if jitter == 0 {
                 delay
             } else {
-                let spread = (u128::from(jitter_draw) * u128::from(2 * jitter + 1) >> 64) as u64;
+                let spread = ((u128::from(jitter_draw) * u128::from(2 * jitter + 1)) >> 64) as u64;
                 (delay + spread).saturating_sub(jitter)
             };
             self.seq += 1;
@@ -287,7 +287,12 @@ impl Relay {
 /// The signals the relay handles, blocked and read through a signalfd.
 fn signals() -> Result<SignalFd> {
     let mut set = SigSet::empty();
-    for s in [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP, Signal::SIGUSR1] {
+    for s in [
+        Signal::SIGTERM,
+        Signal::SIGINT,
+        Signal::SIGHUP,
+        Signal::SIGUSR1,
+    ] {
         set.add(s);
     }
     set.thread_block().context("cannot block signals")?;
@@ -395,12 +400,12 @@ pub fn serve(dir: &Path) -> Result<()> {
         if next != armed {
             match next {
                 Some(due) => {
-                    let at = TimeSpec::new(
-                        (due / 1_000_000_000) as _,
-                        (due % 1_000_000_000) as _,
-                    );
+                    let at = TimeSpec::new((due / 1_000_000_000) as _, (due % 1_000_000_000) as _);
                     timer
-                        .set(Expiration::OneShot(at), TimerSetTimeFlags::TFD_TIMER_ABSTIME)
+                        .set(
+                            Expiration::OneShot(at),
+                            TimerSetTimeFlags::TFD_TIMER_ABSTIME,
+                        )
                         .context("timerfd")?;
                 }
                 None => timer.unset().context("timerfd")?,
@@ -529,7 +534,10 @@ mod tests {
             let orig = (i / 2) as u8;
             let flipped: u32 = f.iter().map(|b| (b ^ orig).count_ones()).sum();
             assert_eq!(flipped, 1, "one bit flipped");
-            assert!(f[..14].iter().all(|b| *b == orig), "the Ethernet header is kept");
+            assert!(
+                f[..14].iter().all(|b| *b == orig),
+                "the Ethernet header is kept"
+            );
         }
     }
 }

@@ -116,9 +116,7 @@ impl Time {
         let ns = (value * scale).round();
         // An hour is far more than any link delay; it also keeps every sum of times in range.
         if ns > 3.6e12 {
-            return Err(ParseError(format!(
-                "{what} {text:?} is more than an hour"
-            )));
+            return Err(ParseError(format!("{what} {text:?} is more than an hour")));
         }
         Ok(Time(ns as u64))
     }
@@ -137,11 +135,11 @@ impl fmt::Display for Time {
         let ns = self.0;
         if ns == 0 {
             f.write_str("0ms")
-        } else if ns % 1_000_000_000 == 0 {
+        } else if ns.is_multiple_of(1_000_000_000) {
             write!(f, "{}s", ns / 1_000_000_000)
-        } else if ns % 1_000_000 == 0 {
+        } else if ns.is_multiple_of(1_000_000) {
             write!(f, "{}ms", ns / 1_000_000)
-        } else if ns % 1_000 == 0 {
+        } else if ns.is_multiple_of(1_000) {
             write!(f, "{}us", ns / 1_000)
         } else {
             write!(f, "{ns}ns")
@@ -186,11 +184,8 @@ impl Percent {
                 "{what} {text:?}: a percentage is written like 1.5% (unit {unit:?} unknown)"
             )));
         }
-        Percent::new(value).ok_or_else(|| {
-            ParseError(format!(
-                "{what} {text:?}: a percentage is from 0% to 100%"
-            ))
-        })
+        Percent::new(value)
+            .ok_or_else(|| ParseError(format!("{what} {text:?}: a percentage is from 0% to 100%")))
     }
 }
 
@@ -297,7 +292,7 @@ impl fmt::Display for Rate {
             (1_000_000, "mbit"),
             (1_000, "kbit"),
         ] {
-            if bits % scale == 0 {
+            if bits.is_multiple_of(scale) {
                 return write!(f, "{}{unit}", bits / scale);
             }
         }
@@ -569,7 +564,10 @@ mod tests {
         assert!(Time::parse_as("delay", "-1ms").is_err());
         assert!(Time::parse_as("delay", "ms").is_err());
         assert!(Time::parse_as("delay", "2h").is_err());
-        assert!(Time::parse_as("delay", "7200s").unwrap_err().0.contains("hour"));
+        assert!(Time::parse_as("delay", "7200s")
+            .unwrap_err()
+            .0
+            .contains("hour"));
         for t in ["10ms", "1500us", "2s", "7ns", "0ms"] {
             assert_eq!(t.parse::<Time>().unwrap().to_string(), t);
         }
@@ -579,8 +577,14 @@ mod tests {
     fn percents() {
         assert_eq!("1.5%".parse::<Percent>().unwrap().percent(), 1.5);
         assert_eq!("30".parse::<Percent>().unwrap().percent(), 30.0);
-        assert_eq!("100%".parse::<Percent>().unwrap().as_u32_fraction(), u32::MAX);
-        assert_eq!("1%".parse::<Percent>().unwrap().as_u32_fraction(), 42_949_673);
+        assert_eq!(
+            "100%".parse::<Percent>().unwrap().as_u32_fraction(),
+            u32::MAX
+        );
+        assert_eq!(
+            "1%".parse::<Percent>().unwrap().as_u32_fraction(),
+            42_949_673
+        );
         assert_eq!("0%".parse::<Percent>().unwrap().as_u32_fraction(), 0);
         let e = Percent::parse_as("--loss", "101%").unwrap_err().0;
         assert!(e.contains("from 0% to 100%"), "{e}");
@@ -595,7 +599,10 @@ mod tests {
         assert_eq!("10Mbit".parse::<Rate>().unwrap().bits_per_sec(), 10_000_000);
         assert_eq!("1kibit".parse::<Rate>().unwrap().bits_per_sec(), 1024);
         assert_eq!("100kbps".parse::<Rate>().unwrap().bits_per_sec(), 800_000);
-        assert_eq!("1.5gbit".parse::<Rate>().unwrap().bits_per_sec(), 1_500_000_000);
+        assert_eq!(
+            "1.5gbit".parse::<Rate>().unwrap().bits_per_sec(),
+            1_500_000_000
+        );
         assert_eq!("10mbit".parse::<Rate>().unwrap().bytes_per_sec(), 1_250_000);
         let e = Rate::parse_as("rate", "1000").unwrap_err().0;
         assert!(e.contains("needs a unit"), "{e}");
