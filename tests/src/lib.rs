@@ -293,17 +293,30 @@ fn run(cmd: &mut Command, stdin: &str, timeout: Option<Duration>) -> Run {
 /// of the tool by a user would), then nsenter (which may not have forked yet: then the tool never
 /// ran). Its own children (a runtime command cloon-run's guardian finishes) are left to end.
 pub fn kill_tool(child: &mut Child) {
+    use nix::sys::signal::{kill, Signal};
+    use nix::unistd::Pid;
     let pid = child.id();
+    // Stopped first, so that it cannot fork the tool between the look at its children and its
+    // end (a stopped process forks nothing; a fork under way completes before it stops).
+    let _ = kill(Pid::from_raw(pid as i32), Signal::SIGSTOP);
+    let deadline = std::time::Instant::now() + Duration::from_secs(2);
+    loop {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let state = stat
+            .rsplit_once(") ")
+            .and_then(|(_, rest)| rest.chars().next());
+        if !matches!(state, Some('R' | 'S' | 'D')) || std::time::Instant::now() >= deadline {
+            break;
+        }
+        std::thread::sleep(Duration::from_micros(200));
+    }
     let children =
         std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
     for tool in children
         .split_whitespace()
         .filter_map(|c| c.parse::<i32>().ok())
     {
-        let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(tool),
-            nix::sys::signal::Signal::SIGKILL,
-        );
+        let _ = kill(Pid::from_raw(tool), Signal::SIGKILL);
     }
     let _ = child.kill();
     let _ = child.wait();

@@ -227,7 +227,10 @@ fn write(sb: &Sandbox, path: &str, json: &Value) {
     let dir = path.rsplit_once('/').map(|(d, _)| d).unwrap_or("/");
     let mut child = sb
         .cmd("sh")
-        .args(["-c", &format!("mkdir -p -m 700 {dir} && cat > {path}")])
+        .args([
+            "-c",
+            &format!("(umask 077 && mkdir -p {dir}) && cat > {path}"),
+        ])
         .stdin(Stdio::piped())
         .spawn()
         .expect("sh");

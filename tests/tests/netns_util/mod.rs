@@ -127,6 +127,6 @@ pub fn snapshot(sb: &Sandbox) -> BTreeMap<String, Vec<Value>> {
 
 /// The files under the sandbox's state root (cloon's records), sorted.
 pub fn records(sb: &Sandbox) -> String {
-    sb.sh("cd /run/cloon 2>/dev/null && find . | sort; true")
+    sb.sh("cd /run/cloon 2>/dev/null && find . ! -name .cloon-state | sort; true")
         .ok()
 }
