@@ -31,11 +31,11 @@ use std::process::ExitCode;
 /// What `gc` makes of one record of a stage.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
-    /// What the record names is whole: kept, and why.
-    Healthy(String),
-    /// What the record names is partly gone (a tool killed halfway, an object removed by hand):
-    /// brought down by the stage's `down`, and why.
-    PartlyGone(String),
+    /// Kept, and why: what the record names is whole, or still in use.
+    Keep(String),
+    /// Brought down by the stage's `down`, and why: what the record names is partly gone (a
+    /// tool killed halfway, an object removed by hand), or the record is stale.
+    Down(String),
 }
 
 /// One step of the pipeline, as a tool implements it.
@@ -236,8 +236,8 @@ pub fn collect<S: Stage>(state: &StateDir) -> Result<Report> {
             Ok(None) => S::strays(state, &name, &mut report)?,
             Ok(Some(rec)) => match S::judge(state, &name, &rec) {
                 Err(e) => report.failed(S::WHAT, &name, e),
-                Ok(Verdict::Healthy(why)) => report.keep(S::WHAT, &name, why),
-                Ok(Verdict::PartlyGone(why)) => {
+                Ok(Verdict::Keep(why)) => report.keep(S::WHAT, &name, why),
+                Ok(Verdict::Down(why)) => {
                     let outcome = S::down_locked(state, &name, &S::Down::default())
                         .map(|()| explain::acting());
                     report.found(S::WHAT, &name, why, outcome);

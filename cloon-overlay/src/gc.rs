@@ -20,29 +20,34 @@
 //!    mounts (in any mount namespace) is detached. A device attached to the same image by hand
 //!    is kept;
 //! 5. the empty state directories are removed.
+//!
+//! Passes 1 and 5 are the stage skeleton's ([`cloon_core::stage::collect`]): this module judges a
+//! record ([`judge`]) and runs passes 2 to 4 ([`more`]).
 
 use crate::loopdev::{self, Unused};
 use crate::lower::{self, Place, KIND};
 use crate::{mount, Record, PART, STAGE};
-use cloon_core::gc::{self, Report};
+use cloon_core::gc::Report;
 use cloon_core::mounts;
+use cloon_core::stage::Verdict;
 use cloon_core::state::remove_tree_one_fs;
 use cloon_core::{explain, host, inuse, Error, Result, StateDir};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-/// Runs `gc` on the state directory `state`.
-pub fn run(state: &StateDir) -> Result<Report> {
+/// What `gc` needs before it starts: root, to unmount and detach.
+pub fn start() -> Result<()> {
     if explain::acting() {
         host::require_root(STAGE, "unmount and detach what cloon-overlay left")?;
     }
-    let mut report = Report::new(state);
-    records(state, &mut report)?;
-    stray_mounts(state, &mut report)?;
-    stray_dirs(state, &mut report)?;
-    lowers(state, &mut report)?;
-    gc::empty_dirs(state, &mut report)?;
-    Ok(report)
+    Ok(())
+}
+
+/// Passes 2 to 4, after the skeleton's pass over the records.
+pub fn more(state: &StateDir, report: &mut Report) -> Result<()> {
+    stray_mounts(state, report)?;
+    stray_dirs(state, report)?;
+    lowers(state, report)
 }
 
 /// Locks the state directory of `name` for `gc` when acting: `Ok(None)` when a tool holds it
@@ -57,10 +62,15 @@ fn try_lock(
     if !explain::acting() {
         return Ok(Some(None));
     }
-    match state.try_lock(name)? {
-        Some(lock) => Ok(Some(Some(lock))),
-        None => {
+    match state.try_lock(name) {
+        Ok(Some(lock)) => Ok(Some(Some(lock))),
+        Ok(None) => {
             report.keep(kind, what, "in use: a tool is at work on it");
+            Ok(None)
+        }
+        // A directory cloon would not have made (open to others): not ours.
+        Err(e) => {
+            report.keep(kind, what, format!("not cloon's: {}", e.msg));
             Ok(None)
         }
     }
@@ -88,48 +98,18 @@ fn in_use(users: &[inuse::User]) -> String {
     format!("in use by {}", inuse::summary(users))
 }
 
-/// Pass 1: the records whose overlay is not mounted are brought down, unless a live container
-/// still uses them.
-fn records(state: &StateDir, report: &mut Report) -> Result<()> {
-    for name in state.names()? {
-        if !state.dir(&name)?.join(format!("{PART}.json")).exists() {
-            continue;
-        }
-        let Some(_lock) = try_lock(state, &name, "overlay", &name, report)? else {
-            continue;
-        };
-        let record = match state.load::<Record>(&name, PART) {
-            Ok(Some(record)) => record,
-            // Brought down meanwhile, by a tool that had the lock before us.
-            Ok(None) => continue,
-            Err(e) => {
-                report.failed("overlay", &name, e);
-                continue;
-            }
-        };
-        let why = match partly_gone(&record) {
-            Err(e) => {
-                report.failed("overlay", &name, e);
-                continue;
-            }
-            Ok(None) => {
-                report.keep("overlay", &name, "healthy: its overlay is mounted");
-                continue;
-            }
-            Ok(Some(why)) => why,
-        };
-        match crate::users(state, &name, &record) {
-            Err(e) => report.failed("overlay", &name, e),
-            Ok(users) if !users.is_empty() => {
-                report.keep("overlay", &name, format!("{why}, but {}", in_use(&users)))
-            }
-            Ok(_) => {
-                let outcome = crate::down_locked(state, &name).map(|()| explain::acting());
-                report.found("overlay", &name, why, outcome);
-            }
-        }
-    }
-    Ok(())
+/// Pass 1, for the skeleton's pass over the records: a record whose overlay is not mounted is
+/// brought down, unless a live container still uses it.
+pub fn judge(state: &StateDir, name: &str, record: &Record) -> Result<Verdict> {
+    let Some(why) = partly_gone(record)? else {
+        return Ok(Verdict::Keep("healthy: its overlay is mounted".into()));
+    };
+    let users = crate::users(state, name, record)?;
+    Ok(if users.is_empty() {
+        Verdict::Down(why)
+    } else {
+        Verdict::Keep(format!("{why}, but {}", in_use(&users)))
+    })
 }
 
 /// The container name and the path below it of a path under the state root, when its first
@@ -151,7 +131,8 @@ fn stray_mounts(state: &StateDir, report: &mut Report) -> Result<()> {
     let mut targets: Vec<PathBuf> = mounts::table()?
         .into_iter()
         .map(|m| m.target)
-        .filter(|t| t.starts_with(state.root()) && t != state.root())
+        // Under this state directory, not under one nested in it: that one's gc judges them.
+        .filter(|t| t != state.root() && state.owns(t))
         .collect();
     targets.sort_by_key(|t| std::cmp::Reverse(t.components().count()));
     targets.dedup();

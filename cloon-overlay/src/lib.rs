@@ -10,6 +10,7 @@ pub mod gc;
 pub mod loopdev;
 pub mod lower;
 pub mod mount;
+pub mod stage;
 
 use cloon_core::doc::{Image, Overlay};
 use cloon_core::state::{absolute, remove_tree_one_fs};
@@ -204,24 +205,11 @@ fn remove_dir(dir: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Unmounts the overlay, then leaves the shared lower, which goes with the last container that
+/// `down` of `name`, for a caller that holds the lock of its state directory (or in a dry run):
+/// unmounts the overlay, then leaves the shared lower, which goes with the last container that
 /// uses it (see [`lower::leave`]); removes the directories and the record. What is already gone
 /// counts as done. Refused (code 11, nothing changed) while a live container uses the root
-/// filesystem (see [`users`]). Under the lock of the container's state directory, so that it
-/// waits for an `up` of that name still at work.
-pub fn down(state: &StateDir, name: &str) -> Result<()> {
-    if state
-        .with_lock(name, || down_locked(state, name))?
-        .is_none()
-    {
-        explain::note(&format!(
-            "cloon has no overlay for \"{name}\": nothing to undo"
-        ));
-    }
-    Ok(())
-}
-
-/// [`down`], for a caller that holds the lock of the state directory of `name` (or in a dry run).
+/// filesystem (see [`users`]).
 pub fn down_locked(state: &StateDir, name: &str) -> Result<()> {
     let Some(record) = state.load::<Record>(name, PART)? else {
         explain::note(&format!(
@@ -229,7 +217,7 @@ pub fn down_locked(state: &StateDir, name: &str) -> Result<()> {
         ));
         if explain::acting() {
             // What a tool killed before it wrote its record leaves: an empty directory.
-            let _ = fs::remove_dir(state.dir(name)?);
+            state.remove_dir_if_empty(name)?;
         }
         return Ok(());
     };

@@ -18,7 +18,8 @@
 use crate::runtime::{Runtime, State};
 use crate::{stop_and_delete, RunRecord, Signal, LOG, PID_FILE, RECORD, STAGE};
 use cloon_core::gc::Report;
-use cloon_core::{explain, host, stage, Result, StateDir};
+use cloon_core::stage::Verdict;
+use cloon_core::{explain, host, Result, StateDir};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -36,12 +37,9 @@ pub fn start() -> Result<()> {
 
 /// Pass 1, for the skeleton's pass over the records: judges one record by the runtime's state of
 /// the container of its id.
-pub fn judge_record(rec: &RunRecord) -> Result<stage::Verdict> {
+pub fn judge_record(rec: &RunRecord) -> Result<Verdict> {
     let live = rec.runtime()?.state(&rec.id)?;
-    Ok(match judge(rec, live.as_ref()) {
-        Verdict::Keep(why) => stage::Verdict::Healthy(why),
-        Verdict::Down(why) => stage::Verdict::PartlyGone(why),
-    })
+    Ok(judge(rec, live.as_ref()))
 }
 
 /// Passes 2 and 3: the orphaned containers, then the logs and pid files no record names.
@@ -61,15 +59,6 @@ fn recorded_runtimes(state: &StateDir) -> Result<BTreeMap<PathBuf, Runtime>> {
         }
     }
     Ok(runtimes)
-}
-
-/// What `gc` does with a record, given the runtime's state of its container.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Verdict {
-    /// Kept, for this reason.
-    Keep(String),
-    /// Brought down, for this reason.
-    Down(String),
 }
 
 /// Judges a record by the runtime's state of the container of its id (`None`: no such

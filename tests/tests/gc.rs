@@ -80,10 +80,9 @@ fn overlay_gc_removes_cloons_leftovers_and_keeps_healthy_overlays_and_look_alike
     .ok();
     // S: a mount under a container's overlay/ that no record explains, in a directory no
     // record names.
-    sb.sh(
-        "mkdir -p /run/cloon/S/overlay/rootfs && mount -t tmpfs stray /run/cloon/S/overlay/rootfs",
-    )
-    .ok();
+    sb.sh("(umask 077 && mkdir -p /run/cloon/S/overlay/rootfs) \
+         && mount -t tmpfs stray /run/cloon/S/overlay/rootfs")
+        .ok();
     // F: a mount under the state directory that cloon does not make.
     sb.sh("mkdir -p /run/cloon/F/data && mount -t tmpfs foreign /run/cloon/F/data")
         .ok();

@@ -143,6 +143,23 @@ impl StateDir {
         Ok(names)
     }
 
+    /// Whether `path` is under this state directory and not under a state directory nested in
+    /// it (whose marker is in one of the directories between the two): what `gc` may act on.
+    pub fn owns(&self, path: &Path) -> bool {
+        let Ok(rel) = path.strip_prefix(&self.root) else {
+            return false;
+        };
+        let mut dir = self.root.clone();
+        let parts: Vec<_> = rel.components().collect();
+        for part in parts.iter().take(parts.len().saturating_sub(1)) {
+            dir.push(part);
+            if fs::symlink_metadata(dir.join(MARKER)).is_ok() {
+                return false;
+            }
+        }
+        true
+    }
+
     /// The directory of one container (not created).
     pub fn dir(&self, name: &str) -> Result<PathBuf> {
         name::container(name)?;
