@@ -14,4 +14,18 @@
 //! (`/run/cloon/labs/LAB`), so two labs never share a name, a record or an interface group, and the
 //! `down` of one never touches the other.
 
+pub mod cli;
+pub mod command;
+pub mod doctor;
+pub mod down;
+pub mod graph;
+pub mod image;
+pub mod inspect;
+pub mod jobs;
+pub mod makefile;
+pub mod naming;
+pub mod plan;
+pub mod run;
+pub mod state;
 pub mod topology;
+pub mod up;

@@ -1,9 +1,15 @@
 //! cloon-lab: the lab layer over the five cloon tools (see the library, [`cloon_lab`]).
 
-fn main() {
-    let f = std::env::args().nth(1).unwrap_or_default();
-    match cloon_lab::topology::Lab::load(std::path::Path::new(&f), None) {
-        Ok(l) => println!("{}", serde_json::to_string_pretty(&l).unwrap_or_default()),
-        Err(e) => eprintln!("{e:#}"),
+use clap::Parser;
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let cli = cloon_lab::cli::Cli::parse();
+    match cloon_lab::command::run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("cloon-lab: error: {e:#}");
+            ExitCode::from(1)
+        }
     }
 }

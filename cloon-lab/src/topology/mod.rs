@@ -316,6 +316,11 @@ fn resolve_path(p: &str, dir: &Path) -> PathBuf {
 /// The longest lab name: `LAB-NODE` must fit cloon's 64-byte container names.
 pub const MAX_LAB_NAME: usize = 32;
 
+/// Checks a lab name given on the command line.
+pub fn check_lab_name(name: &str) -> Result<(), String> {
+    check_simple_name("lab name", name, MAX_LAB_NAME)
+}
+
 /// The problems found in a file, each with its line, reported all at once.
 #[derive(Debug, Default)]
 struct Problems {
