@@ -137,6 +137,7 @@ pub fn run(suite: &str, include: &str, mirror: &str, root: &Path) -> Result<()> 
             Ok(())
         });
     }
+    crate::leftovers::die_with_parent(&mut cmd);
     let mut child = cmd.spawn().context(|| "cannot start debootstrap".into())?;
     let progress = Progress::start(&format!("{}: debootstrap {suite}", crate::STAGE), None);
     let (tx, rx) = std::sync::mpsc::channel::<String>();

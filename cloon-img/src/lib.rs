@@ -8,6 +8,7 @@
 pub mod busybox;
 pub mod debootstrap;
 pub mod ext4;
+pub mod leftovers;
 pub mod mkfs;
 pub mod oci;
 pub mod reproducible;
@@ -16,8 +17,9 @@ pub mod tar;
 pub mod whiteout;
 
 use cloon_core::doc::{Image, ImageConfig};
-use cloon_core::state::{absolute, remove_tree_one_fs};
+use cloon_core::state::absolute;
 use cloon_core::{explain, host, Code, Context, Error, Result, Undo};
+use leftovers::{Part, Record, StagingName};
 use std::path::{Path, PathBuf};
 
 /// The stage name in error documents.
@@ -85,6 +87,9 @@ pub fn info(path: &Path) -> Result<Image> {
 
 /// Builds the image; on failure nothing is left (no half-written image, no staging directory).
 ///
+/// The staging items are made next to the image under names its record lists (see
+/// [`leftovers`]); what a killed run of the same image left is removed first.
+///
 /// With `--explain`, each step is said on stderr as a shell command first; with `--dry-run`, the
 /// steps are said and nothing is made: the `image` part returned then has the size given by
 /// `--size` or computed from `--from-dir`, else 0 (the script computes it in `$size`).
@@ -104,6 +109,9 @@ pub fn create(req: &Create) -> Result<Image> {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
+    if acting {
+        leftovers::clean_for(&image);
+    }
     if image.exists() && !req.force {
         return Err(Error::new(
             Code::NameTaken,
@@ -118,8 +126,21 @@ pub fn create(req: &Create) -> Result<Image> {
     } else {
         None
     };
+    // Declared before `undo`, so dropped after it: the record goes once the undo removed what
+    // it names.
+    let record = if acting {
+        Some(Record::begin(&image)?)
+    } else {
+        None
+    };
+    let will_make = |path: &Path| match &record {
+        Some(r) => r.will_make(path),
+        None => Ok(()),
+    };
     let mut undo = Undo::new();
-    let staging = parent.join(format!(".{file_name}.cloon-rootfs-{}", std::process::id()));
+    let staging_name =
+        |part| parent.join(StagingName::new(&file_name, std::process::id(), part).file_name());
+    let staging = staging_name(Part::Rootfs);
     let mut config: Option<ImageConfig> = None;
     let copy_dir = match &req.source {
         Source::Dir(dir) => {
@@ -155,6 +176,7 @@ pub fn create(req: &Create) -> Result<Image> {
                 "fill a staging directory, then write the image from it with mkfs.ext4 -d: no loop device, no mount",
             );
             if explain::step(&["mkdir", &staging.to_string_lossy()]) {
+                will_make(&staging)?;
                 std::fs::create_dir(&staging)
                     .context(|| format!("cannot create {}", staging.display()))?;
             }
@@ -181,7 +203,13 @@ pub fn create(req: &Create) -> Result<Image> {
                 }
                 Source::Oci { tag, .. } => {
                     let layout = layout.as_ref().expect("opened above");
-                    config = Some(oci::populate(layout, tag.as_deref(), &staging, &mut undo)?);
+                    config = Some(oci::populate(
+                        layout,
+                        tag.as_deref(),
+                        &staging,
+                        &mut undo,
+                        record.as_ref(),
+                    )?);
                 }
             }
             staging.clone()
@@ -217,7 +245,8 @@ pub fn create(req: &Create) -> Result<Image> {
             None
         }
     };
-    let tmp = parent.join(format!(".{file_name}.cloon-tmp-{}", std::process::id()));
+    let tmp = staging_name(Part::Tmp);
+    will_make(&tmp)?;
     let t = tmp.clone();
     undo.push(move || {
         if t.exists() && explain::step(&["rm", "-f", &t.to_string_lossy()]) {
@@ -286,12 +315,12 @@ fn copy_tree(dir: &Path, staging: &Path) -> Result<()> {
     }
     let progress =
         cloon_core::progress::Progress::start(&format!("{STAGE}: copying {}", dir.display()), None);
-    let out = std::process::Command::new("cp")
-        .args(["-a", &from])
+    let mut cmd = std::process::Command::new("cp");
+    cmd.args(["-a", &from])
         .arg(staging)
-        .stdin(std::process::Stdio::null())
-        .output()
-        .context(|| "cannot run cp".into())?;
+        .stdin(std::process::Stdio::null());
+    leftovers::die_with_parent(&mut cmd);
+    let out = cmd.output().context(|| "cannot run cp".into())?;
     drop(progress);
     if !out.status.success() {
         return Err(
@@ -302,10 +331,11 @@ fn copy_tree(dir: &Path, staging: &Path) -> Result<()> {
     Ok(())
 }
 
-/// `rm -rf --one-file-system DIR`: removes the staging directory, never across a mount point.
+/// `rm -rf --one-file-system DIR`: removes the staging directory, never across a mount point,
+/// never following a symbolic link.
 fn remove_staging(dir: &Path) -> Result<()> {
     if explain::step(&["rm", "-rf", "--one-file-system", &dir.to_string_lossy()]) {
-        remove_tree_one_fs(dir)?;
+        leftovers::remove_tree(dir)?;
     }
     Ok(())
 }

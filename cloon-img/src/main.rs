@@ -13,6 +13,11 @@ says the commands and does nothing (root is not needed); they form a script that
 image. When the size depends on files not made yet (--busybox, --debootstrap without --size),
 the script computes it in $size and the document's image.bytes is 0.
 
+A create killed halfway (SIGKILL, a crash, a power cut) leaves its staging directory and
+temporary image next to the image (.IMG.cloon-rootfs-PID, .IMG.cloon-tmp-PID); the next create of
+the same image removes them, and so does `cloon-img gc`. Both find them by the record the killed
+run held locked (.IMG.cloon-record-PID), never by their names alone.
+
 Progress goes to stderr while it is a terminal (CLOON_PROGRESS=0 hides it, 1 forces it). Manual
 pages and shell completions: CLOON_GENERATE=man:DIR or completions:bash|zsh|fish:DIR cloon-img.
 
@@ -25,6 +30,7 @@ Examples:
   cloon-img create --from-oci ./layout:latest app.img      # e.g. from skopeo copy ... oci:layout:latest
   SOURCE_DATE_EPOCH=1700000000 cloon-img create --reproducible --busybox bb.img
   cloon-img info bb.img
+  cloon-img gc --dry-run .                             # what killed creates left here
   cloon-img create --explain --busybox bb.img          # the steps as shell commands, on stderr
   cloon-img create --dry-run --busybox bb.img 2>bb.sh  # the same commands, nothing made";
 
@@ -91,7 +97,35 @@ enum Cmd {
         /// The image file
         image: PathBuf,
     },
+    /// Remove what killed runs of `create` left next to their images (staging directories,
+    /// temporary images), found by the records those runs held locked; print a JSON report of
+    /// what was found, removed and kept
+    #[command(after_help = GC_HELP)]
+    Gc {
+        /// Directories to clean (every image in them), or images (only their leftovers)
+        /// [default: the current directory]
+        #[arg(value_name = "DIR|IMG")]
+        paths: Vec<PathBuf>,
+    },
 }
+
+const GC_HELP: &str = "\
+Each run of create holds a record, .IMG.cloon-record-PID next to the image, locked for its whole
+life and naming the staging items it makes (.IMG.cloon-rootfs-PID, its .layerN siblings for an
+OCI image, .IMG.cloon-tmp-PID). gc takes each record's lock: if it can, the run is over and the
+items it names are removed, if they are still what the run made (a directory or regular file of
+the record's owner, on the same mount, not a symbolic link), never following a link nor entering
+a mount point below them; then the record goes. A record still locked is a live run's: it and its
+items are kept. A file named like a staging item that no record names is kept (remove it by hand
+if you know it is one); so is a file named like a record that is not one. With --dry-run it
+changes nothing and says the commands it would run. The report is JSON on stdout: {stateDir (the
+directories looked in, separated by ':'), dryRun, found: [{kind, name, why, removed}], kept:
+[{kind, name, why}]}; the exit status is the first failure's code, 0 when none.
+
+Examples:
+  cloon-img gc --dry-run
+  cloon-img gc /var/lib/images
+  cloon-img gc bb.img";
 
 const CREATE_EXAMPLES: &str = "\
 Examples:
@@ -116,6 +150,7 @@ fn main() -> ExitCode {
     cli.explain.apply();
     match cli.cmd {
         Cmd::Info { image } => cli::run_query(STAGE, || cloon_img::info(&image)),
+        Cmd::Gc { paths } => cloon_core::gc::run(STAGE, || cloon_img::leftovers::gc(&paths)),
         Cmd::Create {
             image,
             busybox: _,

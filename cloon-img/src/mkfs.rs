@@ -92,6 +92,7 @@ pub fn format(
     let progress = Progress::start(&what, None);
     let mut cmd = Command::new(mkfs);
     cmd.args(&args).arg(content).arg(file).stdin(Stdio::null());
+    crate::leftovers::die_with_parent(&mut cmd);
     if let Some(r) = repro {
         cmd.env("E2FSPROGS_FAKE_TIME", r.epoch.to_string());
     }

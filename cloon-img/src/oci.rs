@@ -7,9 +7,9 @@
 //! (see [`crate::whiteout`]). The image's default process (Entrypoint and Cmd, Env, WorkingDir)
 //! becomes the document's `image.config`.
 
+use crate::leftovers::remove_tree;
 use crate::{tar, whiteout};
 use cloon_core::doc::ImageConfig;
-use cloon_core::state::remove_tree_one_fs;
 use cloon_core::{explain, Code, Context, Error, Result, Undo};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
@@ -440,12 +440,14 @@ fn is_layer(media_type: &str) -> bool {
 }
 
 /// Fills `staging` (an empty directory) with the image's layers, stacked; returns its default
-/// process. Each layer is extracted in a directory next to `staging` and laid over it.
+/// process. Each layer is extracted in a directory next to `staging` and laid over it; `record`
+/// (the run's, when it acts) names each such directory before it is made.
 pub fn populate(
     layout: &Layout,
     tag: Option<&str>,
     staging: &Path,
     undo: &mut Undo,
+    record: Option<&crate::leftovers::Record>,
 ) -> Result<ImageConfig> {
     let arch = host_architecture();
     let (manifest, config) = layout.resolve(tag, arch)?;
@@ -466,10 +468,13 @@ pub fn populate(
         }
         let dir = PathBuf::from(format!("{}.layer{}", staging.display(), i + 1));
         if explain::step(&["mkdir", &dir.to_string_lossy()]) {
+            if let Some(r) = record {
+                r.will_make(&dir)?;
+            }
             std::fs::create_dir(&dir).context(|| format!("cannot create {}", dir.display()))?;
             let d = dir.clone();
             undo.push(move || {
-                let _ = remove_tree_one_fs(&d);
+                let _ = remove_tree(&d);
             });
         }
         layout.extract_layer(layer, &dir)?;
@@ -482,7 +487,7 @@ pub fn populate(
         }
         let (s, d) = (staging.to_string_lossy(), dir.to_string_lossy());
         if explain::step(&["rm", "-rf", "--one-file-system", &s]) {
-            remove_tree_one_fs(staging)?;
+            remove_tree(staging)?;
         }
         if explain::step(&["mv", "-T", &d, &s]) {
             std::fs::rename(&dir, staging)

@@ -300,13 +300,13 @@ pub fn fix_ctimes(file: &Path, epoch: u64) -> Result<()> {
         return Ok(());
     }
     let progress = Progress::start(&format!("{}: setting the files' times", crate::STAGE), None);
-    let out = Command::new(&dumpe2fs)
-        .arg(file)
+    let mut cmd = Command::new(&dumpe2fs);
+    cmd.arg(file)
         .env("E2FSPROGS_FAKE_TIME", epoch.to_string())
         .stdin(Stdio::null())
-        .stderr(Stdio::null())
-        .output()
-        .context(|| "cannot run dumpe2fs".into())?;
+        .stderr(Stdio::null());
+    crate::leftovers::die_with_parent(&mut cmd);
+    let out = cmd.output().context(|| "cannot run dumpe2fs".into())?;
     if !out.status.success() {
         return Err(Error::new(
             Code::Io,
@@ -318,15 +318,15 @@ pub fn fix_ctimes(file: &Path, epoch: u64) -> Result<()> {
         .iter()
         .map(|i| format!("sif <{i}> ctime {epoch}\nsif <{i}> atime {epoch}\n"))
         .collect();
-    let mut child = Command::new(&debugfs)
-        .args(["-w", "-f", "-"])
+    let mut cmd = Command::new(&debugfs);
+    cmd.args(["-w", "-f", "-"])
         .arg(file)
         .env("E2FSPROGS_FAKE_TIME", epoch.to_string())
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .context(|| "cannot run debugfs".into())?;
+        .stderr(Stdio::piped());
+    crate::leftovers::die_with_parent(&mut cmd);
+    let mut child = cmd.spawn().context(|| "cannot run debugfs".into())?;
     let written = child
         .stdin
         .take()

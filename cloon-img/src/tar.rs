@@ -124,11 +124,13 @@ pub fn extract(input: &mut dyn Read, name: &str, total: Option<u64>, dir: &Path)
     if !explain::step(&words) {
         return Ok(());
     }
-    let mut child = Command::new(&tar)
-        .args(tar_args(compression, "-", dir))
+    let mut cmd = Command::new(&tar);
+    cmd.args(tar_args(compression, "-", dir))
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
-        .stderr(Stdio::piped())
+        .stderr(Stdio::piped());
+    crate::leftovers::die_with_parent(&mut cmd);
+    let mut child = cmd
         .spawn()
         .context(|| format!("cannot run {}", tar.display()))?;
     let stderr = child.stderr.take();
