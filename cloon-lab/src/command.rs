@@ -156,7 +156,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Verb::Doctor { json } => doctor::run(&tools, json),
         Verb::Makefile { file, place } => {
             let plan = load(&file, &place)?;
-            out(&makefile::makefile(&plan));
+            out(&makefile::makefile(&plan)?);
             Ok(ExitCode::SUCCESS)
         }
         Verb::Script { file, place } => {
