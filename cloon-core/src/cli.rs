@@ -435,7 +435,7 @@ pub fn pick_name(flag: Option<&str>, doc: Option<&Document>, tool: &str) -> Resu
 /// error document without a name made nothing anyone can name: it is handed on as it is.
 pub fn run_down(
     stage: &str,
-    part: &str,
+    parts: &[&str],
     name: Option<&str>,
     down: impl FnOnce(&str) -> Result<()>,
 ) -> ExitCode {
@@ -450,7 +450,7 @@ pub fn run_down(
         }
         return ExitCode::SUCCESS;
     }
-    let outcome = down_document(stage, part, name, input.clone(), down);
+    let outcome = down_document(stage, parts, name, input.clone(), down);
     finish(
         stage,
         name,
@@ -470,7 +470,7 @@ fn without_error(mut doc: Document, failed: bool) -> Document {
 
 fn down_document(
     stage: &str,
-    part: &str,
+    parts: &[&str],
     name: Option<&str>,
     doc: Option<Document>,
     down: impl FnOnce(&str) -> Result<()>,
@@ -479,7 +479,9 @@ fn down_document(
     down(&name)?;
     let mut doc = doc.unwrap_or_default();
     doc.set_name(&name)?;
-    doc.remove(part);
+    for part in parts {
+        doc.remove(part);
+    }
     Ok(doc)
 }
 
@@ -498,7 +500,8 @@ where
     run_step(stage, |doc| check_document(stage, part, name, doc, check))
 }
 
-fn check_document<P>(
+/// `check` of the document `doc` (see [`run_check`]).
+pub fn check_document<P>(
     stage: &str,
     part: &str,
     name: Option<&str>,
@@ -675,14 +678,20 @@ mod tests {
 
     #[test]
     fn down_removes_only_its_part() {
-        let out = down_document("t", "bundle", None, Some(doc_with_bundle("A", "/b")), |n| {
-            assert_eq!(n, "A");
-            Ok(())
-        })
+        let out = down_document(
+            "t",
+            &["bundle"],
+            None,
+            Some(doc_with_bundle("A", "/b")),
+            |n| {
+                assert_eq!(n, "A");
+                Ok(())
+            },
+        )
         .unwrap();
         assert_eq!(out.get::<Bundle>("bundle").unwrap(), None);
         assert_eq!(out.get::<i32>("mine").unwrap(), Some(1));
-        let out = down_document("t", "bundle", Some("A"), None, |_| Ok(())).unwrap();
+        let out = down_document("t", &["bundle"], Some("A"), None, |_| Ok(())).unwrap();
         assert_eq!(
             out.to_json(),
             "{\n  \"cloonVersion\": \"1\",\n  \"name\": \"A\"\n}\n"

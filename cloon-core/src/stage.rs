@@ -39,7 +39,7 @@ pub enum Verdict {
 }
 
 /// One step of the pipeline, as a tool implements it.
-pub trait Stage {
+pub trait Stage: Sized {
     /// The tool's name, as error documents and messages give it (`cloon-overlay`).
     const TOOL: &'static str;
     /// The key of the stage's part in the document (`overlay`).
@@ -49,6 +49,10 @@ pub trait Stage {
     const RECORD: &'static str;
     /// What the stage makes, in messages (`overlay`, `bundle`, `container`).
     const WHAT: &'static str;
+    /// The kind of a record's item in `gc`'s report.
+    const KIND: &'static str = Self::WHAT;
+    /// Other parts of the document the stage owns (and `down` removes), beside [`Stage::PART`].
+    const OTHER_PARTS: &'static [&'static str] = &[];
 
     /// The flags of `up`.
     type Up: clap::Args + Debug;
@@ -82,6 +86,22 @@ pub trait Stage {
     /// What `gc` checks before it starts (root, where it acts).
     fn gc_start(_state: &StateDir) -> Result<()> {
         Ok(())
+    }
+
+    /// `check` of the document `doc` for the container `--name` names (or the document's): by
+    /// default [`Stage::check`], then the document's part (if any) compared with the record's.
+    fn check_document(
+        state: &StateDir,
+        name: Option<&str>,
+        doc: Option<Document>,
+    ) -> Result<Document> {
+        cli::check_document(Self::TOOL, Self::PART, name, doc, |n| Self::check(state, n))
+    }
+
+    /// What `show` prints for `name`: by default its record.
+    fn show(state: &StateDir, name: &str) -> Result<serde_json::Value> {
+        let record = record::<Self>(state, name)?;
+        Ok(serde_json::to_value(record).unwrap_or_default())
     }
 
     /// How `gc` judges one record of the stage.
@@ -123,12 +143,15 @@ pub enum NoVerbs {}
 #[derive(Debug, clap::Parser)]
 #[command(version, args_conflicts_with_subcommands = true)]
 pub struct Cli<U: clap::Args, D: clap::Args, V: clap::Subcommand> {
+    /// The subcommand; none is `up`.
     #[command(subcommand)]
-    cmd: Option<Cmd<U, D, V>>,
+    pub cmd: Option<Cmd<U, D, V>>,
+    /// The flags of `up`, which stand alone.
     #[command(flatten)]
-    up: U,
+    pub up: U,
+    /// The flags every command takes.
     #[command(flatten)]
-    common: Common,
+    pub common: Common,
 }
 
 /// The subcommands every stage has, then its own.
@@ -171,11 +194,14 @@ pub fn main<S: Stage>() -> ExitCode {
 pub fn run<S: Stage>(state: &StateDir, cmd: Cmd<S::Up, S::Down, S::Verbs>) -> ExitCode {
     match cmd {
         Cmd::Up(args) => cli::run_named(S::TOOL, S::up_name(&args), |doc| S::up(state, &args, doc)),
-        Cmd::Down { name, flags } => cli::run_down(S::TOOL, S::PART, name.get(), |n| {
-            down::<S>(state, n, &flags)
-        }),
-        Cmd::Check(n) => cli::run_check(S::TOOL, S::PART, n.get(), |n| S::check(state, n)),
-        Cmd::Show(n) => cli::run_show(S::TOOL, n.get(), |n| record::<S>(state, n)),
+        Cmd::Down { name, flags } => {
+            let parts: Vec<&str> = std::iter::once(S::PART)
+                .chain(S::OTHER_PARTS.iter().copied())
+                .collect();
+            cli::run_down(S::TOOL, &parts, name.get(), |n| down::<S>(state, n, &flags))
+        }
+        Cmd::Check(n) => cli::run_step(S::TOOL, |doc| S::check_document(state, n.get(), doc)),
+        Cmd::Show(n) => cli::run_show(S::TOOL, n.get(), |n| S::show(state, n)),
         Cmd::Gc => gc::run(S::TOOL, || collect::<S>(state)),
         Cmd::Verb(v) => S::verb(state, v),
     }
@@ -213,7 +239,7 @@ pub fn collect<S: Stage>(state: &StateDir) -> Result<Report> {
         let recorded = match state.has_record(&name, S::RECORD) {
             Ok(recorded) => recorded,
             Err(e) => {
-                report.keep(S::WHAT, &name, format!("not cloon's: {}", e.msg));
+                report.keep(S::KIND, &name, format!("not cloon's: {}", e.msg));
                 continue;
             }
         };
@@ -224,7 +250,7 @@ pub fn collect<S: Stage>(state: &StateDir) -> Result<Report> {
             match state.try_lock(&name)? {
                 Some(lock) => Some(lock),
                 None => {
-                    report.keep(S::WHAT, &name, "in use: a tool is at work on it");
+                    report.keep(S::KIND, &name, "in use: a tool is at work on it");
                     continue;
                 }
             }
@@ -232,15 +258,15 @@ pub fn collect<S: Stage>(state: &StateDir) -> Result<Report> {
             None
         };
         match state.load::<S::Record>(&name, S::RECORD) {
-            Err(e) => report.failed(S::WHAT, &name, e),
+            Err(e) => report.failed(S::KIND, &name, e),
             Ok(None) => S::strays(state, &name, &mut report)?,
             Ok(Some(rec)) => match S::judge(state, &name, &rec) {
-                Err(e) => report.failed(S::WHAT, &name, e),
-                Ok(Verdict::Keep(why)) => report.keep(S::WHAT, &name, why),
+                Err(e) => report.failed(S::KIND, &name, e),
+                Ok(Verdict::Keep(why)) => report.keep(S::KIND, &name, why),
                 Ok(Verdict::Down(why)) => {
                     let outcome = S::down_locked(state, &name, &S::Down::default())
                         .map(|()| explain::acting());
-                    report.found(S::WHAT, &name, why, outcome);
+                    report.found(S::KIND, &name, why, outcome);
                 }
             },
         }

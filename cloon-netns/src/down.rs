@@ -18,24 +18,18 @@ use crate::p2p::{self, P2pRecord};
 use crate::record::Record;
 use crate::system::System;
 use crate::{tag, warn, PART, STAGE};
-use cloon_core::{cli, explain, host, Document, Result, StateDir, Undo};
+use cloon_core::{explain, host, Result, StateDir, Undo};
 use std::path::Path;
 
-/// Runs `down` for `name`: deletes what its records list, then the records; under the lock of
-/// its state directory, so that it waits for an `up` of that name still at work.
-pub fn down(state: &StateDir, name: &str) -> Result<()> {
-    state.with_lock(name, || down_locked(state, name))?;
-    Ok(())
-}
-
-/// [`down`], for a caller that holds the lock of the state directory of `name` (or in a dry run).
+/// `down` of `name`, for a caller that holds the lock of its state directory (or in a dry run):
+/// deletes what its records list, then the records.
 pub fn down_locked(state: &StateDir, name: &str) -> Result<()> {
     let netns = state.load::<Record>(name, PART)?;
     let link = state.load::<P2pRecord>(name, p2p::PART)?;
     if netns.is_none() && link.is_none() {
         if explain::acting() {
             // What a tool killed before it wrote its record leaves: an empty directory.
-            let _ = std::fs::remove_dir(state.dir(name)?);
+            state.remove_dir_if_empty(name)?;
         }
         return Ok(());
     }
@@ -49,22 +43,6 @@ pub fn down_locked(state: &StateDir, name: &str) -> Result<()> {
         p2p::down(state, name, &record)?;
     }
     Ok(())
-}
-
-/// `down` on the document: the name from `--name` or the document; the `netns` and `link` parts
-/// removed from it.
-pub fn down_document(
-    state: &StateDir,
-    name: Option<&str>,
-    doc: Option<Document>,
-) -> Result<Document> {
-    let name = cli::pick_name(name, doc.as_ref(), STAGE)?;
-    down(state, &name)?;
-    let mut doc = doc.unwrap_or_default();
-    doc.set_name(&name)?;
-    doc.remove(PART);
-    doc.remove(p2p::PART);
-    Ok(doc)
 }
 
 /// Plans then does the deletions of a container's namespace record, under the locks of its

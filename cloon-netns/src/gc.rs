@@ -24,29 +24,31 @@
 //! was removed, what was kept and why) is JSON on stdout.
 
 use crate::bridge::{self, BridgeRecord, RecordedEnd};
-use crate::check::{self, Finding};
+use crate::check::Finding;
 use crate::link::{LinkState, Netlink};
 use crate::p2p::{self, P2pRecord};
 use crate::record::Record;
 use crate::tag::{Mark, Owner, RootLock};
-use crate::{down, PART, STAGE};
+use crate::{PART, STAGE};
 use cloon_core::gc::Report;
-use cloon_core::{explain, host, Error, Result, StateDir};
+use cloon_core::{explain, host, stage, Error, Result, StateDir};
 use std::collections::BTreeSet;
 use std::path::Path;
 
-/// Runs `gc` on the state directory `state`.
-pub fn run(state: &StateDir) -> Result<Report> {
+/// What `gc` needs before it starts: root, to look inside namespaces.
+pub fn start() -> Result<()> {
     host::require_root(
         STAGE,
         "look inside network namespaces and remove what cloon left",
-    )?;
-    let mut report = Report::new(state);
-    records(state, &mut report)?;
+    )
+}
+
+/// Passes 2 to 4, after the skeleton's pass over the records.
+pub fn more(state: &StateDir, report: &mut Report) -> Result<()> {
     let host = Netlink::connect()?;
     let owner = Owner::of(state);
-    interfaces(state, &host, &owner, &mut report)?;
-    bridges(state, &host, &owner, &mut report)?;
+    interfaces(state, &host, &owner, report)?;
+    bridges(state, &host, &owner, report)?;
     let dir = state.shared_dir(bridge::KIND)?;
     if is_empty_dir(&dir) {
         let shown = dir.display().to_string();
@@ -59,66 +61,20 @@ pub fn run(state: &StateDir) -> Result<Report> {
         };
         report.found("directory", &shown, "empty", outcome);
     }
-    Ok(report)
+    Ok(())
 }
 
 fn is_empty_dir(dir: &Path) -> bool {
     std::fs::read_dir(dir).is_ok_and(|mut entries| entries.next().is_none())
 }
 
-/// Pass 1: the records of containers and links whose objects are partly gone are brought down.
-fn records(state: &StateDir, report: &mut Report) -> Result<()> {
-    for name in state.names()? {
-        let dir = state.dir(&name)?;
-        // Only a directory with a record of cloon-netns is a container's (or a link's): another
-        // stage's alone, an empty one, or a state directory nested in this one is not locked.
-        if !has_record(&dir) {
-            continue;
-        }
-        let lock = if explain::acting() {
-            match state.try_lock(&name)? {
-                Some(lock) => Some(lock),
-                None => {
-                    report.keep("container", &name, "in use: a cloon-netns is at work on it");
-                    continue;
-                }
-            }
-        } else {
-            None
-        };
-        match judge_record(state, &name) {
-            Ok(None) => {}
-            Err(e) => report.failed("container", &name, e),
-            Ok(Some((kind, findings))) => match partly_gone(&findings) {
-                None => report.keep(kind, &name, healthy(&findings)),
-                Some(why) => {
-                    let outcome = down::down_locked(state, &name).map(|()| explain::acting());
-                    report.found(kind, &name, why, outcome);
-                }
-            },
-        }
-        drop(lock);
+/// Pass 1, for the skeleton's pass over the records: a record (a container's or a link's) whose
+/// objects are partly gone is brought down; one whose objects are all there is kept.
+pub fn verdict(findings: &[Finding]) -> stage::Verdict {
+    match partly_gone(findings) {
+        Some(why) => stage::Verdict::Down(why),
+        None => stage::Verdict::Keep(healthy(findings)),
     }
-    Ok(())
-}
-
-/// Whether the directory `dir` holds a record of cloon-netns (a file, never followed if a link).
-fn has_record(dir: &Path) -> bool {
-    [PART, p2p::PART]
-        .iter()
-        .any(|part| std::fs::symlink_metadata(dir.join(format!("{part}.json"))).is_ok())
-}
-
-/// The kind of record `name` has (`container` or `link`) and how it differs from the kernel;
-/// `None` when it has neither.
-fn judge_record(state: &StateDir, name: &str) -> Result<Option<(&'static str, Vec<Finding>)>> {
-    if let Some(record) = state.load::<Record>(name, PART)? {
-        return Ok(Some(("container", check::differences(&record)?)));
-    }
-    if let Some(record) = state.load::<P2pRecord>(name, p2p::PART)? {
-        return Ok(Some(("link", p2p::differences(&record)?)));
-    }
-    Ok(None)
 }
 
 /// Why a record's objects are partly gone, if they are.

@@ -29,12 +29,12 @@ pub mod p2p;
 pub mod parse;
 pub mod record;
 pub mod settings;
+pub mod stage;
 pub mod system;
 pub mod tag;
 pub mod up;
 
 pub use check::{check_document, record};
-pub use down::{down, down_document};
 pub use up::up;
 
 /// The stage name in error documents.

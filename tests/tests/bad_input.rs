@@ -375,7 +375,7 @@ fn cases() -> Vec<Case> {
                 ],
                 "",
                 100,
-                "does not exist",
+                "no such file",
             )
         },
         Case {
@@ -521,7 +521,10 @@ fn an_error_document_passes_through_every_tool() {
     for tool in ["cloon-overlay", "cloon-netns", "cloon-spec", "cloon-run"] {
         for args in [&[][..], &["down"][..], &["check"][..]] {
             let run = sb.tool(tool, args, ERROR_DOC);
-            assert_eq!(run.status, 5, "{tool} {args:?}: {}", run.stderr);
+            // up and check hand the error on with its code; down has nothing to undo for a
+            // document that names no container, and succeeds (a teardown pipeline goes on).
+            let status = if args == ["down"] { 0 } else { 5 };
+            assert_eq!(run.status, status, "{tool} {args:?}: {}", run.stderr);
             let doc: serde_json::Value = serde_json::from_str(ERROR_DOC).expect("JSON");
             assert_eq!(run.json(), doc, "{tool} {args:?}");
         }
