@@ -8,79 +8,55 @@
 //! 2. every bundle directory that no record names is removed (never across a mount point),
 //!    unless a live container uses it;
 //! 3. the empty state directories are removed.
+//!
+//! The passes are the stage skeleton's ([`cloon_core::stage::collect`]): this module judges a
+//! record ([`judge`]) and removes a bundle no record names ([`stray_bundle`]).
 
-use crate::{bundle, bundle_dir, SpecRecord, RECORD};
-use cloon_core::gc::{self, Report};
+use crate::{bundle, bundle_dir, SpecRecord};
+use cloon_core::gc::Report;
+use cloon_core::stage::Verdict;
 use cloon_core::{explain, inuse, Result, StateDir};
 use std::path::Path;
 
-/// Runs `gc` on the state directory `state`.
-pub fn run(state: &StateDir) -> Result<Report> {
-    let mut report = Report::new(state);
-    for name in state.names()? {
-        let dir = state.dir(&name)?;
-        let recorded = dir.join(format!("{RECORD}.json")).exists();
-        if !recorded && !bundle_dir(state, &name)?.exists() {
-            continue;
+/// Pass 1, for the skeleton's pass over the records: a record whose `config.json` is missing or
+/// broken is brought down, unless a live container uses the bundle.
+pub fn judge(state: &StateDir, name: &str, record: &SpecRecord) -> Result<Verdict> {
+    let Some(why) = partly_gone(record) else {
+        return Ok(Verdict::Keep("healthy: its config.json parses".into()));
+    };
+    let users = crate::users(state, name)?;
+    Ok(if users.is_empty() {
+        Verdict::Down(why)
+    } else {
+        Verdict::Keep(format!("{why}, but in use by {}", inuse::summary(&users)))
+    })
+}
+
+/// Pass 2, for a container directory without a record: its bundle directory is removed, unless
+/// a live container uses it.
+pub fn stray_bundle(state: &StateDir, name: &str, report: &mut Report) -> Result<()> {
+    let bundle = bundle_dir(state, name)?;
+    if !bundle.exists() {
+        return Ok(());
+    }
+    let shown = bundle.display().to_string();
+    match crate::users(state, name) {
+        Err(e) => report.failed("bundle", &shown, e),
+        Ok(users) if !users.is_empty() => {
+            let why = format!("in use by {}", inuse::summary(&users));
+            report.keep("bundle", &shown, why);
         }
-        let _lock = if explain::acting() {
-            match state.try_lock(&name)? {
-                Some(lock) => Some(lock),
-                None => {
-                    report.keep("bundle", &name, "in use: a tool is at work on it");
-                    continue;
-                }
-            }
-        } else {
-            None
-        };
-        match state.load::<SpecRecord>(&name, RECORD) {
-            Err(e) => report.failed("bundle", &name, e),
-            Ok(Some(record)) => match partly_gone(&record) {
-                None => report.keep("bundle", &name, "healthy: its config.json parses"),
-                Some(why) => match crate::users(state, &name) {
-                    Err(e) => report.failed("bundle", &name, e),
-                    Ok(users) if !users.is_empty() => report.keep(
-                        "bundle",
-                        &name,
-                        format!("{why}, but in use by {}", inuse::summary(&users)),
-                    ),
-                    Ok(_) => {
-                        let outcome = crate::down_locked(state, &name).map(|()| explain::acting());
-                        report.found("bundle", &name, why, outcome);
-                    }
-                },
-            },
-            Ok(None) => {
-                let bundle = bundle_dir(state, &name)?;
-                if !bundle.exists() {
-                    continue;
-                }
-                let shown = bundle.display().to_string();
-                match crate::users(state, &name) {
-                    Err(e) => {
-                        report.failed("bundle", &shown, e);
-                        continue;
-                    }
-                    Ok(users) if !users.is_empty() => {
-                        let why = format!("in use by {}", inuse::summary(&users));
-                        report.keep("bundle", &shown, why);
-                        continue;
-                    }
-                    Ok(_) => {}
-                }
-                let outcome = bundle::remove(&bundle).map(|()| explain::acting());
-                report.found(
-                    "bundle",
-                    &bundle.display().to_string(),
-                    "a bundle directory no record names",
-                    outcome,
-                );
-            }
+        Ok(_) => {
+            let outcome = bundle::remove(&bundle).map(|()| explain::acting());
+            report.found(
+                "bundle",
+                &shown,
+                "a bundle directory no record names",
+                outcome,
+            );
         }
     }
-    gc::empty_dirs(state, &mut report)?;
-    Ok(report)
+    Ok(())
 }
 
 /// Why a recorded bundle counts as partly gone, if it does: its `config.json` is missing or no
@@ -141,7 +117,7 @@ mod tests {
         private("Other");
         fs::write(root.join("Other/netns.json"), "{}").unwrap();
 
-        let report = run(&st).unwrap();
+        let report = cloon_core::stage::collect::<crate::stage::Spec>(&st).unwrap();
         let found: Vec<&str> = report.found.iter().map(|i| i.name.as_str()).collect();
         let stray = root.join("Stray/bundle").display().to_string();
         let empty = root.join("Empty").display().to_string();
@@ -165,7 +141,8 @@ mod tests {
             assert!(!root.join(gone).exists(), "{gone}");
         }
         assert!(root.join("Other/netns.json").exists());
-        crate::down(&st, "Good").unwrap();
+        cloon_core::stage::down::<crate::stage::Spec>(&st, "Good", &cloon_core::stage::NoFlags {})
+            .unwrap();
         let _ = fs::remove_dir_all(&root);
         let _ = fs::remove_dir_all(&rootfs);
     }

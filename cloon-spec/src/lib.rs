@@ -9,6 +9,7 @@ pub mod bundle;
 pub mod command;
 pub mod gc;
 pub mod spec;
+pub mod stage;
 
 use cloon_core::doc::{Bundle, Image, ImageConfig, Netns, Overlay};
 use cloon_core::state::absolute;
@@ -251,22 +252,8 @@ pub fn image_env(image: &ImageConfig, user: Vec<String>) -> Vec<String> {
     env
 }
 
-/// `down`: removes the bundle and the record. What is already gone counts as done. Under the lock
-/// of the container's state directory, so that it waits for an `up` of that name still at work.
-/// Refused (code 11, nothing changed) while a live container uses the bundle (see [`users`]).
-pub fn down(state: &StateDir, name: &str) -> Result<()> {
-    if state
-        .with_lock(name, || down_locked(state, name))?
-        .is_none()
-    {
-        explain::note(&format!(
-            "cloon has no bundle for \"{name}\": nothing to undo"
-        ));
-    }
-    Ok(())
-}
-
-/// [`down`], for a caller that holds the lock of the state directory of `name` (or in a dry run).
+/// `down` of `name`, for a caller that holds the lock of its state directory (or in a dry run):
+/// removes the bundle and the record. What is already gone counts as done.
 pub fn down_locked(state: &StateDir, name: &str) -> Result<()> {
     let dir = bundle_dir(state, name)?;
     let recorded = state.dir(name)?.join(format!("{RECORD}.json")).exists();
@@ -276,7 +263,7 @@ pub fn down_locked(state: &StateDir, name: &str) -> Result<()> {
         ));
         if explain::acting() {
             // What a tool killed before it wrote its record leaves: an empty directory.
-            let _ = std::fs::remove_dir(state.dir(name)?);
+            state.remove_dir_if_empty(name)?;
         }
         return Ok(());
     }
@@ -384,9 +371,9 @@ mod tests {
         fs::write(&b.config, "[]").unwrap();
         assert_eq!(check(&st, "C1").unwrap_err().code, Code::Drift);
 
-        down(&st, "C1").unwrap();
+        cloon_core::stage::down::<stage::Spec>(&st, "C1", &cloon_core::stage::NoFlags {}).unwrap();
         assert!(!root.join("C1").exists());
-        down(&st, "C1").unwrap();
+        cloon_core::stage::down::<stage::Spec>(&st, "C1", &cloon_core::stage::NoFlags {}).unwrap();
         assert_eq!(check(&st, "C1").unwrap_err().code, Code::Unknown);
         let _ = fs::remove_dir_all(&root);
     }
@@ -477,7 +464,7 @@ mod tests {
         assert_eq!(v["linux"]["namespaces"][1]["path"], "/proc/self/ns/net");
         assert_eq!(v["hostname"], "C3");
         assert!(out.to_json().contains("\"mine\": true"));
-        down(&st, "C3").unwrap();
+        cloon_core::stage::down::<stage::Spec>(&st, "C3", &cloon_core::stage::NoFlags {}).unwrap();
         let _ = fs::remove_dir_all(&root);
     }
 
@@ -510,7 +497,7 @@ mod tests {
             v["process"]["env"],
             serde_json::json!(["PATH=/bin", "TERM=xterm", "A=flag"])
         );
-        down(&st, "C5").unwrap();
+        cloon_core::stage::down::<stage::Spec>(&st, "C5", &cloon_core::stage::NoFlags {}).unwrap();
         // Arguments after `--` win over the image's.
         let args = UpArgs {
             args: vec!["/bin/sh".into()],
@@ -521,7 +508,7 @@ mod tests {
         let v: serde_json::Value =
             serde_json::from_str(&fs::read_to_string(&b.config).unwrap()).unwrap();
         assert_eq!(v["process"]["args"], serde_json::json!(["/bin/sh"]));
-        down(&st, "C5").unwrap();
+        cloon_core::stage::down::<stage::Spec>(&st, "C5", &cloon_core::stage::NoFlags {}).unwrap();
         let _ = fs::remove_dir_all(&root);
     }
 
