@@ -147,12 +147,47 @@ impl Document {
         self.0.shift_remove(key);
     }
 
+    /// The part `P`, if the document has it.
+    pub fn part<P: Part>(&self) -> Result<Option<P>> {
+        self.get(P::KEY)
+    }
+
+    /// Writes (or replaces) the part `P`.
+    pub fn set_part<P: Part>(&mut self, part: &P) {
+        self.set(P::KEY, part)
+    }
+
     /// The document as pretty JSON with a final newline.
     pub fn to_json(&self) -> String {
         let mut s = serde_json::to_string_pretty(&self.0).unwrap_or_else(|_| "{}".into());
         s.push('\n');
         s
     }
+}
+
+/// One stage's part of the document: its type, and the key it is filed under, named here once.
+pub trait Part: Serialize + DeserializeOwned {
+    /// The document's key of this part.
+    const KEY: &'static str;
+}
+
+impl Part for Image {
+    const KEY: &'static str = "image";
+}
+impl Part for Overlay {
+    const KEY: &'static str = "overlay";
+}
+impl Part for Netns {
+    const KEY: &'static str = "netns";
+}
+impl Part for LinkPart {
+    const KEY: &'static str = "link";
+}
+impl Part for Bundle {
+    const KEY: &'static str = "bundle";
+}
+impl Part for Container {
+    const KEY: &'static str = "container";
 }
 
 /// `image`: the ext4 file holding a root filesystem (cloon-img).
@@ -228,6 +263,31 @@ pub struct Link {
     pub bridge: Option<String>,
 }
 
+/// `link`: a point-to-point link between two namespaces, one veth pair with an end in each
+/// (`cloon-netns link`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct LinkPart {
+    /// The two ends.
+    pub ends: Vec<EndPart>,
+}
+
+/// One end of a point-to-point link.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct EndPart {
+    /// The namespace's name (`cloonix_1_1`, or the file name of a path).
+    pub netns: String,
+    /// The namespace file.
+    pub path: String,
+    /// The interface made in it.
+    pub ifname: String,
+    /// Its MAC address ("" in `--dry-run` when the kernel is to choose it).
+    pub mac: String,
+    #[serde(default)]
+    pub addrs: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mtu: Option<u32>,
+}
+
 /// `bundle`: the OCI bundle directory and its config.json (cloon-spec).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Bundle {
@@ -284,6 +344,9 @@ struct Shape {
     /// cloon-netns's part.
     #[serde(default)]
     netns: Option<Netns>,
+    /// cloon-netns's part for a point-to-point link (`cloon-netns link`).
+    #[serde(default)]
+    link: Option<LinkPart>,
     /// cloon-spec's part.
     #[serde(default)]
     bundle: Option<Bundle>,

@@ -18,7 +18,7 @@
 //! ```
 
 use crate::cli::{self, Common, NameArgs};
-use crate::doc::Document;
+use crate::doc::{self, Document};
 use crate::error::Result;
 use crate::explain;
 use crate::gc::{self, Report};
@@ -42,8 +42,6 @@ pub enum Verdict {
 pub trait Stage: Sized {
     /// The tool's name, as error documents and messages give it (`cloon-overlay`).
     const TOOL: &'static str;
-    /// The key of the stage's part in the document (`overlay`).
-    const PART: &'static str;
     /// The name of the stage's record in a container's state directory (`overlay` for
     /// `overlay.json`).
     const RECORD: &'static str;
@@ -51,7 +49,8 @@ pub trait Stage: Sized {
     const WHAT: &'static str;
     /// The kind of a record's item in `gc`'s report.
     const KIND: &'static str = Self::WHAT;
-    /// Other parts of the document the stage owns (and `down` removes), beside [`Stage::PART`].
+    /// Other parts of the document the stage owns (and `down` removes), beside its
+    /// [`Stage::Part`].
     const OTHER_PARTS: &'static [&'static str] = &[];
 
     /// The flags of `up`.
@@ -60,8 +59,8 @@ pub trait Stage: Sized {
     type Down: clap::Args + Debug + Default;
     /// The tool's own subcommands beyond up, down, check, show and gc ([`NoVerbs`] for none).
     type Verbs: clap::Subcommand + Debug;
-    /// The stage's part of the document.
-    type Part: Serialize + DeserializeOwned + PartialEq;
+    /// The stage's part of the document (whose type names its key).
+    type Part: doc::Part + PartialEq;
     /// The stage's record.
     type Record: Serialize + DeserializeOwned;
 
@@ -95,7 +94,9 @@ pub trait Stage: Sized {
         name: Option<&str>,
         doc: Option<Document>,
     ) -> Result<Document> {
-        cli::check_document(Self::TOOL, Self::PART, name, doc, |n| Self::check(state, n))
+        cli::check_document(Self::TOOL, <Self::Part as doc::Part>::KEY, name, doc, |n| {
+            Self::check(state, n)
+        })
     }
 
     /// What `show` prints for `name`: by default its record.
@@ -195,7 +196,7 @@ pub fn run<S: Stage>(state: &StateDir, cmd: Cmd<S::Up, S::Down, S::Verbs>) -> Ex
     match cmd {
         Cmd::Up(args) => cli::run_named(S::TOOL, S::up_name(&args), |doc| S::up(state, &args, doc)),
         Cmd::Down { name, flags } => {
-            let parts: Vec<&str> = std::iter::once(S::PART)
+            let parts: Vec<&str> = std::iter::once(<S::Part as doc::Part>::KEY)
                 .chain(S::OTHER_PARTS.iter().copied())
                 .collect();
             cli::run_down(S::TOOL, &parts, name.get(), |n| down::<S>(state, n, &flags))

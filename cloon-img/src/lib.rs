@@ -25,7 +25,7 @@ use std::path::{Path, PathBuf};
 /// The stage name in error documents.
 pub const STAGE: &str = "cloon-img";
 /// The key of this stage in the document.
-pub const PART: &str = "image";
+pub const PART: &str = <cloon_core::doc::Image as cloon_core::doc::Part>::KEY;
 
 /// Where the root filesystem comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -40,7 +40,7 @@ pub use up::up;
 /// The stage name in error documents.
 pub const STAGE: &str = "cloon-netns";
 /// The key of this stage in the document and in the state directory.
-pub const PART: &str = "netns";
+pub const PART: &str = <cloon_core::doc::Netns as cloon_core::doc::Part>::KEY;
 
 /// Flags of `cloon-netns up`, as given on the command line (parsed and validated by
 /// [`up::Plan`]).

@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use std::path::Path;
 
 /// The key of a link in its document, and the name of its record.
-pub const PART: &str = "link";
+pub const PART: &str = <LinkPart as cloon_core::doc::Part>::KEY;
 
 /// The syntax of one end, quoted in error messages.
 pub const END_SYNTAX: &str =
@@ -86,27 +86,7 @@ pub fn parse_ends(values: &[String]) -> Result<[EndSpec; 2]> {
     Ok([a, b])
 }
 
-/// A link's part of its document.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LinkPart {
-    pub ends: Vec<EndPart>,
-}
-
-/// One end in the document.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct EndPart {
-    /// The namespace's name (`cloonix_1_1`, or the file name of a path).
-    pub netns: String,
-    /// The namespace file.
-    pub path: String,
-    pub ifname: String,
-    /// Its MAC address ("" in `--dry-run` when the kernel is to choose it).
-    pub mac: String,
-    #[serde(default)]
-    pub addrs: Vec<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub mtu: Option<u32>,
-}
+pub use cloon_core::doc::{EndPart, LinkPart};
 
 /// The record of a link (`<state>/L/link.json`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

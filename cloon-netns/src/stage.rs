@@ -100,7 +100,6 @@ pub enum Verbs {
 
 impl Stage for Net {
     const TOOL: &'static str = STAGE;
-    const PART: &'static str = PART;
     const RECORD: &'static str = PART;
     const WHAT: &'static str = "network namespace";
     const KIND: &'static str = "container";

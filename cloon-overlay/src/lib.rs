@@ -25,7 +25,7 @@ use std::path::{Path, PathBuf};
 /// The stage name in error documents.
 pub const STAGE: &str = "cloon-overlay";
 /// The key of this stage in the document and in the state directory.
-pub const PART: &str = "overlay";
+pub const PART: &str = <Overlay as cloon_core::doc::Part>::KEY;
 
 /// Flags of `cloon-overlay up`.
 #[derive(Debug, Clone, Default, clap::Args)]
@@ -75,7 +75,7 @@ pub fn up(state: &StateDir, args: &UpArgs, input: Option<Document>) -> Result<Do
     let image = match &args.image {
         Some(p) => p.clone(),
         None => doc
-            .get::<Image>(cloon_img::PART)?
+            .part::<Image>()?
             .map(|i| PathBuf::from(i.path))
             .ok_or_else(|| {
                 Error::invalid("no image: give --image IMG or the output of cloon-img")

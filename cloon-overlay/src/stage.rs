@@ -56,7 +56,6 @@ Examples:
 
 impl Stage for Overlay {
     const TOOL: &'static str = STAGE;
-    const PART: &'static str = PART;
     const RECORD: &'static str = PART;
     const WHAT: &'static str = "overlay";
     type Up = UpArgs;

@@ -45,7 +45,7 @@ use std::time::{Duration, Instant};
 /// The stage name in error documents.
 pub const STAGE: &str = "cloon-run";
 /// The key of this stage in the document.
-pub const PART: &str = "container";
+pub const PART: &str = <Container as cloon_core::doc::Part>::KEY;
 /// The name of this stage's record in the state directory.
 pub const RECORD: &str = "run";
 /// The file that gets the runtime's and the container's stderr.
@@ -187,7 +187,7 @@ pub fn up(state: &StateDir, args: &UpArgs, input: Option<Document>) -> Result<Do
     let name = cli::pick_name(args.name.as_deref(), Some(&doc), STAGE)?;
     let bundle = match &args.bundle {
         Some(dir) => absolute(dir)?,
-        None => match doc.get::<Bundle>("bundle")? {
+        None => match doc.part::<Bundle>()? {
             Some(b) => PathBuf::from(b.path),
             None => return Err(Error::config(
                 "cloon-run needs an OCI bundle: give --bundle DIR, or the document of cloon-spec",

@@ -1,7 +1,7 @@
 //! cloon-run as a stage of the pipeline: what the skeleton ([`cloon_core::stage`]) needs of it,
 //! its command line's texts, and its own verbs (exec, state, list, doctor).
 
-use crate::{ExecArgs, RunRecord, StopArgs, UpArgs, PART, RECORD, STAGE};
+use crate::{ExecArgs, RunRecord, StopArgs, UpArgs, RECORD, STAGE};
 use cloon_core::doc::{Container, Document};
 use cloon_core::gc::Report;
 use cloon_core::stage::{Stage, Verdict};
@@ -95,7 +95,6 @@ pub enum Verbs {
 
 impl Stage for Run {
     const TOOL: &'static str = STAGE;
-    const PART: &'static str = PART;
     const RECORD: &'static str = RECORD;
     const WHAT: &'static str = "container";
     type Up = UpArgs;

@@ -20,7 +20,7 @@ use std::path::PathBuf;
 /// The stage name in error documents.
 pub const STAGE: &str = "cloon-spec";
 /// The key of this stage in the document.
-pub const PART: &str = "bundle";
+pub const PART: &str = <Bundle as cloon_core::doc::Part>::KEY;
 /// The name of this stage's record in the state directory.
 pub const RECORD: &str = "spec";
 
@@ -97,7 +97,7 @@ pub fn up(state: &StateDir, args: &UpArgs, input: Option<Document>) -> Result<Do
 
     let rootfs = match &args.rootfs {
         Some(dir) => absolute(dir)?,
-        None => match doc.get::<Overlay>("overlay")? {
+        None => match doc.part::<Overlay>()? {
             Some(overlay) => PathBuf::from(overlay.rootfs),
             None => {
                 return Err(Error::config(
@@ -110,7 +110,7 @@ pub fn up(state: &StateDir, args: &UpArgs, input: Option<Document>) -> Result<Do
 
     let netns = match &args.netns {
         Some(value) => Some(netns::Target::parse(value)?.path()),
-        None => doc.get::<Netns>("netns")?.map(|n| PathBuf::from(n.path)),
+        None => doc.part::<Netns>()?.map(|n| PathBuf::from(n.path)),
     };
     if let Some(path) = &netns {
         spec::require_absolute("the network namespace", path)?;
@@ -137,7 +137,7 @@ pub fn up(state: &StateDir, args: &UpArgs, input: Option<Document>) -> Result<Do
         .collect::<Result<Vec<_>>>()?;
     // The image's default process (an OCI image's), under the flags.
     let image = doc
-        .get::<Image>("image")?
+        .part::<Image>()?
         .and_then(|i| i.config)
         .unwrap_or_default();
     let user_env = args

@@ -1,7 +1,7 @@
 //! cloon-spec as a stage of the pipeline: what the skeleton ([`cloon_core::stage`]) needs of it,
 //! and its command line's texts.
 
-use crate::{SpecRecord, UpArgs, PART, RECORD, STAGE};
+use crate::{SpecRecord, UpArgs, RECORD, STAGE};
 use cloon_core::doc::{Bundle, Document};
 use cloon_core::gc::Report;
 use cloon_core::stage::{NoFlags, NoVerbs, Stage, Verdict};
@@ -43,7 +43,6 @@ Examples:
 
 impl Stage for Spec {
     const TOOL: &'static str = STAGE;
-    const PART: &'static str = PART;
     const RECORD: &'static str = RECORD;
     const WHAT: &'static str = "bundle";
     type Up = UpArgs;
