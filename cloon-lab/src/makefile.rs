@@ -90,13 +90,23 @@ fn image_prereq(plan: &Plan, node: &str) -> Option<PathBuf> {
     }
 }
 
+/// The topology file's name, for the header (not its absolute path, which would tie a
+/// checked-in Makefile to one checkout).
+fn file_name(plan: &Plan) -> String {
+    plan.lab
+        .file
+        .file_name()
+        .map(|f| f.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
 /// The Makefile.
 pub fn makefile(plan: &Plan) -> anyhow::Result<String> {
     let lab = &plan.lab.name;
     let n = &plan.names;
     let lab_dir = make_safe(&n.lab_dir())?;
     let mut m = String::new();
-    let file = plan.lab.file.display();
+    let file = file_name(plan);
     let _ = writeln!(
         m,
         "# The lab \"{lab}\" of {file}, with the five cloon tools alone: the commands `cloon-lab up`\n\
@@ -264,7 +274,7 @@ pub fn script(plan: &Plan) -> String {
          # Runs a pipeline whose output is the file $1; on failure the file goes (as make's\n\
          # .DELETE_ON_ERROR has it) and the script stops.\n\
          step() {{ local out=$1; shift; if ! eval \"$@\"; then rm -f \"$out\"; exit 1; fi; }}\n",
-        plan.lab.file.display()
+        file_name(plan)
     );
     s.push_str("up() {\n");
     for line in dirs_script(plan) {
