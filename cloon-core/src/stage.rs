@@ -12,7 +12,7 @@
 //! ```text
 //! cloon-overlay/src/
 //!   main.rs      fn main() -> ExitCode { cloon_core::stage::main::<cloon_overlay::Overlay>() }
-//!   lib.rs       impl Stage for Overlay: up, down_locked, check, judge
+//!   stage.rs     impl Stage for Overlay: its texts, and UP, DOWN, CHECK, JUDGE (its step's functions)
 //!   up.rs down.rs check.rs gc.rs    the step, its undoing, its check, its leftovers
 //!   loopdev.rs lower.rs mount.rs    the kernel objects it makes
 //! ```
@@ -64,23 +64,41 @@ pub trait Stage: Sized {
     /// The stage's record.
     type Record: Serialize + DeserializeOwned;
 
-    /// The command line as clap builds it, to which the tool adds its name, about and help.
-    fn command(cmd: clap::Command) -> clap::Command;
+    /// The tool's one-line description.
+    const ABOUT: &'static str;
+    /// The text after the options in `--help`, its examples last.
+    const AFTER_HELP: &'static str;
+    /// The text after the options in `gc --help`.
+    const GC_HELP: &'static str;
+    /// The one-line descriptions of the subcommands, where the skeleton's do not fit the stage.
+    const ABOUTS: &'static [(&'static str, &'static str)] = &[];
 
     /// The container name `--name` gives `up`, if any: the skeleton puts it in an error document.
-    fn up_name(args: &Self::Up) -> Option<&str>;
-
-    /// `up`: does the step for the document `doc` (none when stdin had none) and returns it with
-    /// the stage's part; all or nothing.
-    fn up(state: &StateDir, args: &Self::Up, doc: Option<Document>) -> Result<Document>;
-
+    const UP_NAME: fn(&Self::Up) -> Option<&str>;
+    /// `up`: does the step for the document (none when stdin had none) and returns it with the
+    /// stage's part; all or nothing.
+    const UP: fn(&StateDir, &Self::Up, Option<Document>) -> Result<Document>;
     /// `down` of the container `name`, whose state directory exists and whose lock the caller
     /// holds (or in a dry run): undoes what the records say the stage made, removes them.
-    fn down_locked(state: &StateDir, name: &str, args: &Self::Down) -> Result<()>;
+    const DOWN: fn(&StateDir, &str, &Self::Down) -> Result<()>;
+    /// `check`: compares what the stage made for a container with its record; returns the part
+    /// as recorded, or a [`crate::Code::Drift`] error listing the differences.
+    const CHECK: fn(&StateDir, &str) -> Result<Self::Part>;
+    /// How `gc` judges one record of the stage.
+    const JUDGE: fn(&StateDir, &str, &Self::Record) -> Result<Verdict>;
 
-    /// `check`: compares what the stage made for `name` with its record; returns the part as
-    /// recorded, or a [`crate::Code::Drift`] error listing the differences.
-    fn check(state: &StateDir, name: &str) -> Result<Self::Part>;
+    /// The command line: clap's, with the stage's name, description and help texts.
+    fn command(cmd: clap::Command) -> clap::Command {
+        let mut cmd = cmd
+            .name(Self::TOOL)
+            .about(Self::ABOUT)
+            .after_help(Self::AFTER_HELP)
+            .mut_subcommand("gc", |c| c.after_help(Self::GC_HELP));
+        for (sub, about) in Self::ABOUTS {
+            cmd = cmd.mut_subcommand(*sub, |c| c.about(*about));
+        }
+        cmd
+    }
 
     /// What `gc` checks before it starts (root, where it acts).
     fn gc_start(_state: &StateDir) -> Result<()> {
@@ -95,7 +113,7 @@ pub trait Stage: Sized {
         doc: Option<Document>,
     ) -> Result<Document> {
         cli::check_document(Self::TOOL, <Self::Part as doc::Part>::KEY, name, doc, |n| {
-            Self::check(state, n)
+            (Self::CHECK)(state, n)
         })
     }
 
@@ -104,9 +122,6 @@ pub trait Stage: Sized {
         let record = record::<Self>(state, name)?;
         Ok(serde_json::to_value(record).unwrap_or_default())
     }
-
-    /// How `gc` judges one record of the stage.
-    fn judge(state: &StateDir, name: &str, record: &Self::Record) -> Result<Verdict>;
 
     /// What `gc` removes in the state directory of `name`, which has no record of this stage and
     /// whose lock is held (or in a dry run): objects of the stage that no record names.
@@ -194,7 +209,9 @@ pub fn main<S: Stage>() -> ExitCode {
 /// Runs one command of stage `S` on `state`.
 pub fn run<S: Stage>(state: &StateDir, cmd: Cmd<S::Up, S::Down, S::Verbs>) -> ExitCode {
     match cmd {
-        Cmd::Up(args) => cli::run_named(S::TOOL, S::up_name(&args), |doc| S::up(state, &args, doc)),
+        Cmd::Up(args) => cli::run_named(S::TOOL, (S::UP_NAME)(&args), |doc| {
+            (S::UP)(state, &args, doc)
+        }),
         Cmd::Down { name, flags } => {
             let parts: Vec<&str> = std::iter::once(<S::Part as doc::Part>::KEY)
                 .chain(S::OTHER_PARTS.iter().copied())
@@ -208,12 +225,12 @@ pub fn run<S: Stage>(state: &StateDir, cmd: Cmd<S::Up, S::Down, S::Verbs>) -> Ex
     }
 }
 
-/// `down` of the container `name`: [`Stage::down_locked`] under the lock of its state directory,
+/// `down` of the container `name`: [`Stage::DOWN`] under the lock of its state directory,
 /// so that it waits for an `up` or `down` of that name still at work; nothing to undo when the
 /// container has no state directory.
 pub fn down<S: Stage>(state: &StateDir, name: &str, flags: &S::Down) -> Result<()> {
     if state
-        .with_lock(name, || S::down_locked(state, name, flags))?
+        .with_lock(name, || (S::DOWN)(state, name, flags))?
         .is_none()
     {
         explain::note(&format!(
@@ -261,12 +278,12 @@ pub fn collect<S: Stage>(state: &StateDir) -> Result<Report> {
         match state.load::<S::Record>(&name, S::RECORD) {
             Err(e) => report.failed(S::KIND, &name, e),
             Ok(None) => S::strays(state, &name, &mut report)?,
-            Ok(Some(rec)) => match S::judge(state, &name, &rec) {
+            Ok(Some(rec)) => match (S::JUDGE)(state, &name, &rec) {
                 Err(e) => report.failed(S::KIND, &name, e),
                 Ok(Verdict::Keep(why)) => report.keep(S::KIND, &name, why),
                 Ok(Verdict::Down(why)) => {
-                    let outcome = S::down_locked(state, &name, &S::Down::default())
-                        .map(|()| explain::acting());
+                    let outcome =
+                        (S::DOWN)(state, &name, &S::Down::default()).map(|()| explain::acting());
                     report.found(S::KIND, &name, why, outcome);
                 }
             },

@@ -98,6 +98,12 @@ pub enum Verbs {
     Graph(GraphArgs),
 }
 
+/// `check` of a container's namespace record.
+fn check_netns(state: &StateDir, name: &str) -> Result<Netns> {
+    let record = state.require::<Record>(name, PART, Net::WHAT)?;
+    check::check(name, &record)
+}
+
 impl Stage for Net {
     const TOOL: &'static str = STAGE;
     const RECORD: &'static str = PART;
@@ -110,48 +116,34 @@ impl Stage for Net {
     type Part = Netns;
     type Record = Record;
 
-    fn command(cmd: clap::Command) -> clap::Command {
-        cmd.name(STAGE)
-            .about(
-                "Make a named network namespace with veth pairs into it, bridges, point-to-point \
-                 links (step 3 of the article: ip netns add, veth, lo up)",
-            )
-            .after_help(EXAMPLES)
-            .mut_subcommand("up", |c| {
-                c.about(
-                    "Create the namespace and the veth pairs, add the `netns` part (the default)",
-                )
-            })
-            .mut_subcommand("down", |c| {
-                c.about(
-                    "Delete what `up` (or `link`) created, and remove its part from the document",
-                )
-            })
-            .mut_subcommand("check", |c| {
-                c.about("Check that the namespace and its links (or a link) still match the record")
-            })
-            .mut_subcommand("show", |c| {
-                c.about("Print the record of a container's namespace, or of a link")
-            })
-            .mut_subcommand("gc", |c| c.after_help(GC_HELP))
-    }
-
-    fn up_name(args: &UpArgs) -> Option<&str> {
-        args.name.as_deref()
-    }
-
-    fn up(state: &StateDir, args: &UpArgs, doc: Option<Document>) -> Result<Document> {
-        crate::up(state, args, doc)
-    }
-
-    fn down_locked(state: &StateDir, name: &str, _: &NoFlags) -> Result<()> {
-        crate::down::down_locked(state, name)
-    }
-
-    fn check(state: &StateDir, name: &str) -> Result<Netns> {
-        let record = state.require::<Record>(name, PART, Self::WHAT)?;
-        check::check(name, &record)
-    }
+    const ABOUT: &'static str = "Make a named network namespace with veth pairs into it, bridges, point-to-point links (step 3 of the article: ip netns add, veth, lo up)";
+    const AFTER_HELP: &'static str = EXAMPLES;
+    const GC_HELP: &'static str = GC_HELP;
+    const ABOUTS: &'static [(&'static str, &'static str)] = &[
+        (
+            "up",
+            "Create the namespace and the veth pairs, add the `netns` part (the default)",
+        ),
+        (
+            "down",
+            "Delete what `up` (or `link`) created, and remove its part from the document",
+        ),
+        (
+            "check",
+            "Check that the namespace and its links (or a link) still match the record",
+        ),
+        (
+            "show",
+            "Print the record of a container's namespace, or of a link",
+        ),
+    ];
+    const UP_NAME: fn(&UpArgs) -> Option<&str> = |args| args.name.as_deref();
+    const UP: fn(&StateDir, &UpArgs, Option<Document>) -> Result<Document> = crate::up;
+    const DOWN: fn(&StateDir, &str, &Self::Down) -> Result<()> =
+        |state, name, _| crate::down::down_locked(state, name);
+    const CHECK: fn(&StateDir, &str) -> Result<Self::Part> = check_netns;
+    const JUDGE: fn(&StateDir, &str, &Self::Record) -> Result<Verdict> =
+        |_, _, record| Ok(crate::gc::verdict(&check::differences(record)?));
 
     fn check_document(
         state: &StateDir,
@@ -168,10 +160,6 @@ impl Stage for Net {
 
     fn gc_start(_state: &StateDir) -> Result<()> {
         crate::gc::start()
-    }
-
-    fn judge(_state: &StateDir, _name: &str, record: &Record) -> Result<Verdict> {
-        Ok(crate::gc::verdict(&check::differences(record)?))
     }
 
     fn has_strays(state: &StateDir, name: &str) -> Result<bool> {

@@ -64,51 +64,29 @@ impl Stage for Overlay {
     type Part = Part;
     type Record = Record;
 
-    fn command(cmd: clap::Command) -> clap::Command {
-        cmd.name(STAGE)
-            .about(
-                "Attach an image read-only and mount a copy-on-write overlay over it (step 2 of \
-                 the article)",
-            )
-            .after_help(AFTER_HELP)
-            .mut_subcommand("up", |c| c.about("Attach and mount (the default action)"))
-            .mut_subcommand("down", |c| {
-                c.about(
-                    "Unmount the overlay, remove the upper layer, and the lower with its last \
-                     user",
-                )
-            })
-            .mut_subcommand("check", |c| {
-                c.about(
-                    "Check that the mounts, the loop device and the shared lower are still as \
-                     recorded",
-                )
-            })
-            .mut_subcommand("gc", |c| c.after_help(GC_HELP))
-    }
-
-    fn up_name(args: &UpArgs) -> Option<&str> {
-        args.name.as_deref()
-    }
-
-    fn up(state: &StateDir, args: &UpArgs, doc: Option<Document>) -> Result<Document> {
-        crate::up(state, args, doc)
-    }
-
-    fn down_locked(state: &StateDir, name: &str, _: &NoFlags) -> Result<()> {
-        crate::down_locked(state, name)
-    }
-
-    fn check(state: &StateDir, name: &str) -> Result<Part> {
-        crate::check(state, name)
-    }
+    const ABOUT: &'static str = "Attach an image read-only and mount a copy-on-write overlay over it (step 2 of the article)";
+    const AFTER_HELP: &'static str = AFTER_HELP;
+    const GC_HELP: &'static str = GC_HELP;
+    const ABOUTS: &'static [(&'static str, &'static str)] = &[
+        ("up", "Attach and mount (the default action)"),
+        (
+            "down",
+            "Unmount the overlay, remove the upper layer, and the lower with its last user",
+        ),
+        (
+            "check",
+            "Check that the mounts, the loop device and the shared lower are still as recorded",
+        ),
+    ];
+    const UP_NAME: fn(&UpArgs) -> Option<&str> = |args| args.name.as_deref();
+    const UP: fn(&StateDir, &UpArgs, Option<Document>) -> Result<Document> = crate::up;
+    const DOWN: fn(&StateDir, &str, &Self::Down) -> Result<()> =
+        |state, name, _| crate::down_locked(state, name);
+    const CHECK: fn(&StateDir, &str) -> Result<Self::Part> = crate::check;
+    const JUDGE: fn(&StateDir, &str, &Self::Record) -> Result<Verdict> = crate::gc::judge;
 
     fn gc_start(_state: &StateDir) -> Result<()> {
         crate::gc::start()
-    }
-
-    fn judge(state: &StateDir, name: &str, record: &Record) -> Result<Verdict> {
-        crate::gc::judge(state, name, record)
     }
 
     fn gc_more(state: &StateDir, report: &mut Report) -> Result<()> {

@@ -103,49 +103,29 @@ impl Stage for Run {
     type Part = Container;
     type Record = RunRecord;
 
-    fn command(cmd: clap::Command) -> clap::Command {
-        cmd.name(STAGE)
-            .about(
-                "Run the container of an OCI bundle with crun or runc, and add `container` to \
-                 the document (step 5 of the article)",
-            )
-            .after_help(AFTER_HELP)
-            .mut_subcommand("up", |c| {
-                c.about(
-                    "Create and start the container; add `container` to the document (the default)",
-                )
-            })
-            .mut_subcommand("down", |c| {
-                c.about("Kill and delete the container; drop `container` from the document")
-            })
-            .mut_subcommand("check", |c| {
-                c.about("Check that the container still exists and runs")
-            })
-            .mut_subcommand("gc", |c| c.after_help(GC_HELP))
-    }
-
-    fn up_name(args: &UpArgs) -> Option<&str> {
-        args.name.as_deref()
-    }
-
-    fn up(state: &StateDir, args: &UpArgs, doc: Option<Document>) -> Result<Document> {
-        crate::up(state, args, doc)
-    }
-
-    fn down_locked(state: &StateDir, name: &str, stop: &StopArgs) -> Result<()> {
-        crate::down_locked(state, name, stop)
-    }
-
-    fn check(state: &StateDir, name: &str) -> Result<Container> {
-        crate::check(state, name)
-    }
+    const ABOUT: &'static str = "Run the container of an OCI bundle with crun or runc, and add `container` to the document (step 5 of the article)";
+    const AFTER_HELP: &'static str = AFTER_HELP;
+    const GC_HELP: &'static str = GC_HELP;
+    const ABOUTS: &'static [(&'static str, &'static str)] = &[
+        (
+            "up",
+            "Create and start the container; add `container` to the document (the default)",
+        ),
+        (
+            "down",
+            "Kill and delete the container; drop `container` from the document",
+        ),
+        ("check", "Check that the container still exists and runs"),
+    ];
+    const UP_NAME: fn(&UpArgs) -> Option<&str> = |args| args.name.as_deref();
+    const UP: fn(&StateDir, &UpArgs, Option<Document>) -> Result<Document> = crate::up;
+    const DOWN: fn(&StateDir, &str, &Self::Down) -> Result<()> = crate::down_locked;
+    const CHECK: fn(&StateDir, &str) -> Result<Self::Part> = crate::check;
+    const JUDGE: fn(&StateDir, &str, &Self::Record) -> Result<Verdict> =
+        |_, _, record| crate::gc::judge_record(record);
 
     fn gc_start(_state: &StateDir) -> Result<()> {
         crate::gc::start()
-    }
-
-    fn judge(_state: &StateDir, _name: &str, record: &RunRecord) -> Result<Verdict> {
-        crate::gc::judge_record(record)
     }
 
     fn gc_more(state: &StateDir, report: &mut Report) -> Result<()> {

@@ -51,44 +51,29 @@ impl Stage for Spec {
     type Part = Bundle;
     type Record = SpecRecord;
 
-    fn command(cmd: clap::Command) -> clap::Command {
-        cmd.name(STAGE)
-            .about(
-                "Write the OCI bundle (config.json) of a container, as `crun spec` and the \
-                 article's edits do (step 4 of the article)",
-            )
-            .after_help(AFTER_HELP)
-            .mut_subcommand("up", |c| {
-                c.about("Write the bundle and add `bundle` to the document (the default)")
-            })
-            .mut_subcommand("down", |c| {
-                c.about("Remove the bundle and its record; drop `bundle` from the document")
-            })
-            .mut_subcommand("check", |c| {
-                c.about("Check that the recorded config.json is still there and parses")
-            })
-            .mut_subcommand("gc", |c| c.after_help(GC_HELP))
-    }
-
-    fn up_name(args: &UpArgs) -> Option<&str> {
-        args.name.as_deref()
-    }
-
-    fn up(state: &StateDir, args: &UpArgs, doc: Option<Document>) -> Result<Document> {
-        crate::up(state, args, doc)
-    }
-
-    fn down_locked(state: &StateDir, name: &str, _: &NoFlags) -> Result<()> {
-        crate::down_locked(state, name)
-    }
-
-    fn check(state: &StateDir, name: &str) -> Result<Bundle> {
-        crate::check(state, name)
-    }
-
-    fn judge(state: &StateDir, name: &str, record: &SpecRecord) -> Result<Verdict> {
-        crate::gc::judge(state, name, record)
-    }
+    const ABOUT: &'static str = "Write the OCI bundle (config.json) of a container, as `crun spec` and the article's edits do (step 4 of the article)";
+    const AFTER_HELP: &'static str = AFTER_HELP;
+    const GC_HELP: &'static str = GC_HELP;
+    const ABOUTS: &'static [(&'static str, &'static str)] = &[
+        (
+            "up",
+            "Write the bundle and add `bundle` to the document (the default)",
+        ),
+        (
+            "down",
+            "Remove the bundle and its record; drop `bundle` from the document",
+        ),
+        (
+            "check",
+            "Check that the recorded config.json is still there and parses",
+        ),
+    ];
+    const UP_NAME: fn(&UpArgs) -> Option<&str> = |args| args.name.as_deref();
+    const UP: fn(&StateDir, &UpArgs, Option<Document>) -> Result<Document> = crate::up;
+    const DOWN: fn(&StateDir, &str, &Self::Down) -> Result<()> =
+        |state, name, _| crate::down_locked(state, name);
+    const CHECK: fn(&StateDir, &str) -> Result<Self::Part> = crate::check;
+    const JUDGE: fn(&StateDir, &str, &Self::Record) -> Result<Verdict> = crate::gc::judge;
 
     fn has_strays(state: &StateDir, name: &str) -> Result<bool> {
         Ok(crate::bundle_dir(state, name)?.exists())

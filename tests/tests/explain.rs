@@ -489,7 +489,7 @@ fn run_commands_run_the_same_container_and_down_commands_remove_it() {
             &up_script,
             &[
                 &format!("# record /run/cloon/{name}/run.json"),
-                &format!(": > {log}"),
+                &format!("(umask 077 && : > {log})"),
                 &format!("{rt} create --bundle /run/cloon/{name}/bundle --pid-file {pid_file} {name} </dev/null >/dev/null 2>>{log}"),
                 &format!("{rt} start {name} </dev/null >/dev/null 2>>{log}"),
                 &format!("grep -q '^State:[[:space:]]*[^ZX]' /proc/\"$(cat {pid_file})\"/status"),
@@ -670,10 +670,18 @@ fn dry_run_changes_nothing_and_still_checks_its_input() {
         .ok();
     let up = sb.tool("cloon-run", &[], &spec).ok();
     let running = everything(&sb);
-    for tool in ["cloon-run", "cloon-spec", "cloon-overlay"] {
-        let down = sb.tool(tool, &["down", "--dry-run"], &up);
-        said(&down);
-        assert!(down.json().get("name").is_some());
+    let down = sb.tool("cloon-run", &["down", "--dry-run"], &up);
+    said(&down);
+    assert!(down.json().get("name").is_some());
+    assert_eq!(everything(&sb), running, "cloon-run down --dry-run acted");
+    sb.tool("cloon-run", &["check"], &up).ok();
+    // While the container runs, the down of its bundle is refused, in a dry run as in a real one.
+    let down = sb.tool("cloon-spec", &["down", "--dry-run"], &up);
+    down.assert_error("cloon-spec", 11);
+    // The overlay is not the container's root filesystem here (cloon-spec got --rootfs).
+    let down = sb.tool("cloon-overlay", &["down", "--dry-run"], &up);
+    said(&down);
+    for tool in ["cloon-spec", "cloon-overlay"] {
         assert_eq!(everything(&sb), running, "{tool} down --dry-run acted");
         sb.tool(tool, &["check"], &up).ok();
     }
