@@ -67,6 +67,9 @@ pub fn down(
     }
     let links: Vec<String> = links.into_iter().collect();
     let containers: Vec<String> = containers.into_iter().collect();
+    // TODO(impair): remove whatever the impairment engine set up outside the links' own interfaces
+    // (netem qdiscs go with the interfaces they are on; an IFB or a helper process would not),
+    // e.g. `crate::impair::remove(names)`, before the links go.
     let mut errors = Vec::new();
     for (l, r) in links.iter().zip(parallel(jobs, &links, |l| {
         tools.run_ok(&plan::link_down(state_dir, l))

@@ -134,6 +134,9 @@ pub fn gather(plan: &Plan, tools: &Tools) -> anyhow::Result<View> {
     } else {
         vec![false; p2p.len()]
     };
+    // TODO(impair): ask the impairment engine what it applied on each link (the qdiscs it finds
+    // on the link's interfaces) and show that beside `netem`, the topology's wish, e.g.
+    // `crate::impair::status(plan, l)` into a new `LinkView::applied` field.
     let mut links = Vec::new();
     for l in &plan.lab.links {
         let p2p_index = p2p.iter().position(|x| std::ptr::eq(*x, l));

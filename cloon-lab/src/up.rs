@@ -146,7 +146,27 @@ pub fn up(plan: &Plan, tools: &Tools, opts: &UpOptions) -> anyhow::Result<Report
         report.images_built.push(entry.spec.clone());
     }
 
-    // What is there.
+    // What is there. Objects the topology no longer names (a node removed from the file since
+    // the last up) are left alone and said: `down` removes them with the rest.
+    let expected: BTreeSet<String> = plan
+        .lab
+        .containers()
+        .map(|n| plan.names.container(&n.name))
+        .chain(plan.p2p_links().map(|l| plan.names.link(l)))
+        .collect();
+    let strays: Vec<String> = state::recorded_names(&plan.names)
+        .into_iter()
+        .filter(|n| !expected.contains(n))
+        .collect();
+    if !strays.is_empty() {
+        say(
+            q,
+            format!(
+                "{lab}: the topology no longer names {}: left as they are (`cloon-lab down` removes them)",
+                strays.join(", ")
+            ),
+        );
+    }
     let live = running(tools, plan)?;
     let containers: Vec<&Node> = plan.lab.containers().collect();
     let healthy: Vec<bool> = parallel(opts.jobs, &containers, |n| {
