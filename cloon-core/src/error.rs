@@ -1,6 +1,7 @@
 //! The error object every tool writes on failure, and its codes.
 //!
-//! Codes 1 to 99 follow the CNI convention; 100 and up are cloon's own. The README lists them all.
+//! Codes 1 to 99 follow the CNI convention; 100 and up are cloon's own. `docs/document.md` lists
+//! them all, and `tests/tests/docs.rs` checks that list against [`Code::ALL`].
 
 use std::fmt;
 

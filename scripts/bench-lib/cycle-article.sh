@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# One full cycle with the article's commands (../shared/seed), in its order: the overlay
+# One full cycle with the article's commands (docs/walkthrough.md), in its order: the overlay
 # (losetup, mount, mount -t overlay), the namespace and its veth (ip netns add, ip link add,
 # ip link set up), config.json (crun spec and sed), the container (crun create, start, exec),
 # then a complete teardown (kill -9, crun delete, umount, losetup -d, ip link del, ip netns del).

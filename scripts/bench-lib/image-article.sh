@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The article's recipe for the root filesystem image (../shared/seed): dd, mkfs.ext4, losetup -fP,
+# The article's recipe for the root filesystem image (docs/walkthrough.md): dd, mkfs.ext4, losetup -fP,
 # mount, fill it, umount, losetup -d.
 #
 #   image-article.sh busybox IMG MB              fill it with busybox as cloon-img --busybox does
