@@ -173,7 +173,12 @@ pub struct Tag([u8; 64]);
 impl Tag {
     /// The tag of the devices of the image `id` attached for the state directory `root`.
     pub fn new(root: &Path, id: (u64, u64)) -> Tag {
-        let text = format!("cloon:{:016x}:{}-{}", fnv1a(root), id.0, id.1);
+        let text = format!(
+            "cloon:{:016x}:{}-{}",
+            cloon_core::state::fnv1a(std::os::unix::ffi::OsStrExt::as_bytes(root.as_os_str())),
+            id.0,
+            id.1
+        );
         let mut bytes = [0; 64];
         // At most 6 + 16 + 1 + 20 + 1 + 20 = 64 bytes: keep 63 and the terminating zero.
         let n = text.len().min(63);
@@ -192,17 +197,6 @@ impl std::fmt::Debug for Tag {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "Tag({:?})", self.as_str())
     }
-}
-
-/// FNV-1a (64 bits) of a path's bytes: a short, stable name for a state directory.
-fn fnv1a(path: &Path) -> u64 {
-    use std::os::unix::ffi::OsStrExt;
-    path.as_os_str()
-        .as_bytes()
-        .iter()
-        .fold(0xcbf2_9ce4_8422_2325, |h, &b| {
-            (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
-        })
 }
 
 /// The `lo_file_name` of the loop device open as `file`.

@@ -3,8 +3,47 @@
 //! `/sys/fs/cgroup/unified` has controllers. Mounting each such controller on its own v1
 //! hierarchy takes it away from v2 and clears the condition.
 
-use cloon_core::{Code, Context, Error, Result};
-use std::path::Path;
+use cloon_core::{explain, mounts, Code, Context, Error, Result, StateDir};
+use std::path::{Path, PathBuf};
+
+/// The directories of the cgroup `rel` in each cgroup hierarchy mounted here (v1 and v2).
+pub fn in_every_hierarchy(rel: &str) -> Result<Vec<PathBuf>> {
+    let mut dirs: Vec<PathBuf> = mounts::table()?
+        .into_iter()
+        .filter(|m| m.fstype == "cgroup" || m.fstype == "cgroup2")
+        .map(|m| m.target.join(rel))
+        .collect();
+    dirs.sort();
+    dirs.dedup();
+    Ok(dirs)
+}
+
+/// Removes the parent cgroup of the state directory's containers (`cloon/ID`, see
+/// [`StateDir::cgroup_parent`]) from every hierarchy where it is empty: the runtime's `delete`
+/// removes a container's own cgroup, not its parents. One that still holds a container stays.
+pub fn remove_parent(state: &StateDir) -> Result<()> {
+    for dir in in_every_hierarchy(&state.cgroup_parent()?)? {
+        if !dir.is_dir() {
+            continue;
+        }
+        if explain::step(&[
+            "rmdir",
+            "--ignore-fail-on-non-empty",
+            &dir.to_string_lossy(),
+        ]) {
+            match std::fs::remove_dir(&dir) {
+                // Another container is still in it, or it went meanwhile.
+                Err(e)
+                    if matches!(
+                        e.raw_os_error(),
+                        Some(nix::libc::ENOTEMPTY | nix::libc::EBUSY | nix::libc::ENOENT)
+                    ) => {}
+                other => other.context(|| format!("cannot remove the cgroup {}", dir.display()))?,
+            }
+        }
+    }
+    Ok(())
+}
 
 /// The controller list of the v2 hierarchy of a hybrid host.
 pub const UNIFIED_CONTROLLERS: &str = "/sys/fs/cgroup/unified/cgroup.controllers";

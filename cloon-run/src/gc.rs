@@ -45,7 +45,9 @@ pub fn judge_record(rec: &RunRecord) -> Result<Verdict> {
 /// Passes 2 and 3: the orphaned containers, then the logs and pid files no record names.
 pub fn more(state: &StateDir, report: &mut Report) -> Result<()> {
     orphans(state, recorded_runtimes(state)?, report)?;
-    logs(state, report)
+    logs(state, report)?;
+    // The state directory's parent cgroup, once no container is left in it.
+    crate::cgroup::remove_parent(state)
 }
 
 /// The runtimes the records name, by `--root`.

@@ -566,6 +566,7 @@ pub fn down_locked(state: &StateDir, name: &str, stop: &StopArgs) -> Result<()> 
             cloon_core::state::remove_file(&file)?;
         }
     }
+    cgroup::remove_parent(state)?;
     explain::release(state, name, RECORD)
 }
 

@@ -185,6 +185,9 @@ pub fn up(state: &StateDir, args: &UpArgs, input: Option<Document>) -> Result<Do
             args.args.clone()
         },
         cwd: image.cwd.clone().filter(|c| c.starts_with('/')),
+        // Under the state directory's own parent: two state directories (two labs) never share a
+        // cgroup name, and a lab's containers can be read and limited as one.
+        cgroup: Some(format!("{}/{name}", state.cgroup_parent()?)),
     };
     let search = spec::search_path(&spec::environment(&inputs.env));
     if !rootfs.is_dir() {

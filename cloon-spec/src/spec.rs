@@ -60,6 +60,9 @@ pub struct Inputs {
     pub args: Vec<String>,
     /// The process's working directory; `None` means `/`.
     pub cwd: Option<String>,
+    /// The container's cgroup, relative to each hierarchy's root (`linux.cgroupsPath`);
+    /// `None` leaves the runtime's default (`/ID`).
+    pub cgroup: Option<String>,
 }
 
 /// Parses a capability name: `NET_ADMIN`, `CAP_NET_ADMIN` (any case).
@@ -367,7 +370,7 @@ pub fn build(inputs: &Inputs) -> Result<Spec> {
         .allow(false)
         .access("rwm")
         .build())?;
-    let linux = oci(LinuxBuilder::default()
+    let mut linux = oci(LinuxBuilder::default()
         .resources(oci(LinuxResourcesBuilder::default()
             .devices(vec![deny_all])
             .build())?)
@@ -382,6 +385,9 @@ pub fn build(inputs: &Inputs) -> Result<Spec> {
         .masked_paths(strings(&MASKED_PATHS))
         .readonly_paths(strings(&READONLY_PATHS))
         .build())?;
+    if let Some(cgroup) = &inputs.cgroup {
+        linux.set_cgroups_path(Some(PathBuf::from(format!("/{cgroup}"))));
+    }
 
     let mut mounts = crun_mounts()?;
     for bind in &inputs.binds {
@@ -485,7 +491,14 @@ mod tests {
             ],
             args: vec!["sh".into(), "-c".into(), "sleep 1".into()],
             cwd: None,
+            cgroup: Some("cloon/0123456789abcdef/Cloon1".into()),
         }
+    }
+
+    #[test]
+    fn the_cgroup_is_under_the_state_directorys_parent() {
+        let v = value(&typical());
+        assert_eq!(v["linux"]["cgroupsPath"], "/cloon/0123456789abcdef/Cloon1");
     }
 
     #[test]
@@ -594,8 +607,10 @@ mod tests {
             sysctl: vec![],
             args: vec![],
             cwd: None,
+            cgroup: None,
         };
         let v = value(&inputs);
+        assert!(v["linux"].get("cgroupsPath").is_none(), "{v}");
         assert!(
             v["linux"].get("sysctl").is_none(),
             "an empty sysctl is left out"

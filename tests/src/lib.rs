@@ -604,6 +604,12 @@ impl Drop for Sandbox {
                 .stdin(Stdio::null())
                 .output();
         }
+        // The state directory's parent cgroup, which the runtime's delete leaves.
+        let _ = self
+            .cmd(tool_path("cloon-run"))
+            .args(["gc"])
+            .stdin(Stdio::null())
+            .output();
         let _ = self.holder.kill();
         let _ = self.holder.wait();
         for dev in self.loops() {

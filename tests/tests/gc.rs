@@ -224,8 +224,10 @@ fn run_and_spec_gc_remove_dead_and_orphaned_containers_and_keep_look_alikes() {
     // of cloon's config.json).
     let elsewhere = sb.path("elsewhere");
     std::fs::create_dir_all(&elsewhere).unwrap();
+    // Its own cgroup, as a container made by hand would have (the copy names the orphan's).
     sb.sh(&format!(
-        "cp /run/cloon/{orphan}/bundle/config.json {}/",
+        "sed 's#\"cgroupsPath\": \"[^\"]*\"#\"cgroupsPath\": \"/{alike}\"#' \
+         /run/cloon/{orphan}/bundle/config.json > {}/config.json",
         elsewhere.display()
     ))
     .ok();

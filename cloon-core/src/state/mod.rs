@@ -160,6 +160,33 @@ impl StateDir {
         true
     }
 
+    /// A name for this state directory that no other has, even one at the same path in another
+    /// mount namespace or after a reboot: FNV-1a (64 bits) of its path, its device and its inode
+    /// (0 and 0 while it does not exist).
+    pub fn id(&self) -> Result<u64> {
+        use std::os::unix::ffi::OsStrExt;
+        let (dev, ino) = match self.open_root()? {
+            Some(fd) => {
+                let st = nix::sys::stat::fstat(fd.as_fd()).map_err(|e| {
+                    Error::sys(format!("cannot inspect {}", self.root.display()), e)
+                })?;
+                (st.st_dev, st.st_ino)
+            }
+            None => (0, 0),
+        };
+        let mut bytes = self.root.as_os_str().as_bytes().to_vec();
+        bytes.extend(dev.to_le_bytes());
+        bytes.extend(ino.to_le_bytes());
+        Ok(fnv1a(&bytes))
+    }
+
+    /// The cgroup under which the containers of this state directory live, relative to each
+    /// hierarchy's root: `cloon/ID` ([`StateDir::id`]). Containers of two state directories (two
+    /// labs) never share a cgroup name, and a lab's resources can be read and limited as one.
+    pub fn cgroup_parent(&self) -> Result<String> {
+        Ok(format!("cloon/{:016x}", self.id()?))
+    }
+
     /// The directory of one container (not created).
     pub fn dir(&self, name: &str) -> Result<PathBuf> {
         name::container(name)?;
@@ -549,6 +576,14 @@ pub struct DirLock {
 
 /// How many times a lock or a claim is tried again after losing a race with a removal.
 const ATTEMPTS: usize = 1000;
+
+/// FNV-1a (64 bits): a short, stable hash, the same from one build to the next (the standard
+/// library's may change).
+pub fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
 
 fn to_json<T: Serialize>(record: &T) -> String {
     let mut s = serde_json::to_string_pretty(record).unwrap_or_default();
