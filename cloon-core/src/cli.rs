@@ -485,22 +485,10 @@ fn down_document(
     Ok(doc)
 }
 
-/// `check`: `check` compares what the stage made with its record and returns the stage's part as
-/// recorded. The document passes through unchanged when its part, if it has one, is the recorded
-/// one (else a [`Code::Drift`] error); with only `--name`, the output is a document with that name.
-pub fn run_check<P>(
-    stage: &str,
-    part: &str,
-    name: Option<&str>,
-    check: impl FnOnce(&str) -> Result<P>,
-) -> ExitCode
-where
-    P: serde::Serialize + serde::de::DeserializeOwned + PartialEq,
-{
-    run_step(stage, |doc| check_document(stage, part, name, doc, check))
-}
-
-/// `check` of the document `doc` (see [`run_check`]).
+/// `check` of the document `doc` for the container `name` (or the document's): `check` compares
+/// what the stage made with its record and returns the stage's part as recorded. The document
+/// passes through unchanged when its part, if it has one, is the recorded one (else a
+/// [`Code::Drift`] error); with only `--name`, the output is a document with that name.
 pub fn check_document<P>(
     stage: &str,
     part: &str,
