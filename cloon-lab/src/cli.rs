@@ -118,11 +118,14 @@ pub enum Verb {
         #[command(flatten)]
         place: Place,
     },
-    /// Check that this host can run labs (cloon-run doctor, and what labs need besides)
+    /// Check that this host can run containers and labs, and say how to fix what it lacks
     Doctor {
         /// A JSON object instead of the table
         #[arg(long)]
         json: bool,
+        /// The OCI runtime to check: crun, runc or a path [default: crun]
+        #[arg(long, value_name = "crun|runc|PATH")]
+        runtime: Option<String>,
     },
     /// Print a Makefile that does the same lab with the five tools alone (`make -j up`, `make down`)
     Makefile {

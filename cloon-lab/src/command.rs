@@ -153,7 +153,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             out(&graph::dot(&view));
             Ok(ExitCode::SUCCESS)
         }
-        Verb::Doctor { json } => doctor::run(&tools, json),
+        Verb::Doctor { json, runtime } => doctor::run(&tools, json, runtime.as_deref()),
         Verb::Makefile { file, place } => {
             let plan = load(&file, &place)?;
             out(&makefile::makefile(&plan)?);

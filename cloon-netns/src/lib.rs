@@ -3,7 +3,7 @@
 //! it (`vgt_1_1_0` on the host, `eth0` inside), optionally with their host ends in a Linux bridge
 //! (a LAN shared by several containers), brings `lo` and the ends up with their addresses, and
 //! adds the `netns` part to the cloon document. It also makes point-to-point links between two
-//! existing namespaces, and draws the lab.
+//! existing namespaces (the picture of a whole lab is `cloon-lab graph`'s).
 //!
 //! Modules, one concept each: [`settings`] (an end's addresses, MAC address and MTU),
 //! [`parse`] (the `--veth` flag), [`action`] (each change to the system and the iproute2 command
@@ -12,7 +12,7 @@
 //! [`p2p`] (point-to-point links), [`record`](mod@record) (what is kept under the state
 //! directory), [`tag`] (the interface group of each state directory, the alias that names an
 //! interface's record, and the state root's lock that keeps `gc` off interfaces being made),
-//! [`errors`] (failures into cloon errors), [`graph`] (the lab in Graphviz), and the actions
+//! [`errors`] (failures into cloon errors), and the actions
 //! [`up`](mod@up), [`down`](mod@down), [`check`](mod@check) (with the record `show` prints) and
 //! [`gc`] (what killed tools left behind).
 
@@ -22,7 +22,6 @@ pub mod check;
 pub mod down;
 pub mod errors;
 pub mod gc;
-pub mod graph;
 pub mod link;
 pub mod namespace;
 pub mod p2p;
@@ -70,14 +69,6 @@ pub struct LinkArgs {
     /// /run/netns or a path, IF the interface made in it
     #[arg(value_names = ["NSA:IFA", "NSB:IFB"], num_args = 2, required = true, action = clap::ArgAction::Set)]
     pub ends: Vec<String>,
-}
-
-/// Flags of `cloon-netns graph`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, clap::Args)]
-pub struct GraphArgs {
-    /// Draw SVG into FILE (`-`: stdout) with Graphviz's dot instead of printing DOT
-    #[arg(long, value_name = "FILE")]
-    pub svg: Option<String>,
 }
 
 /// Says a warning: on stderr, or as a comment among the commands of `--explain`, so that what it

@@ -1,5 +1,5 @@
 //! cloon-netns as a stage of the pipeline: what the skeleton ([`cloon_core::stage`]) needs of it,
-//! its command line's texts, and its own verbs (`link`, `graph`).
+//! its command line's texts, and its own verb (`link`).
 //!
 //! A container's state directory holds its namespace's record (`netns.json`, the stage's
 //! record) or, for a point-to-point link, the link's (`link.json`), whose part of the document is
@@ -8,7 +8,7 @@
 use crate::check::{self, Shown};
 use crate::p2p::{self, P2pRecord};
 use crate::record::Record;
-use crate::{GraphArgs, LinkArgs, UpArgs, PART, STAGE};
+use crate::{LinkArgs, UpArgs, PART, STAGE};
 use cloon_core::doc::{Document, Netns};
 use cloon_core::gc::Report;
 use cloon_core::stage::{NoFlags, Stage, Verdict};
@@ -34,9 +34,6 @@ Examples:
 
   # The iproute2 commands that do the same: said and done (--explain), or only said (--dry-run)
   cloon-netns --dry-run --netns cloonix_1_3 --veth vgt_1_3_0:eth0,bridge=lan1 </dev/null
-
-  # The lab: Graphviz DOT on stdout, or an SVG drawing (needs `apt-get install graphviz`)
-  cloon-netns graph --svg lab.svg
 
   # Undo, by name or with the document: links first, then the containers' namespaces
   cloon-netns down --name wire1
@@ -94,8 +91,6 @@ pub enum Verbs {
                       cloon-netns down --name wire1"
     )]
     Link(LinkArgs),
-    /// Draw the lab (every container, namespace, bridge and link cloon recorded) in Graphviz DOT
-    Graph(GraphArgs),
 }
 
 /// `check` of a container's namespace record.
@@ -189,10 +184,6 @@ impl Stage for Net {
     fn verb(state: &StateDir, verb: Verbs) -> ExitCode {
         match verb {
             Verbs::Link(args) => cli::run_step(STAGE, |doc| p2p::up(state, &args, doc)),
-            Verbs::Graph(args) => match crate::graph::run(state, &args) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => cli::fail(STAGE, &e),
-            },
         }
     }
 }
@@ -249,10 +240,6 @@ mod tests {
             parse(&["show", "--name", "x"]).cmd,
             Some(Cmd::Show(_))
         ));
-        assert!(matches!(
-            parse(&["graph"]).cmd,
-            Some(Cmd::Verb(Verbs::Graph(GraphArgs { svg: None })))
-        ));
         assert!(matches!(parse(&["gc"]).cmd, Some(Cmd::Gc)));
         assert!(parse(&["gc", "--dry-run"]).common.explain.dry_run);
         assert!(try_parse(&["--netns", "n", "down"]).is_err());
@@ -293,7 +280,6 @@ mod tests {
         assert!(help.contains("Examples:"), "{help}");
         assert!(help.contains("bridge=lan1"), "{help}");
         assert!(help.contains("cloon-netns link --name wire1"), "{help}");
-        assert!(help.contains("cloon-netns graph --svg"), "{help}");
         let group = format!("group {}", crate::tag::DEFAULT_GROUP);
         assert!(help.contains(&group), "{help}");
         assert!(help.contains("cloon-netns gc --dry-run"), "{help}");

@@ -24,7 +24,6 @@
 //! runtime (see [`guard`]) through a close-on-exec pipe.
 
 pub mod cgroup;
-pub mod doctor;
 pub mod gc;
 pub mod guard;
 pub mod process;

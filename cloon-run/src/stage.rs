@@ -1,5 +1,5 @@
 //! cloon-run as a stage of the pipeline: what the skeleton ([`cloon_core::stage`]) needs of it,
-//! its command line's texts, and its own verbs (exec, state, list, doctor).
+//! its command line's texts, and its own verbs (exec, state, list).
 
 use crate::{ExecArgs, RunRecord, StopArgs, UpArgs, RECORD, STAGE};
 use cloon_core::doc::{Container, Document};
@@ -24,13 +24,11 @@ document. --dry-run says the commands and does nothing (root is not needed): the
 container.pid is then 0 and its status empty, and a bundle not written yet (after cloon-spec
 --dry-run) is not checked.
 
-doctor checks the host: root, loop devices, overlayfs, veth, network namespaces, the runtime and
-its version, the cgroup layout (crun refuses hybrid cgroups whose v2 hierarchy holds
-controllers), mkfs.ext4, busybox-static, debootstrap, tar, zstd and graphviz, each with its fix.
-It prints a table (--json: a JSON object) and exits with 100 when a required one is missing.
+The container's cgroup is /cloon/ID/NAME in each hierarchy (cloon-spec writes it; ID names the
+state directory), and down removes the parent /cloon/ID once no container is left in it. Whether
+the host is ready: cloon-lab doctor.
 
 Examples:
-  cloon-run doctor                                    # is this host ready? what to install
   ... | cloon-spec | cloon-run > Cloon1.json
   cloon-run --bundle /run/cloon/Cloon1/bundle --name Cloon1 </dev/null
   cloon-run exec Cloon1 -- ip addr
@@ -58,17 +56,6 @@ Examples:
   cloon-run gc --dry-run
   cloon-run gc";
 
-const DOCTOR_EXAMPLES: &str = "\
-The table has a line per check: ok, MISSING (required) or missing (optional: one feature needs
-it), what was found, and the fix. The exit status is 0 when every required check passes, 100
-otherwise. As root, veth and network namespaces are proven by making a veth pair in a throwaway
-namespace, which vanishes at once.
-
-Examples:
-  cloon-run doctor
-  cloon-run doctor --runtime runc
-  cloon-run doctor --json | jq -r '.checks[] | select(.ok | not) | .fix'";
-
 /// cloon-run's own subcommands.
 #[derive(Debug, clap::Subcommand)]
 pub enum Verbs {
@@ -81,16 +68,6 @@ pub enum Verbs {
     },
     /// Print cloon's containers with their live status (JSON array)
     List,
-    /// Check that this host has what cloon needs, and say how to fix what it lacks
-    #[command(after_help = DOCTOR_EXAMPLES)]
-    Doctor {
-        /// Print a JSON object instead of the table
-        #[arg(long)]
-        json: bool,
-        /// The OCI runtime to check: crun, runc or a path [default: crun]
-        #[arg(long, value_name = "crun|runc|PATH")]
-        runtime: Option<String>,
-    },
 }
 
 impl Stage for Run {
@@ -140,17 +117,6 @@ impl Stage for Run {
             },
             Verbs::State { name } => cli::run_query(STAGE, || crate::live_state(state, &name)),
             Verbs::List => cli::run_query(STAGE, || crate::list(state)),
-            Verbs::Doctor { json, runtime } => {
-                let report = crate::doctor::run(runtime.as_deref());
-                if json {
-                    let mut text = serde_json::to_string_pretty(&report).unwrap_or_default();
-                    text.push('\n');
-                    cli::print(&text);
-                } else {
-                    cli::print(&report.table());
-                }
-                ExitCode::from(report.status())
-            }
         }
     }
 }

@@ -1,4 +1,4 @@
-//! `cloon-run doctor` on this host, inside a sandbox: every required check passes on a host that
+//! `cloon-lab doctor` on this host, inside a sandbox: every required check passes on a host that
 //! `scripts/setup-host` prepared, a missing runtime fails with code 100 and its fix, and the veth
 //! pair that proves the kernel's support leaves nothing behind.
 
@@ -10,7 +10,7 @@ fn a_prepared_host_passes_and_a_missing_runtime_fails_with_its_fix() {
     let Some(sb) = Sandbox::new("doctor") else {
         return;
     };
-    let run = sb.tool("cloon-run", &["doctor", "--json"], "");
+    let run = sb.tool("cloon-lab", &["doctor", "--json"], "");
     let report = run.json();
     assert_eq!(run.status, 0, "{report:#}");
     assert_eq!(report["ok"], true);
@@ -52,7 +52,7 @@ fn a_prepared_host_passes_and_a_missing_runtime_fails_with_its_fix() {
     sb.assert_clean(&[]);
 
     let run = sb.tool(
-        "cloon-run",
+        "cloon-lab",
         &["doctor", "--json", "--runtime", "/nonexistent/oci-runtime"],
         "",
     );
@@ -72,7 +72,7 @@ fn a_prepared_host_passes_and_a_missing_runtime_fails_with_its_fix() {
         "{rt}"
     );
 
-    let table = sb.tool("cloon-run", &["doctor", "--runtime", "runc"], "");
+    let table = sb.tool("cloon-lab", &["doctor", "--runtime", "runc"], "");
     assert_eq!(table.status, 0, "{}", table.stdout);
     assert!(
         table.stdout.contains("ok      runtime runc"),
@@ -83,7 +83,7 @@ fn a_prepared_host_passes_and_a_missing_runtime_fails_with_its_fix() {
         .stdout
         .ends_with("This host can run cloon's containers.\n"));
     let missing = sb.tool(
-        "cloon-run",
+        "cloon-lab",
         &["doctor", "--runtime", "/nonexistent/oci-runtime"],
         "",
     );

@@ -642,4 +642,35 @@ fn the_converted_labs_match_their_makefiles_and_come_up() {
     );
     lab(&sb, &["down", "--name", &name, &article]).ok();
     sb.assert_clean(&[]);
+
+    // The router lab: its router runs Debian bookworm, made by debootstrap outside the sandbox
+    // (which has no network) and given to the topology as an image file.
+    let Some(img) = cloon_tests::bookworm_image() else {
+        eprintln!("skipping the router lab: its router runs the bookworm image");
+        return;
+    };
+    let text = std::fs::read_to_string(labs_dir().join("router.clab.yml")).expect("router");
+    let text = text.replace(
+        "image: debootstrap:bookworm:iproute2,iputils-ping,tcpdump",
+        &format!("image: {}", img.display()),
+    );
+    assert!(
+        text.contains(&img.display().to_string()),
+        "the router's image line moved"
+    );
+    let router = topology(&sb, "router.clab.yml", &text);
+    let name = unique("rt");
+    lab(&sb, &["up", "--name", &name, &router]).ok();
+    pings(&sb, &router, Some(&name), "hostA", "10.0.2.2");
+    pings(&sb, &router, Some(&name), "hostB", "10.0.1.2");
+    let forwarding = exec_ok(
+        &sb,
+        &router,
+        Some(&name),
+        "router",
+        &["cat", "/proc/sys/net/ipv4/ip_forward"],
+    );
+    assert_eq!(forwarding.trim(), "1");
+    lab(&sb, &["down", "--name", &name, &router]).ok();
+    sb.assert_clean(&[]);
 }

@@ -5,9 +5,9 @@
 //! a throwaway network namespace (`unshare --net ip link add ...`), which vanishes with that
 //! process: the host's own namespaces are never touched.
 
-use crate::cgroup;
-use crate::runtime::{Kind, Runtime};
 use cloon_core::{host, Code};
+use cloon_run::cgroup;
+use cloon_run::runtime::{self, Kind, Runtime};
 use serde::Serialize;
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -290,9 +290,7 @@ pub fn run(runtime: Option<&str>) -> Report {
             }),
         },
     ));
-    let name = runtime
-        .unwrap_or(crate::runtime::DEFAULT_RUNTIME)
-        .to_string();
+    let name = runtime.unwrap_or(runtime::DEFAULT_RUNTIME).to_string();
     let selected = Runtime::select(Some(&name), None);
     checks.push(check(
         &format!("runtime {name}"),
@@ -307,7 +305,7 @@ pub fn run(runtime: Option<&str>) -> Report {
     ));
     // The other usual runtime, as an alternative.
     for other in ["crun", "runc"] {
-        if crate::runtime::kind_of(&name) != crate::runtime::kind_of(other) {
+        if runtime::kind_of(&name) != runtime::kind_of(other) {
             checks.push(check(
                 &format!("runtime {other}"),
                 false,
@@ -320,7 +318,7 @@ pub fn run(runtime: Option<&str>) -> Report {
         .map(|c| cgroup::hybrid_controllers(&c))
         .unwrap_or_default();
     let is_crun = selected.as_ref().is_ok_and(|r| r.kind == Kind::Crun)
-        || crate::runtime::kind_of(&name) == Kind::Crun;
+        || runtime::kind_of(&name) == Kind::Crun;
     checks.push(check(
         "cgroups",
         true,
@@ -400,7 +398,7 @@ pub fn run(runtime: Option<&str>) -> Report {
         "graphviz",
         false,
         program("dot", "graphviz", Some("-V"))
-            .map_err(|(f, fix)| (format!("{f} (cloon-netns graph --svg needs it)"), fix)),
+            .map_err(|(f, fix)| (format!("{f} (cloon-lab graph | dot -Tsvg needs it)"), fix)),
     ));
     let ok = checks.iter().all(|c| c.ok || !c.required);
     Report {
