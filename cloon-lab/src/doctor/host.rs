@@ -1,4 +1,4 @@
-//! `cloon-run doctor`: is this host ready for cloon? Each prerequisite of the tools is checked
+//! The host check of `cloon-lab doctor`: is this host ready for cloon? Each prerequisite of the tools is checked
 //! on the live system, and each missing one comes with the command that fixes it.
 //!
 //! The kernel's veth and network namespace support is proven, when root, by making a veth pair in
