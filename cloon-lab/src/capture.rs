@@ -23,8 +23,7 @@ use crate::impair::ns::End;
 use crate::impair::packet::{self, Options, PacketSocket};
 use anyhow::{Context, Result};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-use nix::sys::signal::{SigSet, Signal};
-use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::sys::signal::Signal;
 use std::io::{self, Write};
 use std::os::fd::AsFd;
 
@@ -121,15 +120,11 @@ fn closed(e: &io::Error) -> bool {
 pub fn run(iface: &End, mut out: impl Write, opts: &CaptureOptions) -> Result<Summary> {
     // Block the signals first, so that the namespace thread inherits the mask too.
     let sigfd = if opts.stop_on_signals {
-        let mut set = SigSet::empty();
-        for s in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
-            set.add(s);
-        }
-        set.thread_block().context("cannot block signals")?;
-        Some(SignalFd::with_flags(
-            &set,
-            SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC,
-        )?)
+        Some(crate::impair::relay::catch_signals(&[
+            Signal::SIGINT,
+            Signal::SIGTERM,
+            Signal::SIGHUP,
+        ])?)
     } else {
         None
     };

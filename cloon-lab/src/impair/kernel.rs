@@ -352,38 +352,48 @@ pub fn get(end: &End) -> io::Result<Option<Netem>> {
     })
 }
 
-/// The bridge (or other controller) that `end` is a port of, by name; `None` when it is a port
-/// of nothing. A relay must not join two ends that a bridge joins already.
-pub fn master(end: &End) -> io::Result<Option<String>> {
+/// What the kernel says of an interface that matters to a relay: its index, the bridge (or other
+/// controller) it is a port of, and the index of the interface it is linked to (a veth's peer,
+/// in the peer's namespace).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkInfo {
+    pub index: u32,
+    pub master: Option<String>,
+    pub link: Option<u32>,
+}
+
+/// Looks up `end` (see [`LinkInfo`]).
+pub fn link_info(end: &End) -> io::Result<LinkInfo> {
     use futures::TryStreamExt;
     use rtnetlink::packet_route::link::LinkAttribute;
     let ifname = end.ifname.clone();
-    let master = ns::within(end.netns.as_deref(), move || {
-        ns::ifindex(&ifname)?;
+    ns::within(end.netns.as_deref(), move || {
+        let index = ns::ifindex(&ifname)?;
         let conn = Conn::open()?;
-        let mut links = conn
-            .handle
-            .link()
-            .get()
-            .match_name(ifname.clone())
-            .execute();
+        let mut links = conn.handle.link().get().match_index(index).execute();
         let link = conn
             .runtime
             .block_on(links.try_next())
             .map_err(|e| io::Error::other(format!("cannot look up {ifname}: {e}")))?;
-        let master = link.and_then(|l| {
-            l.attributes.iter().find_map(|a| match a {
-                LinkAttribute::Controller(i) => Some(*i),
-                _ => None,
-            })
+        let attrs = link.map(|l| l.attributes).unwrap_or_default();
+        let master = attrs.iter().find_map(|a| match a {
+            LinkAttribute::Controller(i) => Some(*i),
+            _ => None,
         });
-        Ok(master.map(|i| {
-            nix::net::if_::if_indextoname(i)
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_else(|_| format!("interface {i}"))
-        }))
-    })?;
-    Ok(master)
+        let link = attrs.iter().find_map(|a| match a {
+            LinkAttribute::Link(i) => Some(*i),
+            _ => None,
+        });
+        Ok(LinkInfo {
+            index,
+            master: master.map(|i| {
+                nix::net::if_::if_indextoname(i)
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_else(|_| format!("interface {i}"))
+            }),
+            link,
+        })
+    })
 }
 
 /// Whether this kernel can make netem qdiscs: tries to add one on the loopback interface of a

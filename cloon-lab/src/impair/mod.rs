@@ -204,13 +204,23 @@ pub fn apply_with(
             })
         }
         EngineKind::Relay => {
-            for end in ends {
-                if let Some(master) = kernel::master(end)? {
+            let info = [kernel::link_info(&ends[0])?, kernel::link_info(&ends[1])?];
+            for (end, info) in ends.iter().zip(&info) {
+                if let Some(master) = &info.master {
                     bail!(
                         "{end} is a port of {master}: the relay joins two ends that nothing \
                          else joins (take it out of the bridge, or use the kernel engine)"
                     );
                 }
+            }
+            if info[0].link == Some(info[1].index) && info[1].link == Some(info[0].index) {
+                bail!(
+                    "{} and {} are the two sides of one veth pair, which carries the frames \
+                     itself: for the relay, make the link as two veths whose host-side ends the \
+                     relay joins (or use the kernel engine)",
+                    ends[0],
+                    ends[1]
+                );
             }
             let rec = Record {
                 engine: kind,

@@ -284,16 +284,23 @@ impl Relay {
     }
 }
 
-/// The signals the relay handles, blocked and read through a signalfd.
-fn signals() -> Result<SignalFd> {
+/// Takes `signals` for a signalfd: their dispositions back to the default (a signal the parent
+/// left ignored, as a shell does SIGINT for a background job or nohup SIGHUP, would otherwise be
+/// discarded before reaching the signalfd), then blocked in the calling thread (and the threads it
+/// makes afterwards), so that they are only read from the returned descriptor.
+pub fn catch_signals(signals: &[Signal]) -> Result<SignalFd> {
     let mut set = SigSet::empty();
-    for s in [
-        Signal::SIGTERM,
-        Signal::SIGINT,
-        Signal::SIGHUP,
-        Signal::SIGUSR1,
-    ] {
-        set.add(s);
+    for s in signals {
+        set.add(*s);
+        let default = nix::sys::signal::SigAction::new(
+            nix::sys::signal::SigHandler::SigDfl,
+            nix::sys::signal::SaFlags::empty(),
+            SigSet::empty(),
+        );
+        // SAFETY: installing the default disposition runs no handler code of this process, so
+        // none of sigaction's handler-safety requirements apply.
+        unsafe { nix::sys::signal::sigaction(*s, &default) }
+            .with_context(|| format!("cannot reset {s}"))?;
     }
     set.thread_block().context("cannot block signals")?;
     SignalFd::with_flags(&set, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
@@ -305,7 +312,12 @@ fn signals() -> Result<SignalFd> {
 /// whoever started the relay sees end-of-file), and relays until told to stop.
 pub fn serve(dir: &Path) -> Result<()> {
     // Before any thread is made, so that every thread has them blocked.
-    let sigfd = signals()?;
+    let sigfd = catch_signals(&[
+        Signal::SIGTERM,
+        Signal::SIGINT,
+        Signal::SIGHUP,
+        Signal::SIGUSR1,
+    ])?;
     let dir_fd = record::open_dir(dir)?;
     let rec: Record = record::read_json(dir_fd.as_fd(), RECORD)?
         .ok_or_else(|| anyhow!("no record in {}", dir.display()))?;

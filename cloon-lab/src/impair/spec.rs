@@ -388,6 +388,39 @@ impl NetemChange {
 }
 
 impl Netem {
+    /// An impairment from already parsed values (as the topology's `netem:` holds them): times,
+    /// percentages from 0 to 100, a rate in bits per second; `None` is no impairment of that kind.
+    /// Refuses a percentage outside 0..=100 and a jitter without a delay.
+    pub fn from_parts(
+        delay: Option<Duration>,
+        jitter: Option<Duration>,
+        loss: Option<f64>,
+        rate_bits: Option<u64>,
+        corrupt: Option<f64>,
+        duplicate: Option<f64>,
+    ) -> Result<Netem, ParseError> {
+        let time = |d: Option<Duration>| {
+            Time::from_nanos(d.map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)))
+        };
+        let pct = |what: &str, p: Option<f64>| match p {
+            None => Ok(Percent::ZERO),
+            Some(p) => Percent::new(p)
+                .ok_or_else(|| ParseError(format!("{what} {p}%: a percentage is from 0% to 100%"))),
+        };
+        let n = Netem {
+            delay: time(delay),
+            jitter: time(jitter),
+            loss: pct("loss", loss)?,
+            rate: rate_bits.and_then(Rate::from_bits_per_sec),
+            corrupt: pct("corrupt", corrupt)?,
+            duplicate: pct("duplicate", duplicate)?,
+            limit: None,
+            seed: None,
+        };
+        n.validate()?;
+        Ok(n)
+    }
+
     /// Whether it changes nothing (a plain wire).
     pub fn is_none(&self) -> bool {
         self.delay.is_zero()
@@ -656,6 +689,28 @@ mod tests {
         assert_eq!(c.rate, Some(None));
         let e = NetemChange::parse(None, None, Some("x"), None, None, None).unwrap_err();
         assert!(e.0.starts_with("--loss"), "{e}");
+    }
+
+    #[test]
+    fn from_parsed_values() {
+        let n = Netem::from_parts(
+            Some(Duration::from_millis(10)),
+            Some(Duration::from_millis(2)),
+            Some(1.0),
+            Some(10_000_000),
+            None,
+            None,
+        )
+        .unwrap();
+        assert_eq!(n.to_string(), "delay 10ms jitter 2ms loss 1% rate 10mbit");
+        assert!(Netem::from_parts(None, None, Some(120.0), None, None, None).is_err());
+        assert!(
+            Netem::from_parts(None, Some(Duration::from_millis(1)), None, None, None, None)
+                .is_err()
+        );
+        assert!(Netem::from_parts(None, None, None, None, None, None)
+            .unwrap()
+            .is_none());
     }
 
     #[test]
