@@ -288,9 +288,37 @@ fn a_dead_relay_is_seen_and_restarted() {
     assert_eq!(ping(&sb, 2, "0.1").0, 0, "no relay, no link");
 
     let again = change(&sb, "--delay 5ms");
-    assert_ne!(again["relay"]["pid"], pid, "{again}");
+    let pid = again["relay"]["pid"].as_i64().expect("pid");
+    assert_ne!(again["relay"], applied["relay"], "{again}");
     assert_eq!(ping(&sb, 2, "0.1").0, 2);
     assert_eq!(show(&sb).0, 0);
+
+    // A relay whose record is lost is found by its command line and stopped by gc.
+    sb.sh(&format!("mv {DIR}/impair.json {DIR}/saved.json"))
+        .ok();
+    let out = sb.sh(&format!("{TOOL} gc --under /run/impair-test")).ok();
+    assert!(
+        out.contains("stopped the relay of /run/impair-test/link"),
+        "{out}"
+    );
+    assert!(!sb.alive(pid));
+    sb.sh(&format!("mv {DIR}/saved.json {DIR}/impair.json"))
+        .ok();
+
+    // An end deleted under a running relay ends it (no relay outlives its link).
+    let pid = change(&sb, "--delay 5ms")["relay"]["pid"]
+        .as_i64()
+        .expect("pid");
+    sb.sh("ip link del ha").ok();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while sb.alive(pid) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(!sb.alive(pid), "the relay outlived its end");
+    let (status, st) = show(&sb);
+    assert_eq!(status, 1, "{st}");
+    let log = sb.sh(&format!("cat {DIR}/impair-relay.log")).ok();
+    assert!(log.contains("ha is gone"), "{log}");
     clean(&sb);
 }
 

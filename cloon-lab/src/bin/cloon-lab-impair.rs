@@ -10,6 +10,7 @@
 //! cloon-lab-impair change --record-dir DIR [--delay D] ...      (the rest stays)
 //! cloon-lab-impair show --record-dir DIR                        (JSON; exit 1 if it does not hold)
 //! cloon-lab-impair remove --record-dir DIR
+//! cloon-lab-impair gc --under DIR                               (relays whose record is lost)
 //! cloon-lab-impair explain [--engine ...] [netem flags] END_A END_B
 //! cloon-lab-impair probe                                        (does the kernel have netem?)
 //! cloon-lab-impair capture END [-w FILE.pcap] [-c COUNT]
@@ -124,6 +125,11 @@ enum Cmd {
         #[arg(long)]
         record_dir: PathBuf,
     },
+    /// Stops the relays recorded below DIR whose record is lost (for a lab's gc).
+    Gc {
+        #[arg(long)]
+        under: PathBuf,
+    },
     /// Says what apply would do.
     Explain {
         #[arg(long, default_value = "auto")]
@@ -207,6 +213,12 @@ fn run(cli: Cli) -> Result<i32> {
             impair::remove(&record_dir)?;
             // The directory apply made, if nothing else is in it.
             let _ = std::fs::remove_dir(&record_dir);
+            Ok(0)
+        }
+        Cmd::Gc { under } => {
+            for dir in impair::stop_orphans(&under)? {
+                println!("stopped the relay of {}", dir.display());
+            }
             Ok(0)
         }
         Cmd::Explain {

@@ -46,6 +46,7 @@ use nix::fcntl::OFlag;
 use serde::Serialize;
 use std::io::{BufRead, BufReader};
 use std::os::fd::AsFd;
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -266,7 +267,12 @@ fn relay_program(opts: &Options) -> PathBuf {
 /// started and removes the record; the error quotes the relay's log.
 fn start_relay(dir: &Path, mut rec: Record, opts: &Options) -> Result<Proc> {
     let program = relay_program(opts);
-    let seed = rec.netem.seed.unwrap_or_else(rng::fresh_seed);
+    // The seed asked for; else the one of the relay this one replaces; else a fresh one.
+    let seed = rec
+        .netem
+        .seed
+        .or(rec.relay.as_ref().map(|p| p.seed))
+        .unwrap_or_else(rng::fresh_seed);
     rec.relay = Some(Proc {
         pid: 0,
         start_time: 0,
@@ -377,8 +383,7 @@ fn set_netem(dir: &Path, mut rec: Record, netem: Netem, opts: &Options) -> Resul
         EngineKind::Relay => {
             let running = rec.relay.clone().filter(record::alive);
             let Some(p) = running else {
-                // It died: start a new one with the new impairment (and the seed asked for).
-                rec.relay = None;
+                // It died: start a new one with the new impairment (and its seed).
                 let p = start_relay(dir, rec, opts)?;
                 return Ok(Applied {
                     engine: EngineKind::Relay,
@@ -469,7 +474,16 @@ pub fn remove(record_dir: &Path) -> Result<bool> {
 
 /// The processes whose command line is `... relay --record-dir DIR` for this `dir`.
 fn relays_of(dir: &Path) -> Vec<i32> {
-    let want = ["relay", "--record-dir", &dir.display().to_string()].join("\0");
+    relays()
+        .into_iter()
+        .filter(|(_, d)| d == dir)
+        .map(|(pid, _)| pid)
+        .collect()
+}
+
+/// Every relay process of this machine (its pid namespace): pid and record directory, from the
+/// command lines `cloon-lab-impair relay --record-dir DIR`.
+pub fn relays() -> Vec<(i32, PathBuf)> {
     let mut out = Vec::new();
     let Ok(entries) = std::fs::read_dir("/proc") else {
         return out;
@@ -481,18 +495,51 @@ fn relays_of(dir: &Path) -> Vec<i32> {
         let Ok(cmd) = std::fs::read(e.path().join("cmdline")) else {
             continue;
         };
-        let cmd = String::from_utf8_lossy(&cmd);
-        let args: Vec<&str> = cmd.trim_end_matches('\0').splitn(2, '\0').collect();
-        if args.len() == 2
-            && Path::new(args[0])
-                .file_name()
-                .is_some_and(|n| n == RELAY_PROGRAM)
-            && args[1] == want
-        {
-            out.push(pid);
+        let args: Vec<&[u8]> = cmd
+            .strip_suffix(b"\0")
+            .unwrap_or(&cmd)
+            .split(|b| *b == 0)
+            .collect();
+        if let [program, b"relay", b"--record-dir", dir] = args.as_slice() {
+            let program = Path::new(std::ffi::OsStr::from_bytes(program));
+            if program.file_name().is_some_and(|n| n == RELAY_PROGRAM) {
+                out.push((pid, PathBuf::from(std::ffi::OsStr::from_bytes(dir))));
+            }
         }
     }
+    out.sort();
     out
+}
+
+/// Stops the relays whose record directory is below `under` (a lab's state directory) and whose
+/// record is gone or names another process: what a crash or a lost record left running, for the
+/// lab's `gc`. Returns the record directories of the relays it stopped.
+pub fn stop_orphans(under: &Path) -> Result<Vec<PathBuf>> {
+    let mut stopped = Vec::new();
+    for (pid, dir) in relays() {
+        if !dir.starts_with(under) {
+            continue;
+        }
+        let recorded = record::load(&dir)
+            .ok()
+            .flatten()
+            .and_then(|r| r.relay)
+            .is_some_and(|p| p.pid == pid && record::alive(&p));
+        if recorded {
+            continue;
+        }
+        if let Some((_, start_time)) = record::stat(pid) {
+            let p = Proc {
+                pid,
+                start_time,
+                seed: 0,
+                program: String::new(),
+            };
+            record::stop(&p, Duration::from_secs(2))?;
+            stopped.push(dir);
+        }
+    }
+    Ok(stopped)
 }
 
 /// What holds of the impairment recorded in `record_dir` (`None`: no record). For a relay: whether

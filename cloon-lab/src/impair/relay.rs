@@ -382,6 +382,12 @@ pub fn serve(dir: &Path) -> Result<()> {
                 if let Some(e) = relay.sockets[i].take_error() {
                     eprintln!("cloon relay: {}: {e}", names[i]);
                 }
+                // Down is a pause (the kernel resumes the socket when the interface comes
+                // back up); gone is the end: the link was taken down without the relay.
+                if !still_there(&rec.ends[i], relay.sockets[i].ifindex()) {
+                    relay.write_stats();
+                    bail!("{} is gone: the relay ends", names[i]);
+                }
             }
             if ev.contains(PollFlags::POLLIN) {
                 relay.drain(i);
@@ -425,6 +431,14 @@ pub fn serve(dir: &Path) -> Result<()> {
             armed = next;
         }
     }
+}
+
+/// Whether the interface `end` still exists with the index it had (a new interface of the same
+/// name is another one).
+fn still_there(end: &super::ns::End, index: u32) -> bool {
+    let name = end.ifname.clone();
+    super::ns::within(end.netns.as_deref(), move || super::ns::ifindex(&name))
+        .is_ok_and(|i| i == index)
 }
 
 /// Reads what a timerfd has, so that it stops being readable.
