@@ -456,6 +456,23 @@ fn kernel_netem_where_the_kernel_has_it() {
     };
     let probe = sb.sh(&format!("{TOOL} probe"));
     if probe.status != 0 {
+        // Where the kernel has no netem, the kernel engine says so (the request went through
+        // netlink and was refused), and leaves nothing: no record, no qdisc changed.
+        two_nodes(&sb);
+        let before = sb.sh("tc qdisc show dev ha 2>/dev/null; true").ok();
+        let run = sb.sh(&format!(
+            "{TOOL} apply --record-dir {DIR} --engine kernel --delay 10ms ha hb"
+        ));
+        assert_ne!(run.status, 0);
+        assert!(run.stderr.contains("no netem qdisc"), "{}", run.stderr);
+        assert_eq!(
+            sb.sh(&format!("ls {DIR}")).ok().trim(),
+            "",
+            "no record left"
+        );
+        let after = sb.sh("tc qdisc show dev ha 2>/dev/null; true").ok();
+        assert_eq!(before, after);
+        clean(&sb);
         assert!(
             std::env::var("CLOON_REQUIRE_NETEM").as_deref() != Ok("1"),
             "CLOON_REQUIRE_NETEM=1 and {}",
