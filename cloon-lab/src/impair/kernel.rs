@@ -420,20 +420,6 @@ pub fn probe() -> Result<(), String> {
     }
 }
 
-/// What [`probe`] would find, read from `/proc/config.gz` text instead (`CONFIG_NET_SCH_NETEM`
-/// `=y` or `=m`): `None` when the text does not say.
-pub fn config_says(config: &str) -> Option<bool> {
-    for line in config.lines() {
-        if line == "# CONFIG_NET_SCH_NETEM is not set" {
-            return Some(false);
-        }
-        if let Some(v) = line.strip_prefix("CONFIG_NET_SCH_NETEM=") {
-            return Some(v == "y" || v == "m");
-        }
-    }
-    None
-}
-
 /// The command that sets `n` on `end` by hand, for `--explain`.
 pub fn explain(end: &End, n: &Netem) -> String {
     format!(
@@ -526,16 +512,6 @@ mod tests {
         assert_eq!(u16::from_ne_bytes([b[4], b[5]]), 37); // RTM_DELQDISC
         assert_eq!(i32::from_ne_bytes(b[20..24].try_into().unwrap()), 7);
         assert_eq!(u32::from_ne_bytes(b[28..32].try_into().unwrap()), u32::MAX);
-    }
-
-    #[test]
-    fn kernel_config() {
-        assert_eq!(
-            config_says("A=1\n# CONFIG_NET_SCH_NETEM is not set\n"),
-            Some(false)
-        );
-        assert_eq!(config_says("CONFIG_NET_SCH_NETEM=m\n"), Some(true));
-        assert_eq!(config_says("CONFIG_X=y\n"), None);
     }
 
     #[test]
