@@ -1,10 +1,9 @@
 //! cloon-lab: the lab layer over the five cloon tools (see the library, [`cloon_lab`]).
 
-use clap::Parser;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    let cli = cloon_lab::cli::Cli::parse();
+    let cli: cloon_lab::cli::Cli = cloon_core::cli::parse();
     match cloon_lab::command::run(cli) {
         Ok(code) => code,
         Err(e) => {

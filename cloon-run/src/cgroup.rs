@@ -3,7 +3,7 @@
 //! `/sys/fs/cgroup/unified` has controllers. Mounting each such controller on its own v1
 //! hierarchy takes it away from v2 and clears the condition.
 
-use cloon_core::{explain, mounts, Code, Context, Error, Result, StateDir};
+use cloon_core::{explain, mounts, Code, Context, Error, Result};
 use std::path::{Path, PathBuf};
 
 /// The directories of the cgroup `rel` in each cgroup hierarchy mounted here (v1 and v2).
@@ -18,28 +18,54 @@ pub fn in_every_hierarchy(rel: &str) -> Result<Vec<PathBuf>> {
     Ok(dirs)
 }
 
-/// Removes the parent cgroup of the state directory's containers (`cloon/ID`, see
-/// [`StateDir::cgroup_parent`]) from every hierarchy where it is empty: the runtime's `delete`
-/// removes a container's own cgroup, not its parents. One that still holds a container stays.
-pub fn remove_parent(state: &StateDir) -> Result<()> {
-    for dir in in_every_hierarchy(&state.cgroup_parent()?)? {
-        if !dir.is_dir() {
-            continue;
-        }
-        if explain::step(&[
-            "rmdir",
-            "--ignore-fail-on-non-empty",
-            &dir.to_string_lossy(),
-        ]) {
-            match std::fs::remove_dir(&dir) {
-                // Another container is still in it, or it went meanwhile.
-                Err(e)
-                    if matches!(
-                        e.raw_os_error(),
-                        Some(nix::libc::ENOTEMPTY | nix::libc::EBUSY | nix::libc::ENOENT)
-                    ) => {}
-                other => other.context(|| format!("cannot remove the cgroup {}", dir.display()))?,
-            }
+/// The cgroup the bundle's config.json gives its container (`linux.cgroupsPath`), or "" when it
+/// names none (or cannot be read: then the runtime says why at `create`).
+pub fn of_bundle(bundle: &Path) -> String {
+    std::fs::read_to_string(bundle.join("config.json"))
+        .ok()
+        .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
+        .and_then(|config| config["linux"]["cgroupsPath"].as_str().map(String::from))
+        .unwrap_or_default()
+}
+
+/// Removes the parent of the container's cgroup `cgroup` (`/cloon/ID/NAME`: its parent is
+/// `cloon/ID`, see [`cloon_core::StateDir::cgroup_parent`]) from every hierarchy where it is empty: the
+/// runtime's `delete` removes a container's own cgroup, not its parents. One that still holds a
+/// container stays. A cgroup that is not under `/cloon/` is the runtime's business.
+pub fn remove_parent_of(cgroup: &str) -> Result<()> {
+    let Some(parent) = cgroup
+        .strip_prefix("/cloon/")
+        .and_then(|rest| rest.split_once('/'))
+        .map(|(id, _)| id)
+        .filter(|id| !id.is_empty() && !id.contains(".."))
+    else {
+        return Ok(());
+    };
+    remove(&format!("cloon/{parent}"))
+}
+
+fn remove(parent: &str) -> Result<()> {
+    let dirs = in_every_hierarchy(parent)?;
+    let words: Vec<String> = dirs
+        .iter()
+        .map(|d| explain::quote(&d.to_string_lossy()))
+        .collect();
+    let said = format!(
+        "for d in {}; do [ ! -d \"$d\" ] || rmdir --ignore-fail-on-non-empty \"$d\"; done",
+        words.join(" ")
+    );
+    if dirs.is_empty() || !explain::shell(&said) {
+        return Ok(());
+    }
+    for dir in dirs {
+        match std::fs::remove_dir(&dir) {
+            // Another container is still in it, or it is not there (any more).
+            Err(e)
+                if matches!(
+                    e.raw_os_error(),
+                    Some(nix::libc::ENOTEMPTY | nix::libc::EBUSY | nix::libc::ENOENT)
+                ) => {}
+            other => other.context(|| format!("cannot remove the cgroup {}", dir.display()))?,
         }
     }
     Ok(())

@@ -47,7 +47,7 @@ pub fn more(state: &StateDir, report: &mut Report) -> Result<()> {
     orphans(state, recorded_runtimes(state)?, report)?;
     logs(state, report)?;
     // The state directory's parent cgroup, once no container is left in it.
-    crate::cgroup::remove_parent(state)
+    crate::cgroup::remove_parent_of(&format!("/{}/x", state.cgroup_parent()?))
 }
 
 /// The runtimes the records name, by `--root`.
@@ -250,6 +250,7 @@ mod tests {
             log: "/run/cloon/K/container.log".into(),
             pid,
             start_time: 0,
+            cgroup: String::new(),
         }
     }
 

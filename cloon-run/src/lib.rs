@@ -151,6 +151,11 @@ pub struct RunRecord {
     /// cloon-run).
     #[serde(default)]
     pub start_time: u64,
+    /// The container's cgroup (`linux.cgroupsPath` of its bundle's config.json, `/cloon/ID/NAME`
+    /// when cloon-spec wrote it); `down` removes its parent once empty. Empty when the config
+    /// names none.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub cgroup: String,
 }
 
 impl RunRecord {
@@ -224,6 +229,7 @@ pub fn up(state: &StateDir, args: &UpArgs, input: Option<Document>) -> Result<Do
         log: log.display().to_string(),
         pid: 0,
         start_time: 0,
+        cgroup: cgroup::of_bundle(&bundle),
     };
     let pid_file = dir.join(PID_FILE);
     // Write-ahead: the container's state directory is locked for the whole `up` (so that `gc`
@@ -565,7 +571,7 @@ pub fn down_locked(state: &StateDir, name: &str, stop: &StopArgs) -> Result<()> 
             cloon_core::state::remove_file(&file)?;
         }
     }
-    cgroup::remove_parent(state)?;
+    cgroup::remove_parent_of(&rec.cgroup)?;
     explain::release(state, name, RECORD)
 }
 
@@ -763,6 +769,7 @@ mod tests {
             log: "/l".into(),
             pid: 7,
             start_time: 0,
+            cgroup: String::new(),
         };
         st.claim("L1", RECORD, &rec).unwrap();
         st.claim("L0", "spec", &json!({})).unwrap();

@@ -312,14 +312,31 @@ pub fn kill_tool(child: &mut Child) {
     }
     let children =
         std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
-    for tool in children
+    let tools: Vec<i32> = children
         .split_whitespace()
-        .filter_map(|c| c.parse::<i32>().ok())
-    {
-        let _ = kill(Pid::from_raw(tool), Signal::SIGKILL);
+        .filter_map(|c| c.parse().ok())
+        .collect();
+    for tool in &tools {
+        let _ = kill(Pid::from_raw(*tool), Signal::SIGKILL);
     }
     let _ = child.kill();
     let _ = child.wait();
+    // A killed process lets go of its locks and files when it exits, a moment after the signal
+    // (longer on a loaded machine): wait until each is gone or a zombie, as a user's next command
+    // after a kill would find it.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    for tool in tools {
+        while std::time::Instant::now() < deadline {
+            let stat = std::fs::read_to_string(format!("/proc/{tool}/stat")).unwrap_or_default();
+            let state = stat
+                .rsplit_once(") ")
+                .and_then(|(_, rest)| rest.chars().next());
+            if matches!(state, None | Some('Z' | 'X')) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
 }
 
 /// Fresh mount and network namespaces, a private `/run`, a scratch directory on the host.
@@ -604,10 +621,16 @@ impl Drop for Sandbox {
                 .stdin(Stdio::null())
                 .output();
         }
-        // The state directory's parent cgroup, which the runtime's delete leaves.
+        // The parent cgroups of the sandbox's state directories, which the runtime's delete
+        // leaves: each state directory's cloon-run gc removes its own.
+        let gc = format!(
+            "find /run -name .cloon-state -printf '%h\\n' 2>/dev/null | while read -r d; do \
+             {} --state-dir \"$d\" gc >/dev/null 2>&1; done",
+            tool_path("cloon-run").display()
+        );
         let _ = self
-            .cmd(tool_path("cloon-run"))
-            .args(["gc"])
+            .cmd("sh")
+            .args(["-c", &gc])
             .stdin(Stdio::null())
             .output();
         let _ = self.holder.kill();

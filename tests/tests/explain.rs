@@ -478,6 +478,9 @@ fn run_commands_run_the_same_container_and_down_commands_remove_it() {
         let name = unique(&format!("Ex{runtime}"));
         let spec_args = ["--name", &name, "--rootfs", rootfs.to_str().unwrap()];
         let bundle = a.tool("cloon-spec", &spec_args, "").ok();
+        let config = a
+            .sh(&format!("cat /run/cloon/{name}/bundle/config.json"))
+            .ok();
         let run_args = ["--explain", "--runtime", runtime, "--root", root];
         let up = a.tool("cloon-run", &run_args, &bundle);
         let up_script = said(&up);
@@ -523,8 +526,15 @@ fn run_commands_run_the_same_container_and_down_commands_remove_it() {
         a.tool("cloon-spec", &["down"], &down.stdout).ok();
         a.assert_clean(&[]);
 
-        // The same bundle in b, then the commands.
+        // The same bundle in b (the same config.json, its cgroup included), then the commands.
         b.tool("cloon-spec", &spec_args, "").ok();
+        let copy = b.path("config.json");
+        std::fs::write(&copy, &config).expect("config copy");
+        b.sh(&format!(
+            "cat {} > /run/cloon/{name}/bundle/config.json",
+            copy.display()
+        ))
+        .ok();
         run_script(&b, &up_script);
         assert_eq!(container_view(&b, runtime, root, &name), view);
         assert_eq!(run_script(&b, &exec_script), format!("{name}\n"));
@@ -762,6 +772,9 @@ fn a_dry_run_pipeline_prints_a_script_that_runs_the_container() {
     );
     sb.sh(&format!(
         "set -e; crun --root /run/crun delete -f {name}; umount {o}/rootfs; umount {lower}; \
+         parent=$(sed -n 's|.*\"cgroupsPath\": \"\\(/cloon/[^/]*\\)/.*|\\1|p' \
+         /run/cloon/{name}/bundle/config.json); test -n \"$parent\"; \
+         for d in /sys/fs/cgroup/*$parent; do rmdir $d; done; \
          rm -rf /run/cloon/{name} /run/cloon/.lowers"
     ))
     .ok();

@@ -7,12 +7,13 @@ use cloon_tests::{bin_dir, tool_path};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const TOOLS: [&str; 5] = [
+const TOOLS: [&str; 6] = [
     "cloon-img",
     "cloon-overlay",
     "cloon-netns",
     "cloon-spec",
     "cloon-run",
+    "cloon-lab",
 ];
 
 fn repo() -> PathBuf {
@@ -79,7 +80,7 @@ fn install_puts_tools_pages_and_completions_under_the_prefix() {
         "cloon-netns-link.1",
         "cloon-spec.1",
         "cloon-run-exec.1",
-        "cloon-run-doctor.1",
+        "cloon-lab-doctor.1",
     ] {
         assert!(
             pages.iter().any(|p| p == expected),

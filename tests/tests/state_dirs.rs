@@ -159,9 +159,18 @@ fn a_pipeline_killed_at_any_moment_in_one_state_directory_leaves_the_others_whol
     let victim = unique("K");
     let mut rng = Seeded(0x5eed_d1e5);
     let mut interrupted = 0;
+    // How long the pipeline takes here, run once to its end: the kills are picked within it, so
+    // that most of them interrupt it, on a fast machine as on a loaded one.
+    let start = std::time::Instant::now();
+    sb.sh(&in_dir(&sb, &pipeline(OUTER, &victim, 9, "k.json")))
+        .ok();
+    let span_us = u64::try_from(start.elapsed().as_micros())
+        .unwrap_or(u64::MAX)
+        .max(1);
+    sb.sh(&in_dir(&sb, &teardown(OUTER, "k.json"))).ok();
     for trial in 0..12 {
         // The whole pipeline in the outer directory, killed after a seeded delay within it.
-        let delay = Duration::from_micros(rng.next() % 400_000);
+        let delay = Duration::from_micros(rng.next() % span_us);
         let script = in_dir(&sb, &pipeline(OUTER, &victim, 9, "k.json"));
         // In a session of its own, whose id it writes down: the whole pipeline is then killed
         // at once, as a Ctrl-C or a kill of the shell's process group would.
