@@ -14,12 +14,14 @@
 //! (`/run/cloon/labs/LAB`), so two labs never share a name, a record or an interface group, and the
 //! `down` of one never touches the other.
 
+pub mod capture;
 pub mod cli;
 pub mod command;
 pub mod doctor;
 pub mod down;
 pub mod graph;
 pub mod image;
+pub mod impair;
 pub mod inspect;
 pub mod jobs;
 pub mod makefile;

@@ -16,20 +16,10 @@
 //! cloon-lab-impair capture END [-w FILE.pcap] [-c COUNT]
 //! ```
 
-// The engine's modules are compiled into this binary from their place in the library's tree, so
-// that the binary builds whether or not the library exports them yet; once `lib.rs` has
-// `pub mod impair; pub mod capture;`, these two declarations can become
-// `use cloon_lab::{capture, impair};`. What the binary does not call is the library's API.
-#[allow(dead_code, unused_imports)]
-#[path = "../capture.rs"]
-mod capture;
-#[allow(dead_code, unused_imports)]
-#[path = "../impair/mod.rs"]
-mod impair;
-
 use anyhow::{anyhow, Context, Result};
-use capture::CaptureOptions;
 use clap::{Args, Parser, Subcommand};
+use cloon_lab::capture::CaptureOptions;
+use cloon_lab::{capture, impair};
 use impair::{End, Engine, NetemChange};
 use std::path::PathBuf;
 
