@@ -10,11 +10,12 @@
 //! A stage's source then holds its step of the article and nothing else:
 //!
 //! ```text
-//! cloon-overlay/src/
-//!   main.rs      fn main() -> ExitCode { cloon_core::stage::main::<cloon_overlay::Overlay>() }
-//!   stage.rs     impl Stage for Overlay: its texts, and UP, DOWN, CHECK, JUDGE (its step's functions)
-//!   up.rs down.rs check.rs gc.rs    the step, its undoing, its check, its leftovers
-//!   loopdev.rs lower.rs mount.rs    the kernel objects it makes
+//! cloon-spec/src/
+//!   main.rs      fn main() -> ExitCode { cloon_core::stage::main::<cloon_spec::stage::Spec>() }
+//!   stage.rs     impl Stage for Spec: its texts, and UP, DOWN, CHECK, JUDGE (its step's functions)
+//!   lib.rs       the step: up, down_locked, check, the record
+//!   gc.rs        how gc judges a record, and what it removes beyond the records
+//!   spec.rs bundle.rs command.rs    what the step makes
 //! ```
 
 use crate::cli::{self, Common, NameArgs};
