@@ -13,13 +13,11 @@ pub mod mount;
 pub mod stage;
 
 use cloon_core::doc::{Image, Overlay};
-use cloon_core::state::{absolute, remove_tree_one_fs};
+use cloon_core::state::absolute;
 use cloon_core::{
-    cli, explain, host, inuse, mounts, Code, Context, Document, Error, Result, StateDir, Undo,
+    cli, explain, host, inuse, mounts, Code, Document, Error, Result, StateDir, Undo,
 };
 use serde::{Deserialize, Serialize};
-use std::fs;
-use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
 /// The stage name in error documents.
@@ -160,25 +158,19 @@ fn mount_image(state: &StateDir, name: &str, image: &Path) -> Result<Overlay> {
     let mut undo = Undo::new();
     explain::claim(state, &mut undo, name, PART, &record)?;
     if explain::step(&["mkdir", "-m", "700", &dir.to_string_lossy()]) {
-        fs::DirBuilder::new()
-            .mode(0o700)
-            .create(&dir)
-            .context(|| format!("cannot create {}", dir.display()))?;
+        state.create_dir(&dir, 0o700)?;
     }
     {
-        let dir = dir.clone();
+        let (dir, state) = (dir.clone(), state.clone());
         undo.push(move || {
-            let _ = remove_dir(&dir);
+            let _ = remove_dir(&state, &dir);
         });
     }
     let mut words = vec!["mkdir", "-m", "755"];
     words.extend([&o.upper, &o.work, &o.rootfs].map(String::as_str));
     if explain::step(&words) {
         for d in [upper, work, rootfs] {
-            fs::DirBuilder::new()
-                .mode(0o755)
-                .create(d)
-                .context(|| format!("cannot create {}", d.display()))?;
+            state.create_dir(d, 0o755)?;
         }
     }
     // The lower is joined (or made) and the overlay mounted under the lower's lock.
@@ -197,10 +189,11 @@ fn mount_image(state: &StateDir, name: &str, image: &Path) -> Result<Overlay> {
     Ok(record.overlay)
 }
 
-/// `rm -rf --one-file-system DIR`, if DIR exists: never across a mount point.
-fn remove_dir(dir: &Path) -> Result<()> {
+/// `rm -rf --one-file-system DIR`, if DIR exists: never across a mount point, never through a
+/// link (the state layer's removal).
+fn remove_dir(state: &StateDir, dir: &Path) -> Result<()> {
     if dir.exists() && explain::step(&["rm", "-rf", "--one-file-system", &dir.to_string_lossy()]) {
-        remove_tree_one_fs(dir)?;
+        state.remove_tree(dir)?;
     }
     Ok(())
 }
@@ -236,7 +229,7 @@ pub fn down_locked(state: &StateDir, name: &str) -> Result<()> {
         ))
     })?;
     lower::leave(state, &place, rootfs, record.image_id(), &o.loop_dev)?;
-    remove_dir(&state.dir(name)?.join(PART))?;
+    remove_dir(state, &state.dir(name)?.join(PART))?;
     explain::release(state, name, PART)
 }
 

@@ -19,11 +19,9 @@
 use crate::{loopdev, mount};
 use cloon_core::mounts::{self, Mount};
 use cloon_core::shared::Shared;
-use cloon_core::state::remove_tree_one_fs;
-use cloon_core::{explain, Code, Context, Error, Result, StateDir, Undo};
+use cloon_core::{explain, Code, Error, Result, StateDir, Undo};
 use serde::{Deserialize, Serialize};
 use std::fs;
-use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
 /// The kind of the shared records of lowers: `<state>/.lowers/`.
@@ -190,24 +188,16 @@ pub fn join(state: &StateDir, place: &Place, image: &Path, id: (u64, u64)) -> Re
         &shared_dir.to_string_lossy(),
         &place.dir.to_string_lossy(),
     ]) {
-        fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&place.dir)
-            .context(|| format!("cannot create {}", place.dir.display()))?;
+        state.create_dir(&place.dir, 0o700)?;
     }
     {
-        let dir = place.dir.clone();
+        let (dir, state) = (place.dir.clone(), state.clone());
         undo.push(move || {
-            let _ = remove_tree_one_fs(&dir);
+            let _ = state.remove_tree(&dir);
         });
     }
     if explain::step(&["mkdir", "-p", "-m", "755", &place.lower.to_string_lossy()]) {
-        fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o755)
-            .create(&place.lower)
-            .context(|| format!("cannot create {}", place.lower.display()))?;
+        state.create_dir(&place.lower, 0o755)?;
     }
     let img = explain::quote(&image.to_string_lossy());
     explain::shell(&format!("loop=$(losetup --read-only --find --show {img})"));
@@ -382,7 +372,7 @@ pub fn leave_locked(
             &place.dir.to_string_lossy(),
         ])
     {
-        remove_tree_one_fs(&place.dir)?;
+        state.remove_tree(&place.dir)?;
     }
     explain::note(&format!("remove the record {}", place.record.display()));
     if let Some(lock) = &mut lock {

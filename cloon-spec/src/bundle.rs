@@ -1,10 +1,8 @@
 //! The OCI bundle on disk: a directory holding `config.json` (the root filesystem stays where it
 //! is; `root.path` is absolute).
 
-use cloon_core::{explain, Context, Error, Result};
+use cloon_core::{explain, Context, Error, Result, StateDir};
 use std::fs;
-use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 /// The configuration file of the bundle `dir`.
@@ -12,26 +10,12 @@ pub fn config_path(dir: &Path) -> PathBuf {
     dir.join("config.json")
 }
 
-/// Writes `config` as `dir/config.json`, creating `dir`; the file appears whole or not at all.
-pub fn write(dir: &Path, config: &str) -> Result<PathBuf> {
-    fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .context(|| format!("cannot create the bundle directory {}", dir.display()))?;
+/// Writes `config` as `dir/config.json` (mode 0600), creating `dir` (mode 0700) under the state
+/// directory, through the state layer (no link followed); the file appears whole or not at all.
+pub fn write(state: &StateDir, dir: &Path, config: &str) -> Result<PathBuf> {
+    state.create_dir(dir, 0o700)?;
     let path = config_path(dir);
-    let tmp = dir.join("config.json.tmp");
-    let mut file = fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)
-        .context(|| format!("cannot create {}", tmp.display()))?;
-    file.write_all(config.as_bytes())
-        .and_then(|()| file.sync_all())
-        .context(|| format!("cannot write {}", tmp.display()))?;
-    fs::rename(&tmp, &path).context(|| format!("cannot write {}", path.display()))?;
+    state.write_file(&path, config.as_bytes())?;
     Ok(path)
 }
 
@@ -72,12 +56,12 @@ pub fn load(config: &Path) -> Result<oci_spec::runtime::Spec> {
 
 /// Removes the bundle directory (`rm -rf --one-file-system`, said with `--explain`); a missing
 /// one is already removed. Never crosses a mount point.
-pub fn remove(dir: &Path) -> Result<()> {
+pub fn remove(state: &StateDir, dir: &Path) -> Result<()> {
     if !dir.exists() || !explain::step(&["rm", "-rf", "--one-file-system", &dir.to_string_lossy()])
     {
         return Ok(());
     }
-    cloon_core::state::remove_tree_one_fs(dir)
+    state.remove_tree(dir)
 }
 
 #[cfg(test)]
@@ -88,9 +72,14 @@ mod tests {
     fn write_load_remove() {
         let dir = std::env::temp_dir().join(format!("cloon-spec-bundle-{}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
+        let state = StateDir::new(Some(&dir)).unwrap();
+        state.ensure_root().unwrap();
         let spec = oci_spec::runtime::Spec::default();
         let text = serde_json::to_string(&spec).unwrap();
-        let path = write(&dir.join("bundle"), &text).unwrap();
+        let path = write(&state, &dir.join("bundle"), &text).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        let mode = fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
         assert_eq!(path, dir.join("bundle/config.json"));
         assert_eq!(load(&path).unwrap(), spec);
         assert!(!dir.join("bundle/config.json.tmp").exists());
@@ -99,8 +88,8 @@ mod tests {
             load(&path).unwrap_err().code,
             cloon_core::Code::InvalidConfig
         );
-        remove(&dir.join("bundle")).unwrap();
-        remove(&dir.join("bundle")).unwrap();
+        remove(&state, &dir.join("bundle")).unwrap();
+        remove(&state, &dir.join("bundle")).unwrap();
         assert!(!dir.join("bundle").exists());
         fs::remove_dir_all(&dir).unwrap();
     }

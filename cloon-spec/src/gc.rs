@@ -47,7 +47,7 @@ pub fn stray_bundle(state: &StateDir, name: &str, report: &mut Report) -> Result
             report.keep("bundle", &shown, why);
         }
         Ok(_) => {
-            let outcome = bundle::remove(&bundle).map(|()| explain::acting());
+            let outcome = bundle::remove(state, &bundle).map(|()| explain::acting());
             report.found(
                 "bundle",
                 &shown,

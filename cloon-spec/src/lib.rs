@@ -228,12 +228,12 @@ pub fn up(state: &StateDir, args: &UpArgs, input: Option<Document>) -> Result<Do
     };
     let mut undo = Undo::new();
     explain::claim(state, &mut undo, &name, RECORD, &record)?;
-    let d = dir.clone();
+    let (d, st) = (dir.clone(), state.clone());
     undo.push(move || {
-        let _ = bundle::remove(&d);
+        let _ = bundle::remove(&st, &d);
     });
     if bundle::explain_write(&dir, &config) {
-        bundle::write(&dir, &config)?;
+        bundle::write(state, &dir, &config)?;
     }
 
     doc.set_name(&name)?;
@@ -277,7 +277,7 @@ pub fn down_locked(state: &StateDir, name: &str) -> Result<()> {
             &users,
         ));
     }
-    bundle::remove(&dir)?;
+    bundle::remove(state, &dir)?;
     explain::release(state, name, RECORD)
 }
 
