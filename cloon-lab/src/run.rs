@@ -107,18 +107,9 @@ impl Pipeline {
     }
 }
 
-/// `word` quoted for a POSIX shell when it needs it.
-pub fn quote(word: &str) -> String {
-    let safe = !word.is_empty()
-        && word
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "_-./:=,@%+".contains(c));
-    if safe {
-        word.to_string()
-    } else {
-        format!("'{}'", word.replace('\'', r"'\''"))
-    }
-}
+/// `word` quoted for a POSIX shell when it needs it (the tools' own quoting, so that what
+/// cloon-lab says and what `--explain` says agree).
+pub use cloon_core::explain::quote;
 
 /// Where the tools are.
 #[derive(Debug, Clone)]
