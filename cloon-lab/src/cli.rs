@@ -1,6 +1,7 @@
 //! The command line: `cloon-lab VERB FILE`, containerlab's verbs where they exist.
 
 use crate::image::DEFAULT_CACHE_DIR;
+use crate::impair::Engine;
 use crate::naming::DEFAULT_LABS_DIR;
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
@@ -12,7 +13,9 @@ env, binds, hostname, sysctls, cap-add, inherited node > group > kind > defaults
 (topology.groups, topology.kinds, topology.defaults); topology.links in the brief form
 (endpoints: [\"a:eth1\", \"b:eth1\"], with ipv4:/ipv6: lists in endpoint order) or the extended
 one (type: veth, endpoints with node, interface, mac, ipv4, ipv6), mtu, and cloon's netem:
-{delay, jitter, loss, rate, corrupt, duplicate}. Any other field is an error naming it and its
+{delay, jitter, loss, rate, corrupt, duplicate}; with the relay engine (the kernel lacks netem),
+a point-to-point link with netem: is built as two veths from the host joined by a relay process
+(netem: {} builds it so without impairing it, for `cloon-lab netem` later). Any other field is an error naming it and its
 line; nothing is made for a file with a mistake.
 
 image: an image file made by cloon-img, or a source cloon-img builds it from once, cached in
@@ -34,6 +37,10 @@ Examples:
   cloon-lab graph labs/lan.clab.yml | dot -Tsvg > lan.svg
   cloon-lab makefile labs/lan.clab.yml > Makefile && make -j up   # the same lab, the tools alone
   cloon-lab script labs/lan.clab.yml > lan.sh && sh lan.sh up && sh lan.sh down
+  cloon-lab netem wan.clab.yml r1:eth1 --delay 10ms --loss 1%   # change a link's impairment
+  cloon-lab netem show wan.clab.yml        # asked, applied, engine, relay alive or dead
+  cloon-lab netem reset wan.clab.yml r1:eth1                    # a plain wire again
+  cloon-lab capture wan.clab.yml r1:eth1 -c 10 -w r1.pcap       # pcap, inside r1's namespace
   cloon-lab down labs/lan.clab.yml              # everything gone, also when half up
   cloon-lab down --name lan2                    # by name, from its records, without the file";
 
@@ -57,6 +64,33 @@ pub struct Place {
     /// Where images built from a source are cached, by content
     #[arg(long, value_name = "DIR", env = "CLOON_LAB_CACHE", default_value = DEFAULT_CACHE_DIR)]
     pub cache_dir: PathBuf,
+    /// The impairment engine of links with netem: (auto: the kernel's netem where the kernel has
+    /// it, else the relay) [default: the one the lab's up chose, else auto]
+    #[arg(long, value_name = "auto|kernel|relay")]
+    pub engine: Option<Engine>,
+}
+
+/// The impairment flags of `cloon-lab netem`.
+#[derive(Debug, Clone, Args)]
+pub struct NetemFlags {
+    /// Delay added in each direction (10ms, 1.5ms, 200us)
+    #[arg(long, value_name = "D")]
+    pub delay: Option<String>,
+    /// Variation of the delay, ± (needs a delay)
+    #[arg(long, value_name = "D")]
+    pub jitter: Option<String>,
+    /// Frames dropped (1%, 0.5%)
+    #[arg(long, value_name = "P%")]
+    pub loss: Option<String>,
+    /// Wire speed (10mbit, 512kbit; bps = bytes per second, as in tc; 0 for none)
+    #[arg(long, value_name = "R")]
+    pub rate: Option<String>,
+    /// Frames with a bit flipped (0.1%)
+    #[arg(long, value_name = "P%")]
+    pub corrupt: Option<String>,
+    /// Frames sent twice (1%)
+    #[arg(long, value_name = "P%")]
+    pub duplicate: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -77,6 +111,10 @@ pub enum Verb {
         /// Say nothing but errors
         #[arg(long, short)]
         quiet: bool,
+        /// Say which impairment engine the links with netem: get and the equivalent commands,
+        /// and do nothing
+        #[arg(long)]
+        explain: bool,
     },
     /// Bring the lab down: everything it made, whatever state it is in
     #[command(visible_alias = "destroy")]
@@ -126,6 +164,40 @@ pub enum Verb {
         /// The OCI runtime to check: crun, runc or a path [default: crun]
         #[arg(long, value_name = "crun|runc|PATH")]
         runtime: Option<String>,
+    },
+    /// Change a link's impairment at run time: `netem FILE NODE:IFACE --delay 10ms`;
+    /// `netem show FILE [NODE:IFACE]`; `netem reset FILE NODE:IFACE` (no impairment)
+    #[command(
+        override_usage = "cloon-lab netem FILE NODE:IFACE [--delay D] [--jitter D] [--loss P%] [--rate R] [--corrupt P%] [--duplicate P%] [--engine E] [--explain]\n       cloon-lab netem show FILE [NODE:IFACE]\n       cloon-lab netem reset FILE NODE:IFACE"
+    )]
+    Netem {
+        /// FILE NODE:IFACE, or show FILE [NODE:IFACE], or reset FILE NODE:IFACE
+        #[arg(required = true, num_args = 1..=3, value_name = "ARGS")]
+        args: Vec<String>,
+        #[command(flatten)]
+        netem: NetemFlags,
+        #[command(flatten)]
+        place: Place,
+        /// Say which engine and the equivalent commands, and do nothing
+        #[arg(long)]
+        explain: bool,
+        /// show: a JSON array instead of the table
+        #[arg(long)]
+        json: bool,
+    },
+    /// Capture a node's interface as pcap (to standard output, or -w FILE), in its namespace
+    Capture {
+        file: PathBuf,
+        /// NODE:IFACE
+        endpoint: String,
+        /// Write the pcap to FILE instead of standard output
+        #[arg(short = 'w', value_name = "FILE.pcap")]
+        write: Option<PathBuf>,
+        /// Stop after N frames
+        #[arg(short = 'c', value_name = "N")]
+        count: Option<u64>,
+        #[command(flatten)]
+        place: Place,
     },
     /// Print a Makefile that does the same lab with the five tools alone (`make -j up`, `make down`)
     Makefile {

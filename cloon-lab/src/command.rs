@@ -34,8 +34,10 @@ impl std::error::Error for BadTopology {}
 pub fn load(file: &Path, place: &Place) -> anyhow::Result<Plan> {
     let lab =
         Lab::load(file, place.name.as_deref()).map_err(|e| anyhow::Error::new(BadTopology(e)))?;
-    Plan::new(lab, &place.labs_dir, &place.cache_dir)
-        .map_err(|e| anyhow::Error::new(BadTopology(e)))
+    let mut plan = Plan::new(lab, &place.labs_dir, &place.cache_dir)
+        .map_err(|e| anyhow::Error::new(BadTopology(e)))?;
+    plan.engine = crate::netem::resolve_engine(&plan, place.engine).0;
+    Ok(plan)
 }
 
 /// Writes `text` on standard output; a reader that went away (`cloon-lab inspect | head`) ends
@@ -66,8 +68,13 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             jobs,
             no_rollback,
             quiet,
+            explain,
         } => {
             let plan = load(&file, &place)?;
+            if explain {
+                out(&crate::netem::explain_up(&plan, place.engine));
+                return Ok(ExitCode::SUCCESS);
+            }
             let opts = up::UpOptions {
                 jobs: jobs.unwrap_or_else(default_jobs).max(1),
                 rollback: !no_rollback,
@@ -154,6 +161,23 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Verb::Doctor { json, runtime } => doctor::run(&tools, json, runtime.as_deref()),
+        Verb::Netem {
+            args,
+            netem,
+            place,
+            explain,
+            json,
+        } => crate::netem::verb(&tools, &args, &netem, &place, explain, json),
+        Verb::Capture {
+            file,
+            endpoint,
+            write,
+            count,
+            place,
+        } => {
+            let plan = load(&file, &place)?;
+            crate::netem::capture(&plan, &endpoint, write.as_deref(), count)
+        }
         Verb::Makefile { file, place } => {
             let plan = load(&file, &place)?;
             out(&makefile::makefile(&plan)?);
@@ -161,7 +185,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Verb::Script { file, place } => {
             let plan = load(&file, &place)?;
-            out(&makefile::script(&plan));
+            out(&makefile::script(&plan)?);
             Ok(ExitCode::SUCCESS)
         }
     }

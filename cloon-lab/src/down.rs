@@ -67,10 +67,9 @@ pub fn down(
     }
     let links: Vec<String> = links.into_iter().collect();
     let containers: Vec<String> = containers.into_iter().collect();
-    // TODO(impair): remove whatever the impairment engine set up outside the links' own interfaces
-    // (netem qdiscs go with the interfaces they are on; an IFB or a helper process would not),
-    // e.g. `crate::impair::remove(names)`, before the links go.
-    let mut errors = Vec::new();
+    // The impairments first (their relays hold packet sockets on the links' host ends): each
+    // from its record in `.lab/impair`, then any relay of this lab whose record was lost.
+    let mut errors = crate::up::remove_impairments(names);
     for (l, r) in links.iter().zip(parallel(jobs, &links, |l| {
         tools.run_ok(&plan::link_down(state_dir, l))
     })) {
@@ -88,6 +87,10 @@ pub fn down(
         if let Err(e) = r {
             errors.push(format!("{c}: {e:#}"));
         }
+    }
+    // A relay whose record went with a failed removal ends with its interfaces; stop any left.
+    if let Err(e) = crate::impair::stop_orphans(state_dir) {
+        errors.push(format!("netem relays left: {e:#}"));
     }
     let mut left = state::leftovers(names);
     if !left.is_empty() {

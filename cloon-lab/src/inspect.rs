@@ -82,6 +82,10 @@ pub struct LinkView {
     pub mtu: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub netem: Option<Netem>,
+    /// The impairment applied, as the engine records and finds it (a dead relay has `ok`
+    /// false), for a link with `netem:` or one impaired at run time.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub applied: Option<crate::impair::Status>,
     /// The line of the link in the topology file.
     pub line: u64,
 }
@@ -134,13 +138,29 @@ pub fn gather(plan: &Plan, tools: &Tools) -> anyhow::Result<View> {
     } else {
         vec![false; p2p.len()]
     };
-    // TODO(impair): ask the impairment engine what it applied on each link (the qdiscs it finds
-    // on the link's interfaces) and show that beside `netem`, the topology's wish, e.g.
-    // `crate::impair::status(plan, l)` into a new `LinkView::applied` field.
     let mut links = Vec::new();
     for l in &plan.lab.links {
         let p2p_index = p2p.iter().position(|x| std::ptr::eq(*x, l));
+        let applied = crate::impair::status(&names.impair_dir(&names.link(l)))
+            .ok()
+            .flatten();
         let (name, kind, state) = match p2p_index {
+            None if plan.is_relayed(l) => {
+                // Two veths from the host, joined by the relay: up when both host ends are
+                // there and the relay runs.
+                let hosts = l
+                    .ends
+                    .iter()
+                    .all(|e| host_has(&names.host_end(&e.node, &e.interface)));
+                let relay = applied.as_ref().map(|a| a.ok);
+                let state = match (hosts, relay) {
+                    (true, Some(true)) => "up",
+                    (true, Some(false)) => "broken (relay dead)",
+                    (true, None) => "broken (no relay)",
+                    (false, _) => "absent",
+                };
+                (names.link(l), "relay", state.to_string())
+            }
             Some(i) => {
                 let name = names.link(l);
                 let recorded = names.state_dir().join(&name).exists();
@@ -170,6 +190,7 @@ pub fn gather(plan: &Plan, tools: &Tools) -> anyhow::Result<View> {
             state,
             mtu: l.mtu,
             netem: l.netem.clone(),
+            applied,
             line: l.line,
         });
     }
@@ -191,8 +212,11 @@ pub fn gather(plan: &Plan, tools: &Tools) -> anyhow::Result<View> {
                     netem: l.netem.clone(),
                 };
                 let other_kind = plan.lab.node(&other.node).map(|x| x.kind);
+                let relayed = plan.is_relayed(l);
                 match (n.kind, other_kind) {
-                    (Kind::Linux, Some(Kind::Bridge)) => {
+                    (Kind::Linux, Some(Kind::Bridge)) | (Kind::Linux, _)
+                        if relayed || other_kind == Some(Kind::Bridge) =>
+                    {
                         iv.host_end = Some(names.host_end(&e.node, &e.interface));
                         recorded_end(&mut iv, read_doc(&names.node_doc(&n.name)).as_ref(), |v| {
                             v.pointer("/netns/links")
@@ -419,6 +443,20 @@ pub fn table(v: &View) -> String {
         }
         if let Some(n) = &l.netem {
             let _ = write!(extra, " netem {}", n.summary());
+        }
+        if let Some(a) = &l.applied {
+            let _ = write!(
+                extra,
+                " applied {} ({} engine{})",
+                a.netem,
+                a.engine,
+                match (&a.relay, a.ok) {
+                    (Some(p), true) => format!(", relay pid {}", p.pid),
+                    (Some(p), false) => format!(", relay pid {} dead", p.pid),
+                    (None, true) => String::new(),
+                    (None, false) => ", not in force".into(),
+                }
+            );
         }
         let _ = writeln!(
             out,

@@ -26,6 +26,7 @@ pub mod inspect;
 pub mod jobs;
 pub mod makefile;
 pub mod naming;
+pub mod netem;
 pub mod plan;
 pub mod run;
 pub mod state;

@@ -140,11 +140,23 @@ pub fn makefile(plan: &Plan) -> anyhow::Result<String> {
         .filter(|c| !c.exec.is_empty())
         .map(|c| format!("$(LAB)/exec-{}.done", c.name))
         .collect();
+    let netem_links: Vec<_> = plan.netem_links().collect();
+    let impair_docs: Vec<String> = netem_links
+        .iter()
+        .map(|l| format!("$(LAB)/impair-{}.json", n.link(l)))
+        .collect();
     let _ = writeln!(m, "NODES := {}", node_docs.join(" "));
     let _ = writeln!(m, "LINKS := {}", link_docs.join(" "));
+    if !netem_links.is_empty() {
+        let _ = writeln!(m, "IMPAIRS := {}", impair_docs.join(" "));
+    }
     let _ = writeln!(m, "EXECS := {}\n", exec_marks.join(" "));
     m.push_str(".PHONY: up down images down-links\n");
-    m.push_str("up: $(NODES) $(LINKS) $(EXECS)\n\n");
+    if netem_links.is_empty() {
+        m.push_str("up: $(NODES) $(LINKS) $(EXECS)\n\n");
+    } else {
+        m.push_str("up: $(NODES) $(LINKS) $(IMPAIRS) $(EXECS)\n\n");
+    }
 
     m.push_str("# The lab's state directory: each level mode 0700, marked as a cloon state directory.\n$(LAB):\n");
     for line in dirs_script(plan) {
@@ -205,13 +217,40 @@ pub fn makefile(plan: &Plan) -> anyhow::Result<String> {
         let _ = writeln!(m, "{doc}: {}", ends.join(" "));
         let _ = writeln!(m, "\t{}\n", recipe(&plan.link_up(l).shell(false)));
     }
+    for (l, doc) in netem_links.iter().zip(&impair_docs) {
+        let mut deps: Vec<String> = l
+            .ends
+            .iter()
+            .filter(|e| {
+                plan.lab.node(&e.node).map(|x| x.kind) == Some(crate::topology::Kind::Linux)
+            })
+            .map(|e| format!("$(LAB)/node-{}.json", e.node))
+            .collect();
+        if plan.is_p2p(l) && !plan.is_relayed(l) {
+            deps.push(format!("$(LAB)/link-{}.json", n.link(l)));
+        }
+        let _ = writeln!(
+            m,
+            "# netem of link {} ({} engine), once its ends exist.",
+            l.label(),
+            plan.engine
+        );
+        let _ = writeln!(m, "{doc}: {}", deps.join(" "));
+        let up = plan.impair_up(l)?.stdout(PathBuf::from("$@"));
+        let _ = writeln!(m, "\t{}\n", recipe(&up.shell(false)).replace("'$$@'", "$@"));
+    }
     for c in containers.iter().filter(|c| !c.exec.is_empty()) {
         let _ = writeln!(
             m,
             "# exec: of node {}, once every container and link is up.",
             c.name
         );
-        let _ = writeln!(m, "$(LAB)/exec-{}.done: $(NODES) $(LINKS)", c.name);
+        let after = if netem_links.is_empty() {
+            "$(NODES) $(LINKS)"
+        } else {
+            "$(NODES) $(LINKS) $(IMPAIRS)"
+        };
+        let _ = writeln!(m, "$(LAB)/exec-{}.done: {after}", c.name);
         for p in plan.exec(c) {
             let _ = writeln!(m, "\t{}", recipe(&exec_line(&p)));
         }
@@ -220,10 +259,15 @@ pub fn makefile(plan: &Plan) -> anyhow::Result<String> {
 
     m.push_str("# Down: every link, then every container (each tool by name, from its records).\n");
     m.push_str("down-links:\n");
+    for l in &netem_links {
+        for line in impair_down_lines(plan, l) {
+            let _ = writeln!(m, "\t{}", recipe(&line));
+        }
+    }
     for l in &links {
         let _ = writeln!(m, "\t{}", recipe(&plan.link_down(&n.link(l)).shell(false)));
     }
-    if links.is_empty() {
+    if links.is_empty() && netem_links.is_empty() {
         m.push_str("\t@:\n");
     }
     m.push('\n');
@@ -245,6 +289,20 @@ pub fn makefile(plan: &Plan) -> anyhow::Result<String> {
     Ok(m)
 }
 
+/// The lines that remove `link`'s impairment (its relay stopped), its record directory with it.
+fn impair_down_lines(plan: &Plan, link: &crate::topology::Link) -> Vec<String> {
+    let dir = plan.names.impair_dir(&plan.names.link(link));
+    let root = plan.names.impair_root();
+    vec![
+        plan.impair_down(link).shell(false),
+        format!(
+            "rm -f {d}/impair.json {d}/impair-stats.json {d}/impair-relay.log; rmdir {d} {} 2>/dev/null || :",
+            quote(&root.display().to_string()),
+            d = quote(&dir.display().to_string()),
+        ),
+    ]
+}
+
 /// An `exec:` command with its input from `/dev/null` and its output shown.
 fn exec_line(p: &Pipeline) -> String {
     let mut s = p.shell(false);
@@ -255,7 +313,7 @@ fn exec_line(p: &Pipeline) -> String {
 }
 
 /// The shell script: `up` and `down`.
-pub fn script(plan: &Plan) -> String {
+pub fn script(plan: &Plan) -> anyhow::Result<String> {
     let lab = &plan.lab.name;
     let n = &plan.names;
     let lab_dir = quote(&n.lab_dir().display().to_string());
@@ -321,6 +379,22 @@ pub fn script(plan: &Plan) -> String {
             quote(&plan.link_up(l).shell(false))
         );
     }
+    for l in plan.netem_links() {
+        let path = n.lab_dir().join(format!("impair-{}.json", n.link(l)));
+        let doc = quote(&path.display().to_string());
+        let up = plan.impair_up(l)?.stdout(path);
+        let _ = writeln!(
+            s,
+            "  # netem of link {} ({} engine)",
+            l.label(),
+            plan.engine
+        );
+        let _ = writeln!(
+            s,
+            "  [ -f {doc} ] || step {doc} {}",
+            quote(&up.shell(false))
+        );
+    }
     for c in containers.iter().filter(|c| !c.exec.is_empty()) {
         let mark = quote(&n.exec_mark(&c.name).display().to_string());
         let _ = writeln!(s, "  # exec: of node {}", c.name);
@@ -331,6 +405,11 @@ pub fn script(plan: &Plan) -> String {
         let _ = writeln!(s, "    : > {mark}\n  fi");
     }
     s.push_str("}\n\ndown() {\n");
+    for l in plan.netem_links() {
+        for line in impair_down_lines(plan, l) {
+            let _ = writeln!(s, "  {line}");
+        }
+    }
     for l in plan.p2p_links() {
         let _ = writeln!(s, "  {}", plan.link_down(&n.link(l)).shell(false));
     }
@@ -346,7 +425,7 @@ pub fn script(plan: &Plan) -> String {
         "}\n\ncase \"${1:-}\" in\n  up) up ;;\n  down) down ;;\n  *) echo \"usage: $0 up|down\" >&2; exit 2 ;;\nesac\n",
     );
     let _ = lab_dir;
-    s
+    Ok(s)
 }
 
 #[cfg(test)]
@@ -399,7 +478,7 @@ mod tests {
 
     #[test]
     fn the_script_has_up_and_down() {
-        let s = script(&plan());
+        let s = script(&plan()).unwrap();
         assert!(s.starts_with("#!/bin/bash\n"));
         assert!(s.contains("up() {") && s.contains("down() {"));
         assert!(

@@ -126,6 +126,16 @@ impl Names {
         self.lab_dir().join(format!("link-{link_name}.json"))
     }
 
+    /// The impairment engine's records: one directory per impaired link.
+    pub fn impair_root(&self) -> PathBuf {
+        self.lab_dir().join("impair")
+    }
+
+    /// The record directory of the impairment of the link named `link_name`.
+    pub fn impair_dir(&self, link_name: &str) -> PathBuf {
+        self.impair_root().join(link_name)
+    }
+
     /// The mark that `node`'s `exec:` commands have run in its current container.
     pub fn exec_mark(&self, node: &str) -> PathBuf {
         self.lab_dir().join(format!("exec-{node}.done"))

@@ -27,6 +27,7 @@
 //! tool was killed halfway, and a name already gone is done.
 
 use crate::image::{self, Image};
+use crate::impair::{self, End, EngineKind};
 use crate::naming::Names;
 use crate::run::{Cmd, Pipeline};
 use crate::topology::{Kind, Lab, Link, Node};
@@ -40,6 +41,13 @@ pub struct Plan {
     pub names: Names,
     /// The image of each container, by node name.
     pub images: BTreeMap<String, Image>,
+    /// The impairment engine of the links with `netem:`, which decides their shape: with the
+    /// relay, a point-to-point link with `netem:` is two veths from the host (one per node, made
+    /// by the node's own cloon-netns, host ends `names.host_end`), joined by nothing but the
+    /// relay; with the kernel's netem, it is one veth pair as any other link. [`Plan::new`]
+    /// assumes the relay; the command line resolves `--engine` with [`impair::choose`] (only for
+    /// a lab that has `netem:`, see [`Plan::has_netem`]) and sets it.
+    pub engine: EngineKind,
 }
 
 impl Plan {
@@ -64,7 +72,12 @@ impl Plan {
                 images.insert(n.name.clone(), img);
             }
         }
-        Ok(Plan { lab, names, images })
+        Ok(Plan {
+            lab,
+            names,
+            images,
+            engine: EngineKind::Relay,
+        })
     }
 
     fn state(&self) -> String {
@@ -84,23 +97,27 @@ impl Plan {
         out
     }
 
-    /// The `--veth` options of `node`: one per link to a bridge.
+    /// The `--veth` options of `node`: one per link to a bridge, and one per relayed link (its
+    /// host end alone on the host, for the relay).
     fn veths(&self, node: &Node) -> Vec<String> {
         let mut out = Vec::new();
         for l in &self.lab.links {
+            let relayed = self.is_relayed(l);
             for (i, e) in l.ends.iter().enumerate() {
                 let other = &l.ends[1 - i];
                 let other_is_bridge =
                     self.lab.node(&other.node).map(|n| n.kind) == Some(Kind::Bridge);
-                if e.node != node.name || !other_is_bridge {
+                if e.node != node.name || !(other_is_bridge || relayed) {
                     continue;
                 }
                 let mut v = format!(
-                    "{}:{},bridge={}",
+                    "{}:{}",
                     self.names.host_end(&e.node, &e.interface),
-                    e.interface,
-                    self.names.bridge(&other.node)
+                    e.interface
                 );
+                if other_is_bridge {
+                    v.push_str(&format!(",bridge={}", self.names.bridge(&other.node)));
+                }
                 for a in &e.addrs {
                     v.push_str(&format!(",addr={a}"));
                 }
@@ -194,9 +211,116 @@ impl Plan {
             .all(|e| self.lab.node(&e.node).map(|n| n.kind) == Some(Kind::Linux))
     }
 
-    /// The point-to-point links.
+    /// The point-to-point links made by `cloon-netns link` (one veth pair): all but the relayed.
     pub fn p2p_links(&self) -> impl Iterator<Item = &Link> {
-        self.lab.links.iter().filter(|l| self.is_p2p(l))
+        self.lab
+            .links
+            .iter()
+            .filter(|l| self.is_p2p(l) && !self.is_relayed(l))
+    }
+
+    /// Whether the lab has a link with `netem:` (and so an engine to choose).
+    pub fn has_netem(&self) -> bool {
+        self.lab.links.iter().any(|l| l.netem.is_some())
+    }
+
+    /// Whether `link` is a point-to-point link with `netem:` under the relay engine: two veths
+    /// from the host, made by the nodes' pipelines, joined by the relay.
+    pub fn is_relayed(&self, link: &Link) -> bool {
+        self.engine == EngineKind::Relay && link.netem.is_some() && self.is_p2p(link)
+    }
+
+    /// The links with `netem:`.
+    pub fn netem_links(&self) -> impl Iterator<Item = &Link> {
+        self.lab.links.iter().filter(|l| l.netem.is_some())
+    }
+
+    /// The path of `node`'s namespace (`/run/netns/NAME`).
+    pub fn netns_path(&self, node: &str) -> std::path::PathBuf {
+        Path::new("/run/netns").join(self.names.netns(node))
+    }
+
+    /// The two interfaces the impairment engine acts on for `link`: the two host ends of a
+    /// relayed link; the two container ends of a point-to-point link (kernel); the container's
+    /// interface and its host end for a bridge port (kernel). An error for a bridge port under
+    /// the relay, which cannot stand between a bridge and its port.
+    pub fn impair_ends(&self, link: &Link) -> anyhow::Result<[End; 2]> {
+        let [a, b] = &link.ends;
+        if self.is_relayed(link) {
+            return Ok([
+                End::here(&self.names.host_end(&a.node, &a.interface)),
+                End::here(&self.names.host_end(&b.node, &b.interface)),
+            ]);
+        }
+        if self.is_p2p(link) {
+            return Ok([
+                End::in_netns(self.netns_path(&a.node), &a.interface),
+                End::in_netns(self.netns_path(&b.node), &b.interface),
+            ]);
+        }
+        let c = link
+            .ends
+            .iter()
+            .find(|e| self.lab.node(&e.node).map(|n| n.kind) == Some(Kind::Linux))
+            .ok_or_else(|| anyhow::anyhow!("link {}: no container end", link.label()))?;
+        if self.engine == EngineKind::Relay {
+            anyhow::bail!(
+                "link {}: netem on a bridge port needs the kernel engine (netem qdisc); the relay \
+                 joins two interfaces that nothing else joins, not a bridge and its port",
+                link.label()
+            );
+        }
+        Ok([
+            End::in_netns(self.netns_path(&c.node), &c.interface),
+            End::here(&self.names.host_end(&c.node, &c.interface)),
+        ])
+    }
+
+    /// The impairment of `link` in the engine's terms (`netem: {}`: none, a plain wire).
+    pub fn impair_netem(&self, link: &Link) -> anyhow::Result<impair::Netem> {
+        let n = link.netem.clone().unwrap_or_default();
+        impair::Netem::from_parts(n.delay, n.jitter, n.loss, n.rate, n.corrupt, n.duplicate)
+            .map_err(|e| anyhow::anyhow!("link {}: netem: {e}", link.label()))
+    }
+
+    /// The command that impairs `link` (for the Makefile and the script: `cloon-lab up` calls
+    /// [`impair::apply`] itself): `cloon-lab-impair apply --record-dir DIR ...`.
+    pub fn impair_up(&self, link: &Link) -> anyhow::Result<Pipeline> {
+        let ends = self.impair_ends(link)?;
+        let n = self.impair_netem(link)?;
+        let dir = self.names.impair_dir(&self.names.link(link));
+        let mut c = Cmd::new(impair::RELAY_PROGRAM).args([
+            "apply".to_string(),
+            "--record-dir".to_string(),
+            dir.display().to_string(),
+            "--engine".to_string(),
+            self.engine.to_string(),
+        ]);
+        if !n.delay.is_zero() {
+            c = c.args(["--delay".to_string(), n.delay.to_string()]);
+        }
+        if !n.jitter.is_zero() {
+            c = c.args(["--jitter".to_string(), n.jitter.to_string()]);
+        }
+        if !n.loss.is_zero() {
+            c = c.args(["--loss".to_string(), n.loss.to_string()]);
+        }
+        if let Some(r) = n.rate {
+            c = c.args(["--rate".to_string(), r.to_string()]);
+        }
+        if !n.corrupt.is_zero() {
+            c = c.args(["--corrupt".to_string(), n.corrupt.to_string()]);
+        }
+        if !n.duplicate.is_zero() {
+            c = c.args(["--duplicate".to_string(), n.duplicate.to_string()]);
+        }
+        c = c.args(ends.iter().map(|e| e.to_string()));
+        Ok(Pipeline::new(vec![c]))
+    }
+
+    /// The command that removes `link`'s impairment, from its record.
+    pub fn impair_down(&self, link: &Link) -> Pipeline {
+        impair_down(&self.names.impair_dir(&self.names.link(link)))
     }
 
     /// The command that makes a point-to-point link, its document to `S/.lab/link-NAME.json`.
@@ -273,6 +397,15 @@ pub fn link_down(state: &Path, name: &str) -> Pipeline {
     ])])
 }
 
+/// The command that removes the impairment recorded in `dir` (idempotent).
+pub fn impair_down(dir: &Path) -> Pipeline {
+    Pipeline::new(vec![Cmd::new(impair::RELAY_PROGRAM).args([
+        "remove".to_string(),
+        "--record-dir".to_string(),
+        dir.display().to_string(),
+    ])])
+}
+
 /// Each tool's `gc` of the state directory `state`: what killed tools left, found by records.
 pub fn gc(state: &Path) -> Vec<Pipeline> {
     let state = state.display().to_string();
@@ -336,5 +469,36 @@ mod tests {
         );
         assert_eq!(downs.len(), 4);
         assert!(downs[3].starts_with("cloon-overlay down"));
+    }
+
+    #[test]
+    fn a_netem_link_under_the_relay_is_two_host_veths() {
+        let lab = Lab::parse(
+            "name: nl\ntopology:\n  defaults: {kind: linux, image: busybox}\n  nodes:\n    a:\n    b:\n  links:\n    - endpoints: [\"a:eth1\", \"b:eth1\"]\n      ipv4: [\"10.9.0.1/30\", \"10.9.0.2/30\"]\n      netem: {delay: 50ms}\n",
+            Path::new("/t.yml"),
+            None,
+        )
+        .unwrap();
+        let mut p = Plan::new(lab, Path::new("/run/cloon/labs"), Path::new("/cache")).unwrap();
+        let l = &p.lab.links[0].clone();
+        assert!(p.is_relayed(l));
+        assert_eq!(p.p2p_links().count(), 0, "no cloon-netns link");
+        let a = p.names.host_end("a", "eth1");
+        let b = p.names.host_end("b", "eth1");
+        let up = p.node_up(p.lab.node("a").unwrap()).shell(false);
+        assert!(
+            up.contains(&format!("--veth {a}:eth1,addr=10.9.0.1/30 |")),
+            "{up}"
+        );
+        assert_eq!(
+            p.impair_up(l).unwrap().shell(false),
+            format!("cloon-lab-impair apply --record-dir /run/cloon/labs/nl/.lab/impair/nl.a.eth1.b.eth1 --engine relay --delay 50ms {a} {b} </dev/null >/dev/null")
+        );
+        // The kernel's netem: one veth pair, the qdisc on both container ends.
+        p.engine = EngineKind::Kernel;
+        assert!(!p.is_relayed(l));
+        assert_eq!(p.p2p_links().count(), 1);
+        let ends = p.impair_ends(l).unwrap();
+        assert_eq!(ends[0].to_string(), "/run/netns/nl-a:eth1");
     }
 }

@@ -21,6 +21,7 @@
 //! `--no-rollback` it leaves it, for `inspect`, and says that `down` removes it.
 
 use crate::image;
+use crate::impair;
 use crate::jobs::parallel;
 use crate::plan::Plan;
 use crate::run::{Cmd, Pipeline, Tools};
@@ -50,6 +51,8 @@ pub struct Report {
     pub nodes_made: Vec<String>,
     pub nodes_remade: Vec<String>,
     pub links_made: Vec<String>,
+    /// The links whose impairment this run applied (their relay started).
+    pub links_impaired: Vec<String>,
     pub execs_run: Vec<String>,
 }
 
@@ -58,6 +61,7 @@ impl Report {
         self.images_built.is_empty()
             && self.nodes_made.is_empty()
             && self.links_made.is_empty()
+            && self.links_impaired.is_empty()
             && self.execs_run.is_empty()
     }
 }
@@ -117,6 +121,9 @@ pub fn up(plan: &Plan, tools: &Tools, opts: &UpOptions) -> anyhow::Result<Report
     let lock =
         state::lock(&plan.names, true)?.ok_or_else(|| anyhow::anyhow!("no lab directory"))?;
     let mut report = Report::default();
+    if plan.has_netem() {
+        crate::netem::record_engine(plan)?;
+    }
 
     for entry in plan.builds() {
         if entry.is_built() {
@@ -279,9 +286,54 @@ pub fn up(plan: &Plan, tools: &Tools, opts: &UpOptions) -> anyhow::Result<Report
         ));
     }
 
-    // TODO(impair): apply each link's `netem:` here, once its two ends exist (the links just made,
-    // and the bridge ports of the containers just made), before `exec:` runs, e.g.
-    // `crate::impair::apply(plan, &link, &ends)`; see the report for the interface names.
+    // The impairments: each link with `netem:`, once its two ends exist, before `exec:` runs.
+    // One whose record holds (its relay runs, or its qdiscs are there) and whose ends were not
+    // made again is left alone.
+    let netem_links: Vec<_> = plan.netem_links().collect();
+    let impair_work = parallel(opts.jobs, &netem_links, |l| {
+        let name = plan.names.link(l);
+        let dir = plan.names.impair_dir(&name);
+        let fresh_ends =
+            l.ends.iter().any(|e| remade.contains(e.node.as_str())) || made_links.contains(&name);
+        if !fresh_ends && crate::impair::status(&dir).is_ok_and(|s| s.is_some_and(|s| s.ok)) {
+            return Ok(None);
+        }
+        impair_link(plan, tools, l).map(Some)
+    });
+    for (l, r) in netem_links.iter().zip(impair_work) {
+        match r {
+            Ok(Some(applied)) => {
+                say(
+                    q,
+                    format!(
+                        "{lab}: link {}: netem {} ({} engine{})",
+                        l.label(),
+                        applied.netem,
+                        applied.engine,
+                        applied
+                            .relay
+                            .as_ref()
+                            .map(|p| format!(", relay pid {}", p.pid))
+                            .unwrap_or_default()
+                    ),
+                );
+                report.links_impaired.push(plan.names.link(l));
+            }
+            Ok(None) => {}
+            Err(e) => failures.push(format!("link {} netem: {e:#}", l.label())),
+        }
+    }
+    if !failures.is_empty() {
+        return Err(fail(
+            plan,
+            tools,
+            opts,
+            &lock,
+            &failures,
+            &made_nodes,
+            &made_links,
+        ));
+    }
 
     // exec:, for every container whose mark is missing (those just made, and those whose exec
     // failed before).
@@ -359,6 +411,70 @@ pub fn up(plan: &Plan, tools: &Tools, opts: &UpOptions) -> anyhow::Result<Report
     Ok(report)
 }
 
+/// Applies `link`'s `netem:` with the plan's engine, recorded in the lab's state
+/// (`.lab/impair/LINK`). The relay is the `cloon-lab-impair` found next to cloon-lab or on `PATH`.
+pub(crate) fn impair_link(
+    plan: &Plan,
+    tools: &Tools,
+    link: &crate::topology::Link,
+) -> anyhow::Result<impair::Applied> {
+    let ends = plan.impair_ends(link)?;
+    let netem = plan.impair_netem(link)?;
+    let dir = plan.names.impair_dir(&plan.names.link(link));
+    make_impair_dir(&dir)?;
+    let opts = impair::Options {
+        relay_program: tools.find(impair::RELAY_PROGRAM),
+        ..impair::Options::default()
+    };
+    impair::apply_with(&ends, &netem, engine_of(plan.engine), &dir, &opts)
+}
+
+/// The engine to ask for, from the one the plan resolved.
+pub(crate) fn engine_of(kind: impair::EngineKind) -> impair::Engine {
+    match kind {
+        impair::EngineKind::Kernel => impair::Engine::Kernel,
+        impair::EngineKind::Relay => impair::Engine::Relay,
+    }
+}
+
+/// Makes a link's impairment record directory (and `.lab/impair`), mode 0700.
+pub(crate) fn make_impair_dir(dir: &std::path::Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|e| anyhow::anyhow!("cannot make {}: {e}", dir.display()))
+}
+
+/// Removes every impairment the lab's state records (stops its relays), each record directory
+/// with it. Returns what failed.
+pub(crate) fn remove_impairments(names: &crate::naming::Names) -> Vec<String> {
+    let mut errors = Vec::new();
+    let Ok(entries) = std::fs::read_dir(names.impair_root()) else {
+        return errors;
+    };
+    let mut dirs: Vec<std::path::PathBuf> = entries
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .map(|e| e.path())
+        .collect();
+    dirs.sort();
+    for d in dirs {
+        match impair::remove(&d) {
+            Ok(_) => {
+                let _ = std::fs::remove_dir(&d);
+            }
+            Err(e) => errors.push(format!("netem of {}: {e:#}", d.display())),
+        }
+    }
+    if let Err(e) = impair::stop_orphans(names.state_dir()) {
+        errors.push(format!("netem relays left: {e:#}"));
+    }
+    let _ = std::fs::remove_dir(names.impair_root());
+    errors
+}
+
 /// Removes the lab's directory when it holds nothing (an `up` that failed before making
 /// anything).
 fn drop_if_empty(plan: &Plan, lock: &state::LabLock) {
@@ -401,6 +517,7 @@ fn fail(
         return anyhow::anyhow!(msg);
     }
     let mut undo_errors = Vec::new();
+    undo_errors.extend(remove_impairments(&plan.names));
     for l in links {
         if let Err(e) = tools.run_ok(&plan.link_down(l)) {
             undo_errors.push(format!("link {l}: {e:#}"));

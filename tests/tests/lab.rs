@@ -207,7 +207,8 @@ fn a_lab_of_four_nodes_a_bridge_and_links_comes_up_pings_and_goes() {
     let links = j["links"].as_array().expect("links");
     assert_eq!(links.len(), 4);
     assert!(links.iter().all(|l| l["state"] == "up"), "{links:?}");
-    // TODO(impair): once the impairment engine applies netem, check the delay on r1's eth1.
+    // The netem link is relayed (this kernel has no netem): its delay is measured in
+    // netem_link_is_relayed_and_changed_at_run_time.
 
     // graph: DOT that Graphviz reads, with every node and link.
     let dot = lab(&sb, &["graph", &file]).ok();
@@ -672,5 +673,173 @@ fn the_converted_labs_match_their_makefiles_and_come_up() {
     );
     assert_eq!(forwarding.trim(), "1");
     lab(&sb, &["down", "--name", &name, &router]).ok();
+    sb.assert_clean(&[]);
+}
+
+/// The minimum and average round trip of `count` pings from `node` to `addr`, in ms.
+fn rtt(sb: &Sandbox, file: &str, node: &str, addr: &str, count: u32) -> (f64, f64) {
+    let c = count.to_string();
+    let out = exec_ok(
+        sb,
+        file,
+        None,
+        node,
+        &["ping", "-c", &c, "-i", "0.2", "-W", "3", addr],
+    );
+    let stats = out
+        .split("min/avg/max = ")
+        .nth(1)
+        .unwrap_or_else(|| panic!("{node} -> {addr}: {out}"));
+    let v: Vec<f64> = stats
+        .split(['/', ' '])
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    (v[0], v[1])
+}
+
+/// The ICMP frames of a pcap file (classic pcap, Ethernet): magic, link type, then each record's
+/// ethertype 0x0800 and IP protocol 1.
+fn icmp_frames(pcap: &[u8]) -> usize {
+    assert!(pcap.len() >= 24, "pcap too short: {} bytes", pcap.len());
+    let magic = u32::from_le_bytes(pcap[0..4].try_into().expect("4 bytes"));
+    let le = match magic {
+        0xa1b2c3d4 => true,
+        0xd4c3b2a1 => false,
+        m => panic!("not a pcap: magic {m:08x}"),
+    };
+    let u32_at = |o: usize| {
+        let b: [u8; 4] = pcap[o..o + 4].try_into().expect("4 bytes");
+        if le {
+            u32::from_le_bytes(b)
+        } else {
+            u32::from_be_bytes(b)
+        }
+    };
+    assert_eq!(u32_at(20), 1, "link type Ethernet");
+    let (mut off, mut icmp) = (24, 0);
+    while off + 16 <= pcap.len() {
+        let caplen = u32_at(off + 8) as usize;
+        let frame = &pcap[off + 16..(off + 16 + caplen).min(pcap.len())];
+        if frame.len() >= 24 && frame[12..14] == [0x08, 0x00] && frame[23] == 1 {
+            icmp += 1;
+        }
+        off += 16 + caplen;
+    }
+    icmp
+}
+
+/// A link with `netem:` under the relay engine (this kernel has no netem): two veths from the
+/// host joined by a relay; its delay measured; capture; `netem` changes, shows and resets it at
+/// run time; `down` leaves no relay.
+#[test]
+fn netem_link_is_relayed_and_changed_at_run_time() {
+    let Some(sb) = Sandbox::new("lab_netem") else {
+        return;
+    };
+    let name = unique("ln");
+    let file = topology(
+        &sb,
+        "netem.clab.yml",
+        &format!(
+            r#"name: {name}
+topology:
+  defaults: {{kind: linux, image: busybox}}
+  nodes:
+    h1:
+    r1:
+    r2:
+    r3:
+    sw: {{kind: bridge}}
+  links:
+    - endpoints: ["h1:eth0", "sw:p1"]
+      ipv4: ["10.0.1.1/24"]
+    - endpoints: ["r1:eth0", "sw:p2"]
+      ipv4: ["10.0.1.254/24"]
+    - endpoints: ["r1:eth1", "r2:eth1"]
+      ipv4: ["10.9.0.1/30", "10.9.0.2/30"]
+    - endpoints: ["r1:eth2", "r3:eth1"]
+      ipv4: ["10.8.0.1/30", "10.8.0.2/30"]
+      netem: {{delay: 50ms}}
+"#
+        ),
+    );
+    let explain = lab(&sb, &["up", "--explain", &file]).ok();
+    assert!(explain.contains("relay engine"), "{explain}");
+    let up = lab(&sb, &["up", &file]);
+    assert_eq!(up.status, 0, "{}", up.stderr);
+    assert!(
+        up.stderr.contains("netem delay 50ms (relay engine"),
+        "{}",
+        up.stderr
+    );
+    pings(&sb, &file, None, "h1", "10.0.1.254");
+
+    let (slow, slow_avg) = rtt(&sb, &file, "r1", "10.8.0.2", 5);
+    let (plain, _) = rtt(&sb, &file, "r1", "10.9.0.2", 5);
+    eprintln!(
+        "MEASURE lab rtt: netem 50ms link {slow:.3}/{slow_avg:.3} ms, plain link {plain:.3} ms"
+    );
+    assert!(slow >= 100.0, "rtt {slow} ms across a 50ms link");
+    assert!(plain < 20.0, "rtt {plain} ms across a plain link");
+
+    // inspect: asked and applied, the relay running.
+    let j = lab(&sb, &["inspect", "--json", &file]).json();
+    let links = j["links"].as_array().expect("links");
+    let relayed = links
+        .iter()
+        .find(|l| l["kind"] == "relay")
+        .expect("relay link");
+    assert_eq!(relayed["state"], "up", "{relayed}");
+    assert_eq!(relayed["applied"]["engine"], "relay", "{relayed}");
+    assert_eq!(relayed["applied"]["ok"], true, "{relayed}");
+    assert!(links.iter().all(|l| l["state"] == "up"), "{links:?}");
+
+    // capture on r3's end while r1 pings it.
+    let pcap = sb.path("r3.pcap");
+    let bin = cloon_tests::tool_path("cloon-lab");
+    let cache = sb.path("cache");
+    let cap = sb.sh_within(
+        &format!(
+            "{b} capture --cache-dir {c} {file} r3:eth1 -c 4 -w {p} & sleep 0.5; \
+             {b} exec --cache-dir {c} {file} r1 -- ping -c 6 -i 0.2 10.8.0.2 >/dev/null; wait",
+            b = bin.display(),
+            c = cache.display(),
+            p = pcap.display()
+        ),
+        60,
+    );
+    assert_eq!(cap.status, 0, "{}", cap.stderr);
+    let bytes = std::fs::read(&pcap).expect("the pcap");
+    assert!(icmp_frames(&bytes) >= 3, "ICMP frames in the capture");
+
+    // netem at run time: 10ms, shown, then reset.
+    let set = lab(&sb, &["netem", &file, "r1:eth2", "--delay", "10ms"]);
+    assert_eq!(set.status, 0, "{}", set.stderr);
+    let (mid, mid_avg) = rtt(&sb, &file, "r1", "10.8.0.2", 5);
+    eprintln!("MEASURE lab rtt after netem --delay 10ms: {mid:.3}/{mid_avg:.3} ms");
+    assert!(
+        (18.0..60.0).contains(&mid),
+        "rtt {mid} ms after --delay 10ms"
+    );
+    let show = lab(&sb, &["netem", "show", &file]).ok();
+    assert!(
+        show.contains("delay 10ms") && show.contains("relay, running"),
+        "{show}"
+    );
+    let reset = lab(&sb, &["netem", "reset", &file, "r1:eth2"]);
+    assert_eq!(reset.status, 0, "{}", reset.stderr);
+    let (fast, _) = rtt(&sb, &file, "r1", "10.8.0.2", 5);
+    eprintln!("MEASURE lab rtt after netem reset: {fast:.3} ms");
+    assert!(fast < 20.0, "rtt {fast} ms after reset");
+
+    // A plain point-to-point link is one veth pair: no relay for it, and the error says why.
+    let refused = lab(&sb, &["netem", &file, "r1:eth1", "--delay", "5ms"]);
+    assert_ne!(refused.status, 0);
+    assert!(refused.stderr.contains("netem: {}"), "{}", refused.stderr);
+
+    let down = lab(&sb, &["down", &file]);
+    assert_eq!(down.status, 0, "{}", down.stderr);
+    let relays = sb.sh("pgrep -f '[c]loon-lab-impair relay' || true").ok();
+    assert!(relays.trim().is_empty(), "relays left: {relays}");
     sb.assert_clean(&[]);
 }
