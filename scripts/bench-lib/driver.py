@@ -384,9 +384,42 @@ def leftovers():
         left.append("containers")
     if sh("ip -o link | grep -v ': lo:'; true").strip():
         left.append("links")
-    if os.path.isdir("/run/cloon") and os.listdir("/run/cloon"):
+    # The state directory itself, and the marker that makes it one, may stay.
+    if os.path.isdir("/run/cloon") and [f for f in os.listdir("/run/cloon") if f != ".cloon-state"]:
         left.append("state records")
     return left
+
+
+# --- a lab --------------------------------------------------------------------------------------
+
+def lab(args, img, prefix):
+    """cloon-lab up and down of a chain of N busybox nodes (each linked to the next), from the
+    bench's image file (no image to build): the time a lab user waits."""
+    n = args.lab
+    work = "/run/cloon-bench/lab"
+    os.makedirs(work, exist_ok=True)
+    name = f"{prefix}lab"
+    topo = f"{work}/chain.clab.yml"
+    nodes = "\n".join(f"    n{i}: {{}}" for i in range(n))
+    links = "\n".join(f'    - endpoints: ["n{i}:eth1", "n{i + 1}:eth0"]' for i in range(n - 1))
+    with open(topo, "w") as f:
+        f.write(f"name: {name}\ntopology:\n  defaults:\n    kind: linux\n    image: {img}\n"
+                f"  nodes:\n{nodes}\n  links:\n{links}\n")
+    up = run(["cloon-lab", "up", "--cache-dir", f"{work}/cache", topo])
+    again = run(["cloon-lab", "up", "--cache-dir", f"{work}/cache", topo])
+    running = len(sh("crun list -q").split())
+    down = run(["cloon-lab", "down", "--cache-dir", f"{work}/cache", topo])
+    shutil.rmtree(work)
+    if running < n:
+        raise BenchError(f"lab: {running} containers running, not {n}")
+    left = leftovers()
+    if left:
+        raise BenchError(f"lab: left behind: {left}")
+    result = {"n": n, "up": ms(up.wall), "again": ms(again.wall), "down": ms(down.wall),
+              "per_node": ms(up.wall + down.wall) / n, "jobs": os.cpu_count()}
+    print(f"bench: a lab of {n}: up {result['up']:.0f} ms, down {result['down']:.0f} ms",
+          file=sys.stderr)
+    return result
 
 
 # --- images -------------------------------------------------------------------------------------
@@ -452,9 +485,10 @@ def main():
     p.add_argument("--quick", action="store_true")
     p.add_argument("--mirror", default="http://deb.debian.org/debian")
     p.add_argument("--out", help="the Markdown report (report)")
-    p.add_argument("--only", default="cycle,steps,scale,images",
+    p.add_argument("--only", default="cycle,steps,scale,lab,images",
                    help="the measurements to make in the sandbox, comma-separated")
     p.add_argument("--scale", help="the numbers of containers, comma-separated")
+    p.add_argument("--lab", type=int, help="the number of nodes of the lab's chain")
     args = p.parse_args()
     args.runs, args.warmup = (3, 1) if args.quick else (20, 3)
     args.cycles = 3 if args.quick else 20
@@ -463,6 +497,8 @@ def main():
         args.scale = [int(n) for n in args.scale.split(",")]
     else:
         args.scale = [10] if args.quick else [10, 50, 200]
+    if not args.lab:
+        args.lab = 10 if args.quick else 50
     only = set(args.only.split(","))
     results = json.load(open(args.results)) if os.path.exists(args.results) else {}
     if args.what == "debootstrap":
@@ -481,6 +517,9 @@ def main():
         if "scale" in only:
             print(f"bench: scale, N = {args.scale}", file=sys.stderr)
             results["scale"] = scale(args, args.image, name)
+        if "lab" in only:
+            print(f"bench: a lab of {args.lab} nodes in a chain (cloon-lab)", file=sys.stderr)
+            results["lab"] = lab(args, args.image, name)
         if "images" in only:
             print("bench: image creation (hyperfine)", file=sys.stderr)
             results["images"] = images(args, args.work)

@@ -228,6 +228,18 @@ def write(r, path):
             "container.\n")
 
     img = r.get("images")
+    lb = r.get("lab")
+    if lb:
+        add("## A lab\n")
+        add(f"`cloon-lab up` then `cloon-lab down` of a chain of {lb['n']} busybox nodes, each "
+            f"linked to the next by a veth pair, from an image file (nothing to build), "
+            f"{lb['jobs']} containers brought up at once:\n")
+        add(table(["", "time (ms)"], [
+            ["up", f1(lb["up"])], ["up again (nothing to do)", f1(lb["again"])],
+            ["down", f1(lb["down"])], ["per node, up and down", f1(lb["per_node"])],
+        ]))
+        add("")
+
     if img:
         add("## Image creation\n")
         add(f"`cloon-img create --busybox` (an image of {img['bytes'] // 2**20} MiB, written "
