@@ -32,12 +32,29 @@ impl std::error::Error for BadTopology {}
 
 /// Reads the topology and makes its plan; a mistake is a [`BadTopology`].
 pub fn load(file: &Path, place: &Place) -> anyhow::Result<Plan> {
-    let lab =
-        Lab::load(file, place.name.as_deref()).map_err(|e| anyhow::Error::new(BadTopology(e)))?;
-    let mut plan = Plan::new(lab, &place.labs_dir, &place.cache_dir)
-        .map_err(|e| anyhow::Error::new(BadTopology(e)))?;
+    let mut plan = read(file, place)?;
     plan.engine = crate::netem::resolve_engine(&plan, place.engine).0;
     Ok(plan)
+}
+
+/// [`load`] for a plan that is only printed (`makefile`, `script`): the kernel is not probed for
+/// netem; the links are built for the relay, which works on every kernel, unless
+/// `--engine kernel` asks for the kernel's netem.
+fn load_printed(file: &Path, place: &Place) -> anyhow::Result<Plan> {
+    use crate::impair::{Engine, EngineKind};
+    let mut plan = read(file, place)?;
+    plan.engine = match place.engine {
+        Some(Engine::Kernel) => EngineKind::Kernel,
+        _ => EngineKind::Relay,
+    };
+    Ok(plan)
+}
+
+fn read(file: &Path, place: &Place) -> anyhow::Result<Plan> {
+    let lab =
+        Lab::load(file, place.name.as_deref()).map_err(|e| anyhow::Error::new(BadTopology(e)))?;
+    Plan::new(lab, &place.labs_dir, &place.cache_dir)
+        .map_err(|e| anyhow::Error::new(BadTopology(e)))
 }
 
 /// Writes `text` on standard output; a reader that went away (`cloon-lab inspect | head`) ends
@@ -179,12 +196,12 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             crate::netem::capture(&plan, &endpoint, write.as_deref(), count)
         }
         Verb::Makefile { file, place } => {
-            let plan = load(&file, &place)?;
+            let plan = load_printed(&file, &place)?;
             out(&makefile::makefile(&plan)?);
             Ok(ExitCode::SUCCESS)
         }
         Verb::Script { file, place } => {
-            let plan = load(&file, &place)?;
+            let plan = load_printed(&file, &place)?;
             out(&makefile::script(&plan)?);
             Ok(ExitCode::SUCCESS)
         }

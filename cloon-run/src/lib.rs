@@ -245,6 +245,13 @@ pub fn up(state: &StateDir, args: &UpArgs, input: Option<Document>) -> Result<Do
     };
     let mut undo = Undo::new();
     explain::claim(state, &mut undo, &name, RECORD, &rec)?;
+    {
+        // Undone last: once the container is deleted, its parent cgroup goes if empty.
+        let cgroup = rec.cgroup.clone();
+        undo.push(move || {
+            let _ = cgroup::remove_parent_of(&cgroup);
+        });
+    }
     // A taken name would make `create` fail too, but the undo of a failed `create` deletes the
     // container of the name: it must be known beforehand not to be someone else's.
     if rt.exists(&name) {

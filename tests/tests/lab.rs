@@ -238,13 +238,17 @@ fn a_lab_of_four_nodes_a_bridge_and_links_comes_up_pings_and_goes() {
     sb.assert_clean(&[]);
 }
 
-/// What a reboot does to a lab: every container killed, every mount, namespace, interface and
-/// loop device gone, `/run` empty. Images (in the cache, on disk) stay.
+/// What a reboot does to a lab: every container killed (and its cgroups gone), every mount,
+/// namespace, interface and loop device gone, `/run` empty. Images (in the cache, on disk) stay.
 fn reboot(sb: &Sandbox) {
     sb.sh(
         "for c in $(crun --root /run/crun list -q 2>/dev/null); do crun --root /run/crun delete -f $c; done
          findmnt -rn -o TARGET | grep -E '^/run/(cloon|netns/)' | sort -r | while read -r m; do umount -l \"$m\"; done
          for l in $(ip -o link show | awk -F': ' '{print $2}' | cut -d@ -f1); do [ $l = lo ] || ip link del $l 2>/dev/null || true; done
+         for f in $(find /run/cloon -path '*/bundle/config.json' 2>/dev/null); do \
+           p=$(sed -n 's|.*\"cgroupsPath\": \"\\(/cloon/[^/]*\\)/.*|\\1|p' \"$f\"); \
+           [ -z \"$p\" ] || for d in /sys/fs/cgroup/*$p; do rmdir \"$d\" 2>/dev/null; done; \
+         done
          rm -rf /run/cloon /run/crun /run/netns/*",
     )
     .ok();
