@@ -167,7 +167,7 @@ pub fn up(state: &StateDir, args: &UpArgs, input: Option<Document>) -> Result<Do
             derived
         }
     };
-    let inputs = spec::Inputs {
+    let mut inputs = spec::Inputs {
         rootfs: rootfs.clone(),
         netns: netns.clone(),
         hostname,
@@ -185,9 +185,8 @@ pub fn up(state: &StateDir, args: &UpArgs, input: Option<Document>) -> Result<Do
             args.args.clone()
         },
         cwd: image.cwd.clone().filter(|c| c.starts_with('/')),
-        // Under the state directory's own parent: two state directories (two labs) never share a
-        // cgroup name, and a lab's containers can be read and limited as one.
-        cgroup: Some(format!("{}/{name}", state.cgroup_parent()?)),
+        // Set once the state directory exists (below): its cgroup parent is named after it.
+        cgroup: None,
     };
     let search = spec::search_path(&spec::environment(&inputs.env));
     if !rootfs.is_dir() {
@@ -206,7 +205,8 @@ pub fn up(state: &StateDir, args: &UpArgs, input: Option<Document>) -> Result<Do
         ));
     }
     command::check(&rootfs, &spec::command(&inputs.args), &search)?;
-    let config = spec::to_json(&spec::build(&inputs)?)?;
+    // Checked now, written once the record is claimed.
+    spec::build(&inputs)?;
 
     let dir = bundle_dir(state, &name)?;
     let config_path = bundle::config_path(&dir);
@@ -228,6 +228,10 @@ pub fn up(state: &StateDir, args: &UpArgs, input: Option<Document>) -> Result<Do
     };
     let mut undo = Undo::new();
     explain::claim(state, &mut undo, &name, RECORD, &record)?;
+    // Under the state directory's own parent: two state directories (two labs) never share a
+    // cgroup name, and a lab's containers can be read and limited as one.
+    inputs.cgroup = Some(format!("{}/{name}", state.cgroup_parent()?));
+    let config = spec::to_json(&spec::build(&inputs)?)?;
     let (d, st) = (dir.clone(), state.clone());
     undo.push(move || {
         let _ = bundle::remove(&st, &d);

@@ -183,7 +183,13 @@ impl StateDir {
     /// The cgroup under which the containers of this state directory live, relative to each
     /// hierarchy's root: `cloon/ID` ([`StateDir::id`]). Containers of two state directories (two
     /// labs) never share a cgroup name, and a lab's resources can be read and limited as one.
+    ///
+    /// The state directory is made first when missing (except in a dry run): its identity is
+    /// that of the directory, which must exist to have one.
     pub fn cgroup_parent(&self) -> Result<String> {
+        if crate::explain::acting() {
+            self.ensure_root()?;
+        }
         Ok(format!("cloon/{:016x}", self.id()?))
     }
 
@@ -861,5 +867,20 @@ mod tests {
         assert_eq!(e.code, Code::InvalidConfig, "{e}");
         assert!(outer_st.load::<i32>("lab", "spec").is_err());
         fs::remove_dir_all(&outer).unwrap();
+    }
+
+    #[test]
+    fn the_cgroup_parent_is_that_of_the_directory_itself() {
+        let root = temp_root("cgroup");
+        let st = StateDir::new(Some(&root)).unwrap();
+        let before = format!("cloon/{:016x}", st.id().unwrap());
+        let parent = st.cgroup_parent().unwrap();
+        assert!(
+            root.is_dir(),
+            "the state directory is made to have an identity"
+        );
+        assert_ne!(parent, before, "not the identity of a missing directory");
+        assert_eq!(parent, st.cgroup_parent().unwrap());
+        fs::remove_dir_all(&root).unwrap();
     }
 }
