@@ -2,6 +2,9 @@
 //! drop all controllers from cgroupv2") while the cgroup v2 hierarchy mounted at
 //! `/sys/fs/cgroup/unified` has controllers. Mounting each such controller on its own v1
 //! hierarchy takes it away from v2 and clears the condition.
+//!
+//! And the parent cgroup of a state directory's containers (`cloon/ID`, which cloon-spec names
+//! in each bundle), removed once the last of its containers is gone.
 
 use cloon_core::{explain, mounts, Code, Context, Error, Result};
 use std::path::{Path, PathBuf};
@@ -29,9 +32,8 @@ pub fn of_bundle(bundle: &Path) -> String {
 }
 
 /// Removes the parent of the container's cgroup `cgroup` (`/cloon/ID/NAME`: its parent is
-/// `cloon/ID`, see [`cloon_core::StateDir::cgroup_parent`]) from every hierarchy where it is empty: the
-/// runtime's `delete` removes a container's own cgroup, not its parents. One that still holds a
-/// container stays. A cgroup that is not under `/cloon/` is the runtime's business.
+/// `cloon/ID`) with [`remove_parent`]. A cgroup that is not under `/cloon/` is the runtime's
+/// business.
 pub fn remove_parent_of(cgroup: &str) -> Result<()> {
     let Some(parent) = cgroup
         .strip_prefix("/cloon/")
@@ -41,10 +43,13 @@ pub fn remove_parent_of(cgroup: &str) -> Result<()> {
     else {
         return Ok(());
     };
-    remove(&format!("cloon/{parent}"))
+    remove_parent(&format!("cloon/{parent}"))
 }
 
-fn remove(parent: &str) -> Result<()> {
+/// Removes the parent cgroup `parent` (`cloon/ID`, see [`cloon_core::StateDir::cgroup_parent`])
+/// from every hierarchy where it is empty: the runtime's `delete` removes a container's own
+/// cgroup, not its parents. One that still holds a container stays.
+pub fn remove_parent(parent: &str) -> Result<()> {
     let dirs = in_every_hierarchy(parent)?;
     let words: Vec<String> = dirs
         .iter()

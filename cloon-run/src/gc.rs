@@ -47,7 +47,11 @@ pub fn more(state: &StateDir, report: &mut Report) -> Result<()> {
     orphans(state, recorded_runtimes(state)?, report)?;
     logs(state, report)?;
     // The state directory's parent cgroup, once no container is left in it.
-    crate::cgroup::remove_parent_of(&format!("/{}/x", state.cgroup_parent()?))
+    // (Named after the state directory, which gc does not make when it is missing.)
+    match state.open_root()? {
+        Some(_) => crate::cgroup::remove_parent(&state.cgroup_parent()?),
+        None => Ok(()),
+    }
 }
 
 /// The runtimes the records name, by `--root`.
