@@ -4,6 +4,7 @@
 //! writes manual pages and completions), the report of the `gc` subcommands, progress lines, and
 //! the document's JSON Schema.
 
+pub mod cgroups;
 pub mod cli;
 pub mod doc;
 pub mod error;

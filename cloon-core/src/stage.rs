@@ -142,6 +142,16 @@ pub trait Stage: Sized {
         Ok(())
     }
 
+    /// `down --all`: brings down each of `names` (every name with a record of the stage), each
+    /// under its lock, one after the other. A stage may do part of the work for all at once
+    /// (cloon-netns deletes their host interfaces in one kernel request).
+    fn down_all(state: &StateDir, names: &[String], flags: &Self::Down) -> Result<()> {
+        for name in names {
+            down::<Self>(state, name, flags)?;
+        }
+        Ok(())
+    }
+
     /// The tool's own subcommands.
     fn verb(_state: &StateDir, verb: Self::Verbs) -> ExitCode {
         unreachable!("{verb:?}: a tool with verbs of its own runs them")
@@ -180,6 +190,10 @@ pub enum Cmd<U: clap::Args, D: clap::Args, V: clap::Subcommand> {
     Down {
         #[command(flatten)]
         name: NameArgs,
+        /// Every container this tool recorded in the state directory, instead of one: no
+        /// document is read, and the names brought down are printed as JSON
+        #[arg(long, conflicts_with = "name")]
+        all: bool,
         #[command(flatten)]
         flags: D,
     },
@@ -213,7 +227,14 @@ pub fn run<S: Stage>(state: &StateDir, cmd: Cmd<S::Up, S::Down, S::Verbs>) -> Ex
         Cmd::Up(args) => cli::run_named(S::TOOL, (S::UP_NAME)(&args), |doc| {
             (S::UP)(state, &args, doc)
         }),
-        Cmd::Down { name, flags } => {
+        Cmd::Down {
+            all: true, flags, ..
+        } => cli::run_query(S::TOOL, || {
+            let names = recorded::<S>(state)?;
+            S::down_all(state, &names, &flags)?;
+            Ok(serde_json::json!({"stateDir": state.root(), "down": names}))
+        }),
+        Cmd::Down { name, flags, .. } => {
             let parts: Vec<&str> = std::iter::once(<S::Part as doc::Part>::KEY)
                 .chain(S::OTHER_PARTS.iter().copied())
                 .collect();
@@ -224,6 +245,20 @@ pub fn run<S: Stage>(state: &StateDir, cmd: Cmd<S::Up, S::Down, S::Verbs>) -> Ex
         Cmd::Gc => gc::run(S::TOOL, || collect::<S>(state)),
         Cmd::Verb(v) => S::verb(state, v),
     }
+}
+
+/// The names with a record of stage `S` (its own or one of [`Stage::OTHER_PARTS`]), sorted.
+pub fn recorded<S: Stage>(state: &StateDir) -> Result<Vec<String>> {
+    let mut names = Vec::new();
+    for name in state.names()? {
+        for record in std::iter::once(S::RECORD).chain(S::OTHER_PARTS.iter().copied()) {
+            if state.has_record(&name, record)? {
+                names.push(name);
+                break;
+            }
+        }
+    }
+    Ok(names)
 }
 
 /// `down` of the container `name`: [`Stage::DOWN`] under the lock of its state directory,

@@ -68,6 +68,11 @@ pub struct Place {
     /// it, else the relay) [default: the one the lab's up chose, else auto]
     #[arg(long, value_name = "auto|kernel|relay")]
     pub engine: Option<Engine>,
+    /// Where the containers' processes go in the host's cgroups (up, makefile, script; see
+    /// cloon-spec --cgroups): none, or cloon to read and limit the lab as one
+    /// (/sys/fs/cgroup/*/cloon/ID) [default: cloon-spec's, none]
+    #[arg(long, value_enum, value_name = "MODE")]
+    pub cgroups: Option<cloon_core::cgroups::Mode>,
 }
 
 /// The impairment flags of `cloon-lab netem`.

@@ -2,10 +2,12 @@
 //! failed or killed `up`, or already down), and nothing of another lab touched.
 //!
 //! What to bring down is the union of what the topology names and what the tools recorded in the
-//! lab's state directory (a node removed from the file since its `up` still goes). Links first
-//! (`cloon-netns down --name LINK`), then each container, each tool by name in the pipeline's
-//! reverse order (`cloon-run`, `cloon-spec`, `cloon-netns`, `cloon-overlay` `down --name`), the
-//! containers in parallel. Each tool acts only on its own records in the lab's own state
+//! lab's state directory (a node removed from the file since its `up` still goes). First each
+//! container, in parallel, by name (`cloon-run`, `cloon-spec`, `cloon-overlay` `down --name`),
+//! then the lab's whole network at once: `cloon-netns down --all` deletes every host end and
+//! bridge in one kernel request (one wait for the network's grace periods, not one per
+//! interface), then the namespaces, whose point-to-point links go with them. Each tool acts
+//! only on its own records in the lab's own state
 //! directory, and counts what is already gone as done, so `down` is idempotent. If records are
 //! still left after that (a tool killed at an unlucky moment), each tool's `gc` of the lab's state
 //! directory removes what they name. Then the lab's directory goes, and `LABS` with the last lab.
@@ -70,15 +72,11 @@ pub fn down(
     // The impairments first (their relays hold packet sockets on the links' host ends): each
     // from its record in `.lab/impair`, then any relay of this lab whose record was lost.
     let mut errors = crate::up::remove_impairments(names);
-    for (l, r) in links.iter().zip(parallel(jobs, &links, |l| {
-        tools.run_ok(&plan::link_down(state_dir, l))
-    })) {
-        if let Err(e) = r {
-            errors.push(format!("link {l}: {e:#}"));
-        }
-    }
+    // The containers (in parallel), then their network all at once: `cloon-netns down --all`
+    // deletes every host end and bridge of the lab in one kernel request, so the lab waits for
+    // the network's grace periods once, not once per container and link.
     let results = parallel(jobs, &containers, |c| {
-        for p in plan::down_by_name(state_dir, c) {
+        for p in plan::down_but_netns(state_dir, c) {
             tools.run_ok(&p)?;
         }
         anyhow::Ok(())
@@ -87,6 +85,9 @@ pub fn down(
         if let Err(e) = r {
             errors.push(format!("{c}: {e:#}"));
         }
+    }
+    if let Err(e) = tools.run_ok(&plan::netns_down_all(state_dir)) {
+        errors.push(format!("network: {e:#}"));
     }
     // A relay whose record went with a failed removal ends with its interfaces; stop any left.
     if let Err(e) = crate::impair::stop_orphans(state_dir) {

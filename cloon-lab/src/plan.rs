@@ -48,6 +48,8 @@ pub struct Plan {
     /// assumes the relay; the command line resolves `--engine` with [`impair::choose`] (only for
     /// a lab that has `netem:`, see [`Plan::has_netem`]) and sets it.
     pub engine: EngineKind,
+    /// The containers' cgroup mode (`cloon-spec --cgroups`); `None` leaves cloon-spec's default.
+    pub cgroups: Option<cloon_core::cgroups::Mode>,
 }
 
 impl Plan {
@@ -77,6 +79,7 @@ impl Plan {
             names,
             images,
             engine: EngineKind::Relay,
+            cgroups: None,
         })
     }
 
@@ -157,6 +160,9 @@ impl Plan {
         }
         let mut spec =
             Cmd::new("cloon-spec").args(["--state-dir", &state, "--hostname", &node.hostname]);
+        if let Some(mode) = self.cgroups {
+            spec = spec.args(["--cgroups", mode.as_str()]);
+        }
         for (k, v) in &node.env {
             spec = spec.args(["--env".to_string(), format!("{k}={v}")]);
         }
@@ -384,6 +390,26 @@ pub fn down_by_name(state: &Path, name: &str) -> Vec<Pipeline> {
             ])])
         })
         .collect()
+}
+
+/// What brings down the container `name` but its network (the lab's teardown deletes that for
+/// all its containers at once, [`netns_down_all`]): `cloon-run`, `cloon-spec` and
+/// `cloon-overlay` `down --name`.
+pub fn down_but_netns(state: &Path, name: &str) -> Vec<Pipeline> {
+    let mut all = down_by_name(state, name);
+    all.retain(|p| p.cmds[0].program != "cloon-netns");
+    all
+}
+
+/// `cloon-netns down --all`: every namespace, host end, bridge and link recorded in the state
+/// directory `state`, the host ends and bridges deleted in one kernel request.
+pub fn netns_down_all(state: &Path) -> Pipeline {
+    Pipeline::new(vec![Cmd::new("cloon-netns").args([
+        "down",
+        "--all",
+        "--state-dir",
+        &state.display().to_string(),
+    ])])
 }
 
 /// The command that deletes the point-to-point link named `name`.

@@ -19,7 +19,83 @@ use crate::record::Record;
 use crate::system::System;
 use crate::{tag, warn, PART, STAGE};
 use cloon_core::{explain, host, Result, StateDir, Undo};
+use std::collections::BTreeSet;
 use std::path::Path;
+
+/// `down --all` of `names` (every name with a record in the state directory): a lab's teardown.
+///
+/// Under the locks of all the names (taken in their sorted order), the host ends of every
+/// namespace record, and the bridges whose ports all go with them, are deleted in one kernel
+/// request, by the state directory's interface group ([`delete_host_ends`]): the kernel waits
+/// for the network's grace periods once for all, not once per interface. Then each name goes as
+/// `down --name` has it, which finds those interfaces gone: the namespaces first, then the
+/// point-to-point links, whose ends went with the namespaces they were in.
+pub fn down_all(state: &StateDir, names: &[String]) -> Result<()> {
+    let acting = explain::acting();
+    let mut locks = Vec::new();
+    if acting {
+        host::require_root(STAGE, "delete network namespaces and interfaces")?;
+        for name in names {
+            locks.push(state.lock(name)?);
+        }
+        delete_host_ends(state, names)?;
+    }
+    let mut links = Vec::new();
+    for name in names {
+        if state.has_record(name, PART)? {
+            down_locked(state, name)?;
+        } else {
+            links.push(name);
+        }
+    }
+    for name in links {
+        down_locked(state, name)?;
+    }
+    Ok(())
+}
+
+/// Deletes, in one request, the state directory's interface group when everything in it is a
+/// host end one of the `names` records claims, or a bridge whose ports all are. Anything else in
+/// the group (an interface another record or nobody claims), or a tool at work in the state
+/// directory (which may be adding one), leaves the deletions to each name's `down`, one by one.
+fn delete_host_ends(state: &StateDir, names: &[String]) -> Result<()> {
+    let Some(_idle) = tag::RootLock::try_idle(state)? else {
+        return Ok(());
+    };
+    let group = tag::Owner::of(state).group();
+    let sys = System::new()?;
+    let links = sys.host().links()?;
+    let in_group: Vec<_> = links.iter().filter(|l| l.group == group).collect();
+    if in_group.is_empty() {
+        return Ok(());
+    }
+    let mut going: BTreeSet<u32> = BTreeSet::new();
+    for name in names {
+        let Some(record) = state.load::<Record>(name, PART)? else {
+            continue;
+        };
+        for end in &record.links {
+            if let Some(found) = links.iter().find(|l| l.name == end.host) {
+                if tag::is_claimed(found, &record.host_claim(end)) {
+                    going.insert(found.index);
+                }
+            }
+        }
+    }
+    for bridge in in_group.iter().filter(|l| l.is_bridge()) {
+        let mut ports = links.iter().filter(|l| l.master == Some(bridge.index));
+        if ports.all(|p| going.contains(&p.index)) {
+            going.insert(bridge.index);
+        }
+    }
+    if in_group.iter().any(|l| !going.contains(&l.index)) {
+        return Ok(());
+    }
+    if explain::step(&["ip", "link", "delete", "group", &group.to_string()]) {
+        sys.host().delete_group(group)?;
+    }
+    Ok(())
+}
 
 /// `down` of `name`, for a caller that holds the lock of its state directory (or in a dry run):
 /// deletes what its records list, then the records.

@@ -299,6 +299,20 @@ impl Netlink {
         }
     }
 
+    /// Deletes every interface of the interface group `group` in one request (`ip link delete
+    /// group GROUP`): the kernel unregisters them together, waiting for the network's grace
+    /// periods once rather than once per interface. When it returns, their names are free.
+    pub fn delete_group(&self, group: u32) -> Result<()> {
+        let mut request = self.handle.link().del(0);
+        request
+            .message_mut()
+            .attributes
+            .push(LinkAttribute::Group(group));
+        self.runtime
+            .block_on(request.execute())
+            .map_err(|e| netlink(format!("cannot delete the interfaces of group {group}"), e))
+    }
+
     /// Deletes the interface called `name` only if it still has index `index`: an interface
     /// re-created by someone else under the same name is never touched. Returns what was found.
     pub fn delete_if_same(&self, name: &str, index: u32) -> Result<Option<LinkState>> {

@@ -186,6 +186,10 @@ impl Stage for Net {
             Verbs::Link(args) => cli::run_step(STAGE, |doc| p2p::up(state, &args, doc)),
         }
     }
+
+    fn down_all(state: &StateDir, names: &[String], _flags: &NoFlags) -> Result<()> {
+        crate::down::down_all(state, names)
+    }
 }
 
 #[cfg(test)]

@@ -6,7 +6,8 @@
 //! And the parent cgroup of a state directory's containers (`cloon/ID`, which cloon-spec names
 //! in each bundle), removed once the last of its containers is gone.
 
-use cloon_core::{explain, mounts, Code, Context, Error, Result};
+use cloon_core::cgroups::Mode;
+use cloon_core::{explain, mounts, Code, Context, Error, Result, StateDir};
 use std::path::{Path, PathBuf};
 
 /// The directories of the cgroup `rel` in each cgroup hierarchy mounted here (v1 and v2).
@@ -21,20 +22,25 @@ pub fn in_every_hierarchy(rel: &str) -> Result<Vec<PathBuf>> {
     Ok(dirs)
 }
 
-/// The cgroup the bundle's config.json gives its container (`linux.cgroupsPath`), or "" when it
-/// names none (or cannot be read: then the runtime says why at `create`).
-pub fn of_bundle(bundle: &Path) -> String {
-    std::fs::read_to_string(bundle.join("config.json"))
+/// The cgroup mode and the cgroup the bundle's config.json gives its container (its annotation
+/// [`cloon_core::cgroups::ANNOTATION`] and `linux.cgroupsPath`, "" when it names none). A config.json that
+/// cannot be read gives the runtime's mode and no cgroup: the runtime says why at `create`.
+pub fn of_bundle(bundle: &Path) -> (Mode, String) {
+    let config = std::fs::read_to_string(bundle.join("config.json"))
         .ok()
         .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
-        .and_then(|config| config["linux"]["cgroupsPath"].as_str().map(String::from))
-        .unwrap_or_default()
+        .unwrap_or_default();
+    let path = config["linux"]["cgroupsPath"]
+        .as_str()
+        .map(String::from)
+        .unwrap_or_default();
+    (Mode::of_config(&config), path)
 }
 
 /// Removes the parent of the container's cgroup `cgroup` (`/cloon/ID/NAME`: its parent is
 /// `cloon/ID`) with [`remove_parent`]. A cgroup that is not under `/cloon/` is the runtime's
 /// business.
-pub fn remove_parent_of(cgroup: &str) -> Result<()> {
+pub fn remove_parent_of(state: &StateDir, cgroup: &str) -> Result<()> {
     let Some(parent) = cgroup
         .strip_prefix("/cloon/")
         .and_then(|rest| rest.split_once('/'))
@@ -43,13 +49,13 @@ pub fn remove_parent_of(cgroup: &str) -> Result<()> {
     else {
         return Ok(());
     };
-    remove_parent(&format!("cloon/{parent}"))
+    remove_parent(state, &format!("cloon/{parent}"))
 }
 
 /// Removes the parent cgroup `parent` (`cloon/ID`, see [`cloon_core::StateDir::cgroup_parent`])
 /// from every hierarchy where it is empty: the runtime's `delete` removes a container's own
 /// cgroup, not its parents. One that still holds a container stays.
-pub fn remove_parent(parent: &str) -> Result<()> {
+pub fn remove_parent(state: &StateDir, parent: &str) -> Result<()> {
     let dirs = in_every_hierarchy(parent)?;
     let words: Vec<String> = dirs
         .iter()
@@ -62,6 +68,9 @@ pub fn remove_parent(parent: &str) -> Result<()> {
     if dirs.is_empty() || !explain::shell(&said) {
         return Ok(());
     }
+    // Never between a runtime's mkdir of the parent and of a container's cgroup in it (see
+    // [`StateDir::lock_marker`]).
+    let _lock = state.lock_marker(true)?;
     for dir in dirs {
         match std::fs::remove_dir(&dir) {
             // Another container is still in it, or it is not there (any more).

@@ -49,7 +49,7 @@ pub fn more(state: &StateDir, report: &mut Report) -> Result<()> {
     // The state directory's parent cgroup, once no container is left in it.
     // (Named after the state directory, which gc does not make when it is missing.)
     match state.open_root()? {
-        Some(_) => crate::cgroup::remove_parent(&state.cgroup_parent()?),
+        Some(_) => crate::cgroup::remove_parent(state, &state.cgroup_parent()?),
         None => Ok(()),
     }
 }
@@ -255,6 +255,7 @@ mod tests {
             pid,
             start_time: 0,
             cgroup: String::new(),
+            cgroups: String::new(),
         }
     }
 

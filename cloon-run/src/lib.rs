@@ -30,6 +30,7 @@ pub mod process;
 pub mod runtime;
 pub mod stage;
 
+use cloon_core::cgroups::Mode;
 use cloon_core::doc::{Bundle, Container};
 use cloon_core::state::absolute;
 use cloon_core::{
@@ -156,6 +157,10 @@ pub struct RunRecord {
     /// names none.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub cgroup: String,
+    /// The cgroup mode the bundle asked for (`none`, `cloon`, `runtime`; see
+    /// [`cloon_core::cgroups`]). Empty in a record of an older cloon-run.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub cgroups: String,
 }
 
 impl RunRecord {
@@ -217,6 +222,16 @@ pub fn up(state: &StateDir, args: &UpArgs, input: Option<Document>) -> Result<Do
     if rt.kind == Kind::Crun {
         cgroup::check_for_crun(Path::new(cgroup::UNIFIED_CONTROLLERS))?;
     }
+    let (cgroups, cgroup) = cgroup::of_bundle(&bundle);
+    // Any other runtime is given crun's option: if it does not take it, its create says so.
+    if cgroups == Mode::None && rt.kind == Kind::Runc {
+        return Err(Error::config(format!(
+            "the bundle {} asks for no cgroup of its own (cloon-spec --cgroups none), which \
+             runc cannot do (crun does, with --cgroup-manager=disabled): run it with crun, or \
+             make the bundle with cloon-spec --cgroups cloon (or runtime)",
+            bundle.display()
+        )));
+    }
 
     let dir = state.dir(&name)?;
     let log = dir.join(LOG);
@@ -229,7 +244,8 @@ pub fn up(state: &StateDir, args: &UpArgs, input: Option<Document>) -> Result<Do
         log: log.display().to_string(),
         pid: 0,
         start_time: 0,
-        cgroup: cgroup::of_bundle(&bundle),
+        cgroup,
+        cgroups: cgroups.as_str().to_string(),
     };
     let pid_file = dir.join(PID_FILE);
     // Write-ahead: the container's state directory is locked for the whole `up` (so that `gc`
@@ -247,9 +263,9 @@ pub fn up(state: &StateDir, args: &UpArgs, input: Option<Document>) -> Result<Do
     explain::claim(state, &mut undo, &name, RECORD, &rec)?;
     {
         // Undone last: once the container is deleted, its parent cgroup goes if empty.
-        let cgroup = rec.cgroup.clone();
+        let (cgroup, st) = (rec.cgroup.clone(), state.clone());
         undo.push(move || {
-            let _ = cgroup::remove_parent_of(&cgroup);
+            let _ = cgroup::remove_parent_of(&st, &cgroup);
         });
     }
     // A taken name would make `create` fail too, but the undo of a failed `create` deletes the
@@ -303,7 +319,16 @@ pub fn up(state: &StateDir, args: &UpArgs, input: Option<Document>) -> Result<Do
             ));
         }
     }
-    rt.create(&bundle, &name, &log, &pid_file)?;
+    {
+        // The runtime makes the container's cgroup under the state directory's parent: no
+        // `down` of another container removes that parent meanwhile. Let go before any undo.
+        let _making = if acting && !rec.cgroup.is_empty() {
+            Some(state.lock_marker(false)?)
+        } else {
+            None
+        };
+        rt.create(&bundle, &name, &log, &pid_file, cgroups)?;
+    }
     // Before `start`, the container's process runs the runtime's own program, waiting to
     // execute the container's command: what it runs then tells when it has.
     let init = if acting {
@@ -578,7 +603,7 @@ pub fn down_locked(state: &StateDir, name: &str, stop: &StopArgs) -> Result<()> 
             cloon_core::state::remove_file(&file)?;
         }
     }
-    cgroup::remove_parent_of(&rec.cgroup)?;
+    cgroup::remove_parent_of(state, &rec.cgroup)?;
     explain::release(state, name, RECORD)
 }
 
@@ -777,6 +802,7 @@ mod tests {
             pid: 7,
             start_time: 0,
             cgroup: String::new(),
+            cgroups: String::new(),
         };
         st.claim("L1", RECORD, &rec).unwrap();
         st.claim("L0", "spec", &json!({})).unwrap();

@@ -1,6 +1,7 @@
 //! The OCI runtime (crun, runc, or another binary with their command line): selecting it, and
 //! running its commands without ever lending it cloon's own stdout or stderr.
 
+use cloon_core::cgroups::Mode;
 use cloon_core::{explain, host, Code, Error, Result};
 use serde::Deserialize;
 use serde_json::Value;
@@ -12,6 +13,8 @@ use std::process::{Command, ExitStatus, Stdio};
 
 /// The runtime used unless `--runtime` says otherwise.
 pub const DEFAULT_RUNTIME: &str = "crun";
+/// crun's global option that makes it create no cgroup (the cgroup mode `none`).
+pub const NO_CGROUPS: &str = "--cgroup-manager=disabled";
 
 /// Which runtime a program is, by its file name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -146,12 +149,18 @@ impl Runtime {
     /// The command line of `verb` with `args`, as `--explain` says it: the runtime as a shell
     /// finds it, its `--root`, the verb, the arguments.
     pub fn command_line(&self, verb: &str, args: &[&OsStr]) -> String {
+        self.command_line_with(&[], verb, args)
+    }
+
+    /// [`Runtime::command_line`] with global options before the verb.
+    fn command_line_with(&self, global: &[&OsStr], verb: &str, args: &[&OsStr]) -> String {
         let mut words = vec![
             explain::program(&self.program),
             "--root".into(),
             self.root.to_string_lossy().into_owned(),
-            verb.into(),
         ];
+        words.extend(global.iter().map(|a| a.to_string_lossy().into_owned()));
+        words.push(verb.into());
         words.extend(args.iter().map(|a| a.to_string_lossy().into_owned()));
         explain::command_line(&words)
     }
@@ -187,10 +196,10 @@ impl Runtime {
     /// failure, the error carries what the runtime wrote to the log. The command runs to its end
     /// even if cloon-run is killed meanwhile, and the lock of the container's state directory is
     /// held until then (see [`crate::guard`]).
-    fn run_logged(&self, verb: &str, args: &[&OsStr], log: &Path) -> Result<()> {
+    fn run_logged(&self, global: &[&OsStr], verb: &str, args: &[&OsStr], log: &Path) -> Result<()> {
         let line = format!(
             "{} </dev/null >/dev/null 2>>{}",
-            self.command_line(verb, args),
+            self.command_line_with(global, verb, args),
             explain::quote(&log.to_string_lossy())
         );
         if !explain::shell(&line) {
@@ -200,7 +209,8 @@ impl Runtime {
         let file = cloon_core::state::fs_at::open_append_private(log)?;
         let start = file.metadata().map(|m| m.len()).unwrap_or(0);
         let mut cmd = self.command();
-        cmd.arg(verb)
+        cmd.args(global)
+            .arg(verb)
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -218,9 +228,23 @@ impl Runtime {
 
     /// `create --bundle BUNDLE --pid-file PID_FILE ID` (said first with `--explain`; not run
     /// with `--dry-run`): the runtime writes the container's pid to `pid_file` (crun and runc
-    /// alike).
-    pub fn create(&self, bundle: &Path, id: &str, log: &Path, pid_file: &Path) -> Result<()> {
+    /// alike). In the cgroup mode `none`, crun's global `--cgroup-manager=disabled` comes first:
+    /// crun then makes no cgroup, and records none for its later commands.
+    pub fn create(
+        &self,
+        bundle: &Path,
+        id: &str,
+        log: &Path,
+        pid_file: &Path,
+        cgroups: Mode,
+    ) -> Result<()> {
+        let global: &[&OsStr] = if cgroups == Mode::None {
+            &[OsStr::new(NO_CGROUPS)]
+        } else {
+            &[]
+        };
         self.run_logged(
+            global,
             "create",
             &[
                 OsStr::new("--bundle"),
@@ -241,7 +265,7 @@ impl Runtime {
 
     /// `start ID` (said first with `--explain`; not run with `--dry-run`).
     pub fn start(&self, id: &str, log: &Path) -> Result<()> {
-        self.run_logged("start", &[OsStr::new(id)], log)
+        self.run_logged(&[], "start", &[OsStr::new(id)], log)
     }
 
     /// `state ID` as JSON, or `None` when the runtime has no such container.

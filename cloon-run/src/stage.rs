@@ -24,9 +24,11 @@ document. --dry-run says the commands and does nothing (root is not needed): the
 container.pid is then 0 and its status empty, and a bundle not written yet (after cloon-spec
 --dry-run) is not checked.
 
-The container's cgroup is /cloon/ID/NAME in each hierarchy (cloon-spec writes it; ID names the
-state directory), and down removes the parent /cloon/ID once no container is left in it. Whether
-the host is ready: cloon-lab doctor.
+Cgroups follow the bundle (cloon-spec --cgroups writes the mode in config.json's annotation
+org.cloon.cgroups): none (the default) runs crun with --cgroup-manager=disabled, so the container
+has no cgroup of its own; cloon puts it in /cloon/ID/NAME in each hierarchy (ID names the state
+directory) and down removes the parent /cloon/ID once no container is left in it; runtime leaves
+the runtime's default (crun: /NAME). Whether the host is ready: cloon-lab doctor.
 
 Examples:
   ... | cloon-spec | cloon-run > Cloon1.json

@@ -11,6 +11,7 @@ pub mod gc;
 pub mod spec;
 pub mod stage;
 
+use cloon_core::cgroups::Mode;
 use cloon_core::doc::{Bundle, Image, ImageConfig, Netns, Overlay};
 use cloon_core::state::absolute;
 use cloon_core::{cli, explain, inuse, netns, Code, Document, Error, Result, StateDir, Undo};
@@ -55,6 +56,11 @@ pub struct UpArgs {
     /// router; repeatable
     #[arg(long, value_name = "KEY=VALUE")]
     pub sysctl: Vec<String>,
+    /// Where the container's processes go in the host's cgroups: none (no cgroup of its own,
+    /// the fastest), cloon (/cloon/ID/NAME, a parent per state directory, i.e. per lab), or the
+    /// runtime's default (host-wide names); cloon-run follows what the bundle says
+    #[arg(long, value_enum, value_name = "MODE", default_value_t = Mode::None)]
+    pub cgroups: Mode,
     /// The container's command, after `--` [default: the image's (image.config.args), else sleep
     /// infinity]
     #[arg(last = true, value_name = "ARGS")]
@@ -185,6 +191,7 @@ pub fn up(state: &StateDir, args: &UpArgs, input: Option<Document>) -> Result<Do
             args.args.clone()
         },
         cwd: image.cwd.clone().filter(|c| c.starts_with('/')),
+        cgroups: args.cgroups,
         // Set once the state directory exists (below): its cgroup parent is named after it.
         cgroup: None,
     };
@@ -230,7 +237,9 @@ pub fn up(state: &StateDir, args: &UpArgs, input: Option<Document>) -> Result<Do
     explain::claim(state, &mut undo, &name, RECORD, &record)?;
     // Under the state directory's own parent: two state directories (two labs) never share a
     // cgroup name, and a lab's containers can be read and limited as one.
-    inputs.cgroup = Some(format!("{}/{name}", state.cgroup_parent()?));
+    if args.cgroups == Mode::Cloon {
+        inputs.cgroup = Some(format!("{}/{name}", state.cgroup_parent()?));
+    }
     let config = spec::to_json(&spec::build(&inputs)?)?;
     let (d, st) = (dir.clone(), state.clone());
     undo.push(move || {

@@ -3,7 +3,7 @@
 //! root, no terminal, the network namespace, CAP_NET_RAW and CAP_NET_ADMIN), with booleans that
 //! are booleans.
 
-use cloon_core::{Error, Result};
+use cloon_core::{cgroups, Error, Result};
 use oci_spec::runtime::{
     Capabilities, Capability, LinuxBuilder, LinuxCapabilitiesBuilder, LinuxDeviceCgroupBuilder,
     LinuxNamespaceBuilder, LinuxNamespaceType, LinuxResourcesBuilder, Mount, MountBuilder,
@@ -60,6 +60,8 @@ pub struct Inputs {
     pub args: Vec<String>,
     /// The process's working directory; `None` means `/`.
     pub cwd: Option<String>,
+    /// How the container is placed in cgroups, said in the annotation [`cgroups::ANNOTATION`].
+    pub cgroups: cgroups::Mode,
     /// The container's cgroup, relative to each hierarchy's root (`linux.cgroupsPath`);
     /// `None` leaves the runtime's default (`/ID`).
     pub cgroup: Option<String>,
@@ -406,8 +408,14 @@ pub fn build(inputs: &Inputs) -> Result<Spec> {
         .linux(linux)
         .build())?;
     // The builder starts from Spec::default(), which has an empty annotations map; `crun spec`
-    // writes none.
-    spec.set_annotations(None);
+    // writes none. cloon's one annotation says the cgroup mode, which cloon-run follows.
+    spec.set_annotations(Some(
+        [(
+            cgroups::ANNOTATION.to_string(),
+            inputs.cgroups.as_str().to_string(),
+        )]
+        .into(),
+    ));
     Ok(spec)
 }
 
@@ -491,6 +499,7 @@ mod tests {
             ],
             args: vec!["sh".into(), "-c".into(), "sleep 1".into()],
             cwd: None,
+            cgroups: cgroups::Mode::Cloon,
             cgroup: Some("cloon/0123456789abcdef/Cloon1".into()),
         }
     }
@@ -536,7 +545,7 @@ mod tests {
             json!({"path": "/run/cloon/Cloon1/rootfs", "readonly": false})
         );
         assert_eq!(v["hostname"], "Cloon1");
-        assert!(v.get("annotations").is_none());
+        assert_eq!(v["annotations"], json!({"org.cloon.cgroups": "cloon"}));
         let p = &v["process"];
         assert_eq!(p["terminal"], false);
         assert_eq!(p["user"], json!({"uid": 0, "gid": 0}));
@@ -607,10 +616,12 @@ mod tests {
             sysctl: vec![],
             args: vec![],
             cwd: None,
+            cgroups: cgroups::Mode::None,
             cgroup: None,
         };
         let v = value(&inputs);
         assert!(v["linux"].get("cgroupsPath").is_none(), "{v}");
+        assert_eq!(v["annotations"], json!({"org.cloon.cgroups": "none"}));
         assert!(
             v["linux"].get("sysctl").is_none(),
             "an empty sysctl is left out"

@@ -18,6 +18,12 @@ rm -rf. cloon's own records are said as notes. stdout stays the JSON document. -
 commands and does nothing (root is not needed); a root filesystem or network namespace that does
 not exist yet (after --dry-run of the earlier steps) is not checked.
 
+--cgroups says where the container's processes go in the host's cgroups, written in config.json
+(the annotation org.cloon.cgroups, which cloon-run follows): none (the default: no cgroup of its
+own, crun --cgroup-manager=disabled, as cloonix runs crun; the fastest), cloon (linux.cgroupsPath
+/cloon/ID/NAME, ID naming the state directory: a lab's containers can be read and limited as one),
+runtime (no cgroupsPath: the runtime's default, host-wide names).
+
 down refuses (error 11, nothing changed) while a live container made from the bundle runs;
 bring it down first (cloon-run down).
 
@@ -25,6 +31,7 @@ Examples:
   cloon-img create --busybox bb.img | cloon-overlay --name Cloon1 | cloon-spec
   cloon-spec --rootfs ./rootfs --netns cloonix_1_1 --name Cloon1 </dev/null
   cloon-spec --cap-add SYS_ADMIN --env LANG=C.UTF-8 --bind /srv:/srv:ro --name C2 --rootfs ./rootfs -- /bin/sh
+  cloon-spec --cgroups cloon --rootfs ./rootfs --name C3 </dev/null   # under /cloon/ID/C3
   cloon-spec down --name Cloon1
   cloon-spec --explain --rootfs ./rootfs --name Cloon1 </dev/null   # the steps, on stderr
   cloon-spec --dry-run --rootfs ./rootfs --name Cloon1 </dev/null   # the same, nothing written";

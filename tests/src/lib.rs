@@ -499,7 +499,10 @@ impl Sandbox {
             .as_str()
             .expect("bundle.config")
             .to_string();
-        let text = self.sh(&format!("cat {path}")).ok();
+        // Read inside the sandbox (its own /run), the path quoted: it may hold spaces.
+        let text = self
+            .sh(&format!("cat '{}'", path.replace('\'', "'\\''")))
+            .ok();
         (path, text)
     }
 

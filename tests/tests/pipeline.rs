@@ -10,11 +10,17 @@ use serde_json::Value;
 /// The article's pipeline for container `name`, with `run_flags` for cloon-run; the document
 /// goes to `NAME.json`.
 fn up(name: &str, run_flags: &str) -> String {
+    // runc cannot run a container without a cgroup of its own (cloon-spec's default, none).
+    let spec_flags = if run_flags.contains("runc") {
+        " --cgroups runtime"
+    } else {
+        ""
+    };
     format!(
         "cloon-img create --busybox --force bb.img \
          | cloon-overlay --name {name} \
          | cloon-netns --netns cloonix_1_1 --veth vgt_1_1_0:eth0,addr=10.0.0.2/24 \
-         | cloon-spec \
+         | cloon-spec{spec_flags} \
          | cloon-run {run_flags} --root /run/crun > {name}.json"
     )
 }

@@ -208,7 +208,13 @@ fn runc_works_too() {
         return;
     };
     let name = unique("rr");
-    let up = spec_and_run(&sb, &name, &[], &["--runtime", "runc"]);
+    // runc cannot run a container without a cgroup of its own (cloon-spec's default, none).
+    let up = spec_and_run(
+        &sb,
+        &name,
+        &["--cgroups", "runtime"],
+        &["--runtime", "runc"],
+    );
     let c = up.json()["container"].clone();
     assert_eq!(
         (c["runtime"].as_str(), c["root"].as_str()),

@@ -95,7 +95,15 @@ fn commands_that_end_at_once_fail_up_with_their_exit_status_and_leave_nothing() 
         let root = format!("/run/{runtime}");
         for i in 0..5 {
             let name = format!("{}-{i}", unique(&format!("de{tag}")));
-            let doc = spec(&sb, &rootfs, &name, cmd);
+            let doc = if runtime == "runc" {
+                // runc cannot run a container without a cgroup of its own (the default, none).
+                let mut args = vec!["--name", &name, "--rootfs", rootfs.to_str().expect("utf-8")];
+                args.extend(["--cgroups", "runtime", "--"]);
+                args.extend_from_slice(cmd);
+                sb.tool("cloon-spec", &args, "").ok()
+            } else {
+                spec(&sb, &rootfs, &name, cmd)
+            };
             let up = sb.tool("cloon-run", &["--runtime", runtime], &doc);
             assert_up_fails_with(&sb, &up, &name, runtime, &root, status);
             // The same teardown as after any failed pipeline.

@@ -509,6 +509,29 @@ impl StateDir {
         ))
     }
 
+    /// Locks the state root's marker (`.cloon-state`, made with the root when missing) for as
+    /// long as the value lives, shared or exclusive, waiting for holders of the other kind. A lock
+    /// of its own, apart from the containers' and the root's: cloon-run holds it shared while the
+    /// runtime makes a container's cgroup under the state directory's parent cgroup, and
+    /// exclusive while it removes that parent, so that a removal never comes between the
+    /// runtime's mkdir of the parent and of the container's own cgroup.
+    pub fn lock_marker(&self, exclusive: bool) -> Result<Flock<fs::File>> {
+        let root = self.ensure_root()?;
+        let fd = fs_at::open_beneath(root.as_fd(), Path::new(MARKER), OFlag::O_RDONLY, 0)
+            .map_err(|e| fs_at::error("open", &self.root.join(MARKER), e))?;
+        let arg = if exclusive {
+            FlockArg::LockExclusive
+        } else {
+            FlockArg::LockShared
+        };
+        Flock::lock(fs::File::from(fd), arg).map_err(|(_, e)| {
+            Error::sys(
+                format!("cannot lock {}", self.root.join(MARKER).display()),
+                e,
+            )
+        })
+    }
+
     /// Locks the state directory of `name` if it exists and nobody holds it; `None` otherwise.
     pub fn try_lock(&self, name: &str) -> Result<Option<DirLock>> {
         match self.open_container(name)? {
