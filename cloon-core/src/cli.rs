@@ -82,48 +82,20 @@ impl NameArgs {
 }
 
 /// Parses the command line of a tool, or exits with clap's usage error (status 2).
-///
-/// With `CLOON_GENERATE` in the environment, writes the tool's manual pages, its shell
-/// completions or the document's schema instead, and exits (see [`crate::generate`]).
 pub fn parse<T: clap::Parser>() -> T {
-    parse_command(T::command())
+    parse_command(command::<T>())
 }
 
-/// [`parse`], for the command `cmd` (as [`crate::stage`] builds it for a stage).
+/// [`parse`], for the command `cmd` as the tool presents it ([`command`], or
+/// [`crate::stage::command`] for a stage).
 pub fn parse_command<T: clap::FromArgMatches>(cmd: clap::Command) -> T {
-    let cmd = with_examples(cmd);
-    if let Some(value) = std::env::var_os(crate::generate::VAR) {
-        std::process::exit(generate(&cmd, &value.to_string_lossy()));
-    }
     try_parse_command(cmd, std::env::args_os()).unwrap_or_else(|e| e.exit())
-}
-
-/// Answers `CLOON_GENERATE=value` for `cmd`: 0 when done, 2 (a usage error) for a value it does
-/// not know, 5 when a file cannot be written.
-fn generate(cmd: &clap::Command, value: &str) -> i32 {
-    let tool = cmd.get_name().to_string();
-    let request = match crate::generate::parse_request(value) {
-        Ok(r) => r,
-        Err(msg) => {
-            eprintln!("{tool}: {msg}");
-            return 2;
-        }
-    };
-    match crate::generate::run(&request, cmd.clone()) {
-        Ok(_) => 0,
-        Err(e) => {
-            eprintln!(
-                "{tool}: cannot write what {}={value} asks for: {e}",
-                crate::generate::VAR
-            );
-            i32::from(Code::Io.number())
-        }
-    }
 }
 
 /// The clap command of a tool as cloon presents it: each subcommand's help ends with examples,
 /// taken from the tool's own examples that use the subcommand (or, for a subcommand that acts on
-/// one container's record, `TOOL SUB --name Cloon1` and `TOOL SUB < Cloon1.json`).
+/// one container's record, `TOOL SUB --name Cloon1` and `TOOL SUB < Cloon1.json`). Its manual
+/// pages and completions (`cargo xtask`) are made from it too.
 pub fn command<T: clap::CommandFactory>() -> clap::Command {
     with_examples(T::command())
 }
@@ -203,7 +175,9 @@ fn examples_last(after_help: &str) -> String {
     out.join("\n")
 }
 
-fn with_examples(mut cmd: clap::Command) -> clap::Command {
+/// `cmd` with the examples of [`command`]: its own examples last in its help, and each
+/// subcommand's help ending with the examples that use it.
+pub fn with_examples(mut cmd: clap::Command) -> clap::Command {
     let tool = cmd.get_name().to_string();
     if let Some(help) = cmd.get_after_help().map(|h| h.to_string()) {
         let reordered = examples_last(&help);

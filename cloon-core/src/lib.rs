@@ -1,8 +1,8 @@
 //! What every cloon tool shares, and nothing that belongs to one tool: the document and its parts,
 //! the error object and its codes, name validation, the `--netns NAME|PATH` convention, the state directory, host checks, the
-//! undo stack that makes `up` all or nothing, the stdin-to-stdout driver of `main` (which also
-//! writes manual pages and completions), the report of the `gc` subcommands, progress lines, and
-//! the document's JSON Schema.
+//! undo stack that makes `up` all or nothing, the stdin-to-stdout driver of `main`, the report of
+//! the `gc` subcommands, progress lines, and the document's JSON Schema (with the feature
+//! `schema`, which only `cargo xtask` turns on).
 
 pub mod cgroups;
 pub mod cli;
@@ -10,7 +10,6 @@ pub mod doc;
 pub mod error;
 pub mod explain;
 pub mod gc;
-pub mod generate;
 pub mod host;
 pub mod inuse;
 pub mod mounts;

@@ -208,10 +208,11 @@ pub enum Cmd<U: clap::Args, D: clap::Args, V: clap::Subcommand> {
     Verb(V),
 }
 
-/// The clap command of stage `S`.
+/// The clap command of stage `S`, as its `--help` shows it (with [`cli::with_examples`]); its
+/// manual pages and completions (`cargo xtask`) are made from it too.
 pub fn command<S: Stage>() -> clap::Command {
     use clap::CommandFactory;
-    S::command(Cli::<S::Up, S::Down, S::Verbs>::command())
+    cli::with_examples(S::command(Cli::<S::Up, S::Down, S::Verbs>::command()))
 }
 
 /// A stage's `main`: parses the command line and runs the command.

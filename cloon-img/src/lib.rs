@@ -6,6 +6,7 @@
 //! then lets `mkfs.ext4 -d` write the image from it: a sparse file, no loop device, no mount.
 
 pub mod busybox;
+pub mod cli;
 pub mod debootstrap;
 pub mod ext4;
 pub mod leftovers;

@@ -1,7 +1,8 @@
 //! `scripts/install` into a temporary prefix: the tools, a manual page per tool and subcommand
 //! that groff renders without a warning (but for example lines too long to break), and
-//! completions that bash parses; every `--help` ends with examples of the tool (and, for a
-//! subcommand, of that subcommand).
+//! completions that bash parses, made by the xtask built with the tools; every `--help` ends with
+//! examples of the tool (and, for a subcommand, of that subcommand); the tools themselves carry no
+//! generator (no `CLOON_GENERATE`, no clap_mangen, clap_complete or schemars in a release binary).
 
 use cloon_tests::{bin_dir, tool_path};
 use std::path::{Path, PathBuf};
@@ -34,7 +35,9 @@ fn out(cmd: &mut Command) -> (bool, String, String) {
 
 #[test]
 fn install_puts_tools_pages_and_completions_under_the_prefix() {
-    for t in TOOLS {
+    // The xtask that `cargo build --workspace` built with the tools: scripts/install runs it
+    // rather than `cargo xtask` (no cargo inside a test).
+    for t in TOOLS.iter().chain(&["xtask"]) {
         tool_path(t);
     }
     let prefix = std::env::temp_dir().join(format!("cloon-install-{}", std::process::id()));
@@ -158,17 +161,49 @@ fn every_help_ends_with_examples() {
 }
 
 #[test]
-fn the_schema_and_a_bad_request_from_cloon_generate() {
-    let (ok, schema, _) =
-        out(Command::new(tool_path("cloon-spec")).env("CLOON_GENERATE", "schema"));
-    assert!(ok);
+fn the_schema_and_a_bad_request_from_the_xtask() {
+    let xtask = tool_path("xtask");
+    let (ok, schema, err) = out(Command::new(&xtask).arg("schema"));
+    assert!(ok, "xtask schema: {err}");
     let shipped = std::fs::read_to_string(repo().join("schema/cloon-document.schema.json"))
         .expect("shipped schema");
     assert_eq!(schema, shipped);
-    let o = Command::new(tool_path("cloon-run"))
-        .env("CLOON_GENERATE", "completions:tcsh:/tmp")
+    let o = Command::new(&xtask)
+        .args(["completions", "tcsh", "/tmp"])
         .output()
         .expect("run");
     assert_eq!(o.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("unknown shell"));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("invalid value 'tcsh'"));
+}
+
+/// The tools do not read `CLOON_GENERATE` any more: with it set, a tool does what its command line
+/// says. A release binary holds nothing of the generators (their crates' names would be in its
+/// panic messages and type names); a debug build's debug information names them anyway.
+#[test]
+fn the_tools_carry_no_generator() {
+    for t in TOOLS {
+        for value in [
+            "schema",
+            "man:/nonexistent",
+            "completions:bash:/nonexistent",
+        ] {
+            let (ok, version, err) = out(Command::new(tool_path(t))
+                .arg("--version")
+                .env("CLOON_GENERATE", value));
+            assert!(ok && version.starts_with(t), "{t}: {version}{err}");
+            assert!(!version.contains("$schema"), "{t} printed the schema");
+        }
+        if cfg!(debug_assertions) {
+            continue;
+        }
+        let bytes = std::fs::read(tool_path(t)).expect("read the tool");
+        for generator in ["clap_mangen", "clap_complete", "schemars"] {
+            assert!(
+                !bytes
+                    .windows(generator.len())
+                    .any(|w| w == generator.as_bytes()),
+                "{t} holds {generator}"
+            );
+        }
+    }
 }
