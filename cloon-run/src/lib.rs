@@ -9,7 +9,7 @@
 //! `up` reports what really happened to the container's command. After the runtime's `start`,
 //! it waits until the container's process runs the command (its `/proc/PID/exe` is no longer the
 //! runtime's program, which it ran between `create` and `start`), then watches it for
-//! [`SETTLE`] on a pidfd. A command that has ended by then (`/bin/true`, `sh -c 'exit 3'`, a
+//! `--settle` ([`SETTLE`] by default) on a pidfd. A command that has ended by then (`/bin/true`, `sh -c 'exit 3'`, a
 //! program that fails at once) fails `up` with error 102, its exit status in the message
 //! ("exit status 3", "killed by signal 9 (SIGKILL)") and its log in `details`; the container is
 //! deleted and the record released, so nothing is half made and the pipeline sees the failure.
@@ -54,7 +54,7 @@ pub const LOG: &str = "container.log";
 pub const PID_FILE: &str = "container.pid";
 
 /// Flags of `cloon-run up`.
-#[derive(Debug, Clone, Default, clap::Args)]
+#[derive(Debug, Clone, clap::Args)]
 pub struct UpArgs {
     /// The container's name, also its runtime id [default: the document's]
     #[arg(long, value_name = "NAME")]
@@ -69,6 +69,22 @@ pub struct UpArgs {
     /// The runtime's state directory [default: the runtime's own, /run/crun or /run/runc]
     #[arg(long, value_name = "DIR")]
     pub root: Option<PathBuf>,
+    /// How long, in milliseconds, the container's command must still run after it started for
+    /// up to succeed: a command that ends sooner fails up (102) with its exit status
+    #[arg(long, value_name = "MS", default_value_t = SETTLE_MS)]
+    pub settle: u64,
+}
+
+impl Default for UpArgs {
+    fn default() -> Self {
+        UpArgs {
+            name: None,
+            bundle: None,
+            runtime: None,
+            root: None,
+            settle: SETTLE_MS,
+        }
+    }
 }
 
 /// The signal `down` stops the container with.
@@ -340,7 +356,7 @@ pub fn up(state: &StateDir, args: &UpArgs, input: Option<Document>) -> Result<Do
     explain::note(&format!(
         "wait until its process runs the container's command (its /proc/PID/exe is no longer \
          the runtime's) and still runs {} ms later: a command that ended by then fails up",
-        SETTLE.as_millis()
+        args.settle
     ));
     let alive_line = format!(
         "grep -q '^State:[[:space:]]*[^ZX]' /proc/\"$(cat {})\"/status",
@@ -355,7 +371,8 @@ pub fn up(state: &StateDir, args: &UpArgs, input: Option<Document>) -> Result<Do
         return Ok(doc);
     };
     let pid = init.pid;
-    let start_time = running_command(&name, &init, &log)?;
+    let settle = Duration::from_millis(args.settle);
+    let start_time = running_command(&name, &init, &log, settle)?;
     rec.pid = pid;
     rec.start_time = start_time;
     explain::note(&format!(
@@ -372,7 +389,11 @@ pub fn up(state: &StateDir, args: &UpArgs, input: Option<Document>) -> Result<Do
 /// How long `up` watches the container's command once it has started: a command that ends
 /// within this time (`/bin/true`, a shell that fails at once, a program missing a library)
 /// fails `up` with its exit status, rather than being reported running.
-pub const SETTLE: Duration = Duration::from_millis(20);
+pub const SETTLE: Duration = Duration::from_millis(SETTLE_MS);
+/// [`SETTLE`] in milliseconds, `--settle`'s default. Commands that fail at once (`/bin/true`,
+/// `sh -c 'exit 3'`, a missing library) end within a millisecond or two of their `exec`; a
+/// longer watch only delays every `up`.
+pub const SETTLE_MS: u64 = 10;
 
 /// How long `up` waits, after `start`, for the container's process to execute its command.
 /// The runtime's `start` returns once the process was told to, so this is short, unless an
@@ -413,11 +434,11 @@ impl Init {
     }
 }
 
-/// After `start`: waits until the container's process runs its command, then [`SETTLE`];
+/// After `start`: waits until the container's process runs its command, then `settle`;
 /// returns its start time if it still runs, else the error of a command that ended during `up`
 /// (code 102, with its exit status and what it wrote to its log), which the caller's undo
 /// turns into a container deleted and a record released.
-fn running_command(name: &str, init: &Init, log: &Path) -> Result<u64> {
+fn running_command(name: &str, init: &Init, log: &Path, settle: Duration) -> Result<u64> {
     let pid = init.pid;
     let waited =
         |e: std::io::Error| Error::io(format!("cannot watch the container's process {pid}"), &e);
@@ -434,11 +455,11 @@ fn running_command(name: &str, init: &Init, log: &Path) -> Result<u64> {
                 explain::note(&format!(
                     "its process {pid} does not show the container's command yet: taken as \
                      running if it still runs {} ms later",
-                    SETTLE.as_millis()
+                    settle.as_millis()
                 ));
             }
             ran == process::Start::Ended
-                || process::wait_ended(pid, start, SETTLE).map_err(waited)?
+                || process::wait_ended(pid, start, settle).map_err(waited)?
         }
     };
     if let (false, Some(start)) = (ended, init.start_time) {
