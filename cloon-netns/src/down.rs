@@ -24,40 +24,38 @@ use std::path::Path;
 
 /// `down --all` of `names` (every name with a record in the state directory): a lab's teardown.
 ///
-/// Under the locks of all the names (taken in their sorted order), the host ends of every
-/// namespace record, and the bridges whose ports all go with them, are deleted in one kernel
-/// request, by the state directory's interface group ([`delete_host_ends`]): the kernel waits
-/// for the network's grace periods once for all, not once per interface. Then each name goes as
-/// `down --name` has it, which finds those interfaces gone: the namespaces first, then the
-/// point-to-point links, whose ends went with the namespaces they were in.
+/// First the host ends of every namespace record, and the bridges whose ports all go with them,
+/// are deleted in one kernel request, by the state directory's interface group
+/// ([`delete_host_ends`]): the kernel waits for the network's grace periods once for all, not
+/// once per interface. Then each name goes as `down --name` has it, under its lock, finding
+/// those interfaces gone: the namespaces first, then the point-to-point links, whose ends went
+/// with the namespaces they were in.
 pub fn down_all(state: &StateDir, names: &[String]) -> Result<()> {
-    let acting = explain::acting();
-    let mut locks = Vec::new();
-    if acting {
+    if explain::acting() {
         host::require_root(STAGE, "delete network namespaces and interfaces")?;
-        for name in names {
-            locks.push(state.lock(name)?);
-        }
         delete_host_ends(state, names)?;
     }
     let mut links = Vec::new();
     for name in names {
         if state.has_record(name, PART)? {
-            down_locked(state, name)?;
+            cloon_core::stage::down::<crate::stage::Net>(state, name, &Default::default())?;
         } else {
             links.push(name);
         }
     }
     for name in links {
-        down_locked(state, name)?;
+        cloon_core::stage::down::<crate::stage::Net>(state, name, &Default::default())?;
     }
     Ok(())
 }
 
 /// Deletes, in one request, the state directory's interface group when everything in it is a
 /// host end one of the `names` records claims, or a bridge whose ports all are. Anything else in
-/// the group (an interface another record or nobody claims), or a tool at work in the state
-/// directory (which may be adding one), leaves the deletions to each name's `down`, one by one.
+/// the group (an interface another record or nobody claims), or an `up` or `link` at work in the
+/// state directory (which may be adding one: each holds the state root's lock shared, this takes
+/// it exclusively for the check and the request), leaves the deletions to each name's `down`,
+/// one by one. A `down --name` at work meanwhile deletes what it deletes: the request takes what
+/// is left.
 fn delete_host_ends(state: &StateDir, names: &[String]) -> Result<()> {
     let Some(_idle) = tag::RootLock::try_idle(state)? else {
         return Ok(());
