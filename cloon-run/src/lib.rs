@@ -8,8 +8,9 @@
 //!
 //! `up` reports what really happened to the container's command. After the runtime's `start`,
 //! it waits until the container's process runs the command (its `/proc/PID/exe` is no longer the
-//! runtime's program, which it ran between `create` and `start`), then watches it for
-//! `--settle` ([`SETTLE`] by default) on a pidfd. A command that has ended by then (`/bin/true`, `sh -c 'exit 3'`, a
+//! runtime's program, which it ran between `create` and `start`), then watches it on a pidfd
+//! until it waits for something (asleep, as a service or `sleep` is), at most `--settle`
+//! ([`SETTLE`] by default). A command that has ended by then (`/bin/true`, `sh -c 'exit 3'`, a
 //! program that fails at once) fails `up` with error 102, its exit status in the message
 //! ("exit status 3", "killed by signal 9 (SIGKILL)") and its log in `details`; the container is
 //! deleted and the record released, so nothing is half made and the pipeline sees the failure.
@@ -69,8 +70,9 @@ pub struct UpArgs {
     /// The runtime's state directory [default: the runtime's own, /run/crun or /run/runc]
     #[arg(long, value_name = "DIR")]
     pub root: Option<PathBuf>,
-    /// How long, in milliseconds, the container's command must still run after it started for
-    /// up to succeed: a command that ends sooner fails up (102) with its exit status
+    /// How long, at most, in milliseconds, up watches the container's command once it started:
+    /// a command that ends before it waits for something (as a service or `sleep` does) fails
+    /// up (102) with its exit status
     #[arg(long, value_name = "MS", default_value_t = SETTLE_MS)]
     pub settle: u64,
 }
@@ -355,7 +357,8 @@ pub fn up(state: &StateDir, args: &UpArgs, input: Option<Document>) -> Result<Do
     rt.start(&name, &log)?;
     explain::note(&format!(
         "wait until its process runs the container's command (its /proc/PID/exe is no longer \
-         the runtime's) and still runs {} ms later: a command that ended by then fails up",
+         the runtime's), then until it waits for something (asleep, S in /proc/PID/stat) or at \
+         most {} ms: a command that ended by then fails up",
         args.settle
     ));
     let alive_line = format!(
@@ -386,14 +389,14 @@ pub fn up(state: &StateDir, args: &UpArgs, input: Option<Document>) -> Result<Do
     Ok(doc)
 }
 
-/// How long `up` watches the container's command once it has started: a command that ends
-/// within this time (`/bin/true`, a shell that fails at once, a program missing a library)
-/// fails `up` with its exit status, rather than being reported running.
+/// How long, at most, `up` watches the container's command once it has started: a command that
+/// ends (`/bin/true`, a shell that fails at once, a program missing a library) before it waits
+/// for something (asleep: a service waiting for work, `sleep`) fails `up` with its exit status,
+/// rather than being reported running. A command that goes to sleep at once ends the watch at
+/// once; one still busy after this time is taken as running.
 pub const SETTLE: Duration = Duration::from_millis(SETTLE_MS);
-/// [`SETTLE`] in milliseconds, `--settle`'s default. Commands that fail at once (`/bin/true`,
-/// `sh -c 'exit 3'`, a missing library) end within a millisecond or two of their `exec`; a
-/// longer watch only delays every `up`.
-pub const SETTLE_MS: u64 = 10;
+/// [`SETTLE`] in milliseconds, `--settle`'s default.
+pub const SETTLE_MS: u64 = 20;
 
 /// How long `up` waits, after `start`, for the container's process to execute its command.
 /// The runtime's `start` returns once the process was told to, so this is short, unless an
@@ -459,7 +462,7 @@ fn running_command(name: &str, init: &Init, log: &Path, settle: Duration) -> Res
                 ));
             }
             ran == process::Start::Ended
-                || process::wait_ended(pid, start, settle).map_err(waited)?
+                || process::wait_settled(pid, start, settle).map_err(waited)?
         }
     };
     if let (false, Some(start)) = (ended, init.start_time) {

@@ -116,6 +116,40 @@ pub fn wait_ended(pid: i64, start_time: u64, timeout: Duration) -> std::io::Resu
     poll_ended(&fd, timeout)
 }
 
+/// Waits until the process `pid` (started at `start_time`) has ended (true) or waits for
+/// something (false): asleep (`S`), as a service waiting for work or `sleep` is, rather than
+/// still starting (running, or reading its program from disk, `D`) or on its way out. After
+/// `max`, a process that still runs is taken as running too (false). A process already gone (or
+/// a pid now naming another process) has ended.
+pub fn wait_settled(pid: i64, start_time: u64, max: Duration) -> std::io::Result<bool> {
+    let Some(fd) = pidfd(pid)? else {
+        return Ok(true);
+    };
+    let deadline = Instant::now() + max;
+    loop {
+        // The pidfd names whatever process had the pid when it was opened: it is the
+        // container's only if that one started at the recorded time.
+        match stat(pid) {
+            Some(s) if s.start_time == start_time && s.running() => {
+                if s.state == 'S' {
+                    return Ok(false);
+                }
+            }
+            _ => return Ok(true),
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Ok(false);
+        }
+        if poll_ended(&fd, left.min(SETTLE_POLL))? {
+            return Ok(true);
+        }
+    }
+}
+
+/// How often [`wait_settled`] reads the process's state.
+const SETTLE_POLL: Duration = Duration::from_micros(500);
+
 /// The program a process runs: the device and inode of the file `/proc/PID/exe` names (a
 /// magic link, followed whatever mount namespace the process is in), or `None` when it cannot
 /// be read (the process is gone or a zombie).

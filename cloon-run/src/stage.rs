@@ -16,7 +16,7 @@ const AFTER_HELP: &str = "\
 --explain says on stderr, before each action, the runtime command that does the same, with the
 runtime and --root actually used: `crun --root R create --bundle B --pid-file P ID </dev/null
 >/dev/null 2>>LOG`, `start`, a wait until its process runs the container's command, then a
-check in /proc, 10 ms later (--settle), that it still runs (a command that ended by then fails up with 102
+check in /proc, once it sleeps or 20 ms later (--settle), that it still runs (a command that ended by then fails up with 102
 and its exit status, the container deleted); exec: `crun --root R exec
 [--tty] ID CMD...`; down: `kill ID KILL`, a wait until its process ends (cloon-run waits on a
 pidfd), `delete ID`. cloon's own records are said as notes. stdout stays the JSON
