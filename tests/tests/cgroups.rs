@@ -27,24 +27,28 @@ fn pids_dir(rel: &str) -> String {
     format!("{}{rel}", base.display())
 }
 
+/// `cloon-spec --cgroups mode` of a container of `rootfs` in `state`: its document.
+fn spec(sb: &Sandbox, state: &str, rootfs: &Path, name: &str, mode: &str) -> String {
+    sb.tool(
+        "cloon-spec",
+        &[
+            "--state-dir",
+            state,
+            "--name",
+            name,
+            "--rootfs",
+            rootfs.to_str().expect("utf-8"),
+            "--cgroups",
+            mode,
+        ],
+        "",
+    )
+    .ok()
+}
+
 /// Brings up a container of `rootfs` with `--cgroups mode` in `state`; its document.
 fn up(sb: &Sandbox, state: &str, rootfs: &Path, name: &str, mode: &str) -> serde_json::Value {
-    let spec = sb
-        .tool(
-            "cloon-spec",
-            &[
-                "--state-dir",
-                state,
-                "--name",
-                name,
-                "--rootfs",
-                rootfs.to_str().expect("utf-8"),
-                "--cgroups",
-                mode,
-            ],
-            "",
-        )
-        .ok();
+    let spec = spec(sb, state, rootfs, name, mode);
     sb.tool("cloon-run", &["--state-dir", state], &spec).json()
 }
 
@@ -244,22 +248,7 @@ fn ups_and_downs_racing_in_one_state_directory_all_succeed() {
     let mut loops = Vec::new();
     for tag in ["a", "b"] {
         let name = unique(&format!("cgr{tag}"));
-        let spec = sb
-            .tool(
-                "cloon-spec",
-                &[
-                    "--state-dir",
-                    state,
-                    "--name",
-                    &name,
-                    "--rootfs",
-                    rootfs.to_str().expect("utf-8"),
-                    "--cgroups",
-                    "cloon",
-                ],
-                "",
-            )
-            .ok();
+        let spec = spec(&sb, state, &rootfs, &name, "cloon");
         let doc = sb.path(&format!("{tag}.json"));
         std::fs::write(&doc, spec).expect("write");
         loops.push(format!(
@@ -289,22 +278,8 @@ fn ups_and_downs_racing_in_one_state_directory_all_succeed() {
 /// The ID of the state directory `state`'s parent cgroup, as cloon-spec writes it.
 fn parent_id(sb: &Sandbox, rootfs: &Path, state: &str) -> String {
     let name = unique("cgid");
-    let spec = sb
-        .tool(
-            "cloon-spec",
-            &[
-                "--state-dir",
-                state,
-                "--name",
-                &name,
-                "--rootfs",
-                rootfs.to_str().expect("utf-8"),
-                "--cgroups",
-                "cloon",
-            ],
-            "",
-        )
-        .json();
+    let spec = serde_json::from_str::<serde_json::Value>(&spec(sb, state, rootfs, &name, "cloon"))
+        .expect("a document");
     let (_, config) = sb.config_of(&spec);
     sb.tool(
         "cloon-spec",
