@@ -286,11 +286,22 @@ pub fn rootfs_users(
     upper: Option<&Path>,
 ) -> Result<Vec<User>> {
     let live = live_containers(state)?;
-    let on_rootfs = |l: &Live| match bundle_root(&l.bundle) {
-        Some(root) => same_dir(&root, rootfs),
-        None => l.name == owner,
-    };
     let root = Root::of(rootfs);
+    let on_rootfs = |l: &Live| {
+        // A root filesystem that is a mount of its own (an overlay) holds the root of each
+        // process of a container made on it: a container whose process's root is on another
+        // device is not on it, and its configuration needs no reading (a lab's teardown would
+        // read every other container's, for each container).
+        if let Some(Root::Mount(dev)) = root {
+            if fs::metadata(format!("/proc/{}/root", l.pid)).is_ok_and(|m| m.dev() != dev) {
+                return false;
+            }
+        }
+        match bundle_root(&l.bundle) {
+            Some(root) => same_dir(&root, rootfs),
+            None => l.name == owner,
+        }
+    };
     // Where the overlay of that upper directory is mounted here, every process on it has its
     // device: the mount tables of other processes need no reading.
     let here = match (root, upper) {
