@@ -1,27 +1,46 @@
 #!/usr/bin/env python3
 """The measurements of scripts/bench, run inside its sandbox (fresh mount and network namespaces
-with their own /run): the full cycle of cloon against the article's commands (hyperfine), each
-tool's own time and the runtime's share, scale (N containers of one image), image creation.
-Writes the results as JSON; `report` turns them into the Markdown of BENCHMARKS.md.
+with their own /run):
 
-Every process is started with posix_spawn and timed from there to its reaping by wait4. Peak
-memory is GNU time's %M (`/usr/bin/time -f %M`).
+- cycle: the full cycle of cloon (for each of cloon-spec's --cgroups modes) against the article's
+  commands (hyperfine);
+- bringup: the bring-up alone (image to a running container with eth0), teardown untimed;
+- steps: each tool's own time and the runtime's share;
+- start: each tool's --version against /bin/true (hyperfine -N);
+- floor: the runtime alone (crun create, start, exec, kill, delete; cgroup manager disabled and
+  default), the kernel alone (N namespaces with a veth each, deleted one by one or by group, and
+  the overlay's mounts);
+- labs: cloon-lab up and down of a LAN of N nodes against the article's commands N times, and
+  cloon-lab up --jobs J;
+- images: image creation.
+
+Writes the results as JSON; `report` turns them into the Markdown of BENCHMARKS.md. Every
+process is started with posix_spawn and timed from there to its reaping by wait4. Peak memory
+is GNU time's %M (`/usr/bin/time -f %M`).
 """
 
 import argparse
+import ctypes
+import fcntl
+import glob
 import json
 import os
 import platform
 import re
+import select
 import shutil
+import signal
 import statistics
+import struct
 import subprocess
 import sys
 import tempfile
 import time
 
 LIB = os.path.dirname(os.path.abspath(__file__))
-TOOLS = ["cloon-img", "cloon-overlay", "cloon-netns", "cloon-spec", "cloon-run"]
+TOOLS = ["cloon-img", "cloon-overlay", "cloon-netns", "cloon-spec", "cloon-run", "cloon-lab"]
+CGROUP_MODES = ["none", "cloon", "runtime"]
+BASE = "/run/cloon-bench"
 
 
 class BenchError(Exception):
@@ -59,7 +78,7 @@ def run(argv, stdin=None, stdout=None, env=None, check=True):
     if check and code != 0:
         err.seek(0)
         raise BenchError(f"`{' '.join(argv)}` failed with status {code}: "
-                         f"{err.read().decode(errors='replace').strip()}")
+                         f"{err.read().decode(errors='replace').strip()[-2000:]}")
     err.close()
     return Sample(t1 - t0, ru.ru_utime + ru.ru_stime, code)
 
@@ -67,9 +86,14 @@ def run(argv, stdin=None, stdout=None, env=None, check=True):
 def peak_kib(argv, stdin=None, stdout=None):
     """The peak resident memory of argv in KiB, as GNU time's %M says it. (wait4's ru_maxrss
     from this Python process would count Python's own pages: posix_spawn uses vfork.)"""
+    return run_peak(argv, stdin, stdout)[1]
+
+
+def run_peak(argv, stdin=None, stdout=None):
+    """Runs argv under GNU time: (Sample, peak KiB of the largest of it and its children)."""
     with tempfile.NamedTemporaryFile("r") as f:
-        run(["/usr/bin/time", "-f", "%M", "-o", f.name] + argv, stdin=stdin, stdout=stdout)
-        return int(f.read().split()[-1])
+        s = run(["/usr/bin/time", "-f", "%M", "-o", f.name] + argv, stdin=stdin, stdout=stdout)
+        return s, int(f.read().split()[-1])
 
 
 def sh(script, check=True):
@@ -80,6 +104,10 @@ def sh(script, check=True):
     return out.stdout
 
 
+def say(msg):
+    print(f"bench: {msg}", file=sys.stderr, flush=True)
+
+
 def ms(ns):
     return ns / 1e6
 
@@ -88,7 +116,15 @@ def median(xs):
     return statistics.median(xs) if xs else 0.0
 
 
-# --- the machine --------------------------------------------------------------------------------
+def stats(ns):
+    """Summary of wall times in ns, in ms."""
+    xs = [ms(x) for x in ns]
+    return {"median": median(xs), "mean": statistics.mean(xs),
+            "stddev": statistics.stdev(xs) if len(xs) > 1 else 0.0,
+            "min": min(xs), "max": max(xs), "runs": len(xs)}
+
+
+# --- the machine, and what this build can do ----------------------------------------------------
 
 def machine():
     cpu = ""
@@ -107,6 +143,7 @@ def machine():
         for line in open("/etc/os-release"):
             if line.startswith("PRETTY_NAME="):
                 os_name = line.split("=", 1)[1].strip().strip('"')
+    cgroups = "v2" if os.path.exists("/sys/fs/cgroup/cgroup.controllers") else "v1"
     return {
         "cpu": cpu or platform.processor(),
         "cores": os.cpu_count(),
@@ -115,34 +152,111 @@ def machine():
         "os": os_name,
         "crun": crun,
         "hyperfine": hyperfine,
+        "cgroups": cgroups,
         "date": time.strftime("%Y-%m-%d"),
         "load": [round(x, 2) for x in os.getloadavg()],
     }
 
 
+def option_default(help_text, option):
+    """(present, default) of `option` in a clap --help text."""
+    i = help_text.find(option + " ")
+    if i < 0:
+        return False, None
+    nxt = re.search(r"\n\s*--?[A-Za-z]", help_text[i + 1:])  # the next option, not "- value"
+    segment = help_text[i:i + 1 + nxt.start()] if nxt else help_text[i:]
+    m = re.search(r"\[default: ([^\]]+)\]", segment)
+    return True, (m.group(1).strip() if m else None)
+
+
+def cgroup_modes():
+    """cloon-spec's --cgroups modes and its default, as its --help says them. Without the flag
+    (an older build), the one behaviour it has: a cgroup parent per state directory."""
+    spec_has, spec_default = option_default(sh("cloon-spec --help"), "--cgroups")
+    lab_has, lab_default = option_default(sh("cloon-lab up --help"), "--cgroups")
+    if not spec_has:
+        return {"flag": False, "modes": ["default"], "default": "default",
+                "default_is": "cloon", "lab_flag": lab_has, "lab_default": None}
+    default = spec_default if spec_default in CGROUP_MODES else None
+    if default is None:
+        raise BenchError("cloon-spec --help lists --cgroups without a [default: MODE] among "
+                         f"{', '.join(CGROUP_MODES)}: cannot tell its default")
+    # cloon-lab's help may say "[default: cloon-spec's, none]": its last word that is a mode.
+    words = re.findall(r"\w+", lab_default or "")
+    lab_default = next((w for w in reversed(words) if w in CGROUP_MODES), default)
+    return {"flag": True, "modes": list(CGROUP_MODES), "default": default, "default_is": default,
+            "lab_flag": lab_has, "lab_default": lab_default}
+
+
 # --- the full cycle, side by side ---------------------------------------------------------------
 
-def cycle(args, img, name):
-    """hyperfine: cloon's pipeline and the article's commands, each a full cycle."""
-    work = "/run/cloon-bench"
+def cycle(args, img, name, modes):
+    """hyperfine: cloon's pipeline (each cgroup mode) and the article's commands, each a full
+    cycle."""
+    work = f"{BASE}/cycle"
     os.makedirs(f"{work}/cloon", exist_ok=True)
     os.makedirs(f"{work}/article", exist_ok=True)
     out = f"{work}/cycle.json"
-    cmds = [
-        f"bash {LIB}/cycle-cloon.sh {img} {name} {work}/cloon",
-        f"bash {LIB}/cycle-article.sh {img} {name} {work}/article",
-    ]
-    subprocess.run(["hyperfine", "-N", "--style", "basic", "--warmup", str(args.warmup),
-                    "--runs", str(args.runs), "--export-json", out,
-                    "-n", "cloon", cmds[0], "-n", "article", cmds[1]],
-                   check=True, stdout=sys.stderr)
-    results = json.load(open(out))["results"]
+    argv = ["hyperfine", "-N", "--style", "basic", "--warmup", str(args.warmup),
+            "--runs", str(args.runs), "--export-json", out]
+    for m in modes["modes"]:
+        argv += ["-n", f"cloon {m}",
+                 f"bash {LIB}/cycle-cloon.sh {img} {name} {work}/cloon {m} all"]
+    argv += ["-n", "article", f"bash {LIB}/cycle-article.sh {img} {name} {work}/article all"]
+    subprocess.run(argv, check=True, stdout=sys.stderr)
     got = {}
-    for r in results:
+    for r in json.load(open(out))["results"]:
         got[r["command"]] = {k: r[k] * 1000 for k in ("mean", "stddev", "median", "min", "max")}
         got[r["command"]]["runs"] = len(r["times"])
-    got["ratio"] = got["cloon"]["median"] / got["article"]["median"]
-    return got
+    art = got.pop("article")
+    result = {"article": art, "modes": {}}
+    for m in modes["modes"]:
+        c = got[f"cloon {m}"]
+        c["ratio"] = c["median"] / art["median"]
+        result["modes"][m] = c
+    shutil.rmtree(work)
+    return result
+
+
+# --- the bring-up alone -------------------------------------------------------------------------
+
+def bringup(args, img, name, modes):
+    """Image to a running container with eth0: cloon's pipeline (each mode) and the article's
+    commands up to `crun start`, timed here; each sample's teardown runs untimed after it. The
+    sides take turns, sample by sample, so that a slow moment of the machine hits them all."""
+    work = f"{BASE}/bringup"
+    sides = []
+    for m in modes["modes"]:
+        d = f"{work}/cloon"
+        sides.append((m, ["bash", f"{LIB}/cycle-cloon.sh", img, name, d, m, "up"],
+                      ["bash", f"{LIB}/cycle-cloon.sh", img, name, d, m, "down"]))
+    d = f"{work}/article"
+    sides.append(("article", ["bash", f"{LIB}/cycle-article.sh", img, name, d, "up"],
+                  ["bash", f"{LIB}/cycle-article.sh", img, name, d, "down"]))
+    os.makedirs(f"{work}/cloon", exist_ok=True)
+    os.makedirs(f"{work}/article", exist_ok=True)
+    samples = {label: [] for label, _, _ in sides}
+    for i in range(args.warmup + args.bringup_runs):
+        for label, up, down in sides:
+            try:
+                s = run(up)
+            except BaseException:
+                run(down, check=False)
+                raise
+            run(down)
+            if i >= args.warmup:
+                samples[label].append(s.wall)
+    art = stats(samples["article"])
+    result = {"article": art, "modes": {}}
+    for m in modes["modes"]:
+        c = stats(samples[m])
+        c["ratio"] = c["median"] / art["median"]
+        result["modes"][m] = c
+        say(f"bring-up {m}: {c['median']:.1f} ms, {c['ratio']:.2f} of the article's "
+            f"{art['median']:.1f} ms")
+    shutil.rmtree(work)
+    check_left("bring-up")
+    return result
 
 
 # --- each step ----------------------------------------------------------------------------------
@@ -204,7 +318,7 @@ def article_cycle_steps(img, name, work):
     if os.path.exists(marks):
         os.remove(marks)
     env = dict(os.environ, BENCH_STEPS=marks)
-    total = run(["bash", f"{LIB}/cycle-article.sh", img, name, work], env=env)
+    total = run(["bash", f"{LIB}/cycle-article.sh", img, name, work, "all"], env=env)
     times = [line.split() for line in open(marks)]
     got = {}
     for (_, t0), (step, t1) in zip(times, times[1:]):
@@ -226,8 +340,8 @@ def shim_overhead(shim, log):
     return median(extra)
 
 
-def steps(args, img, name, shim):
-    work = "/run/cloon-bench/steps"
+def steps(args, img, name, shim, modes):
+    work = f"{BASE}/steps"
     os.makedirs(work, exist_ok=True)
     log = f"{work}/runtime.log"
     overhead = shim_overhead(shim, log)
@@ -261,6 +375,16 @@ def steps(args, img, name, shim):
         peak[step] = peak_kib([tool] + words,
                               stdin=f"{work}/{doc_in}.json" if doc_in else None,
                               stdout=f"{work}/{doc_out}.json" if doc_out else None)
+    # cloon-run's figure counts crun's (GNU time adds the children a process waits for): its
+    # own, without a runtime call, is that of a dry run.
+    run(["cloon-overlay", "--image", img, "--name", name], stdout=f"{work}/p1.json")
+    run(["cloon-netns", "--netns", "cloonix_1_1", "--veth", "vgt_1_1_0:eth0"],
+        stdin=f"{work}/p1.json", stdout=f"{work}/p2.json")
+    run(["cloon-spec"], stdin=f"{work}/p2.json", stdout=f"{work}/p3.json")
+    dry_run_peak = peak_kib(["cloon-run", "--dry-run"], f"{work}/p3.json", None)
+    run(["cloon-spec", "down"], stdin=f"{work}/p3.json", stdout=f"{work}/p4.json")
+    run(["cloon-netns", "down"], stdin=f"{work}/p4.json", stdout=f"{work}/p5.json")
+    run(["cloon-overlay", "down"], stdin=f"{work}/p5.json", stdout=f"{work}/p6.json")
     # Each binary's start and exit alone (`--version`): the floor of any step.
     floor = {}
     for tool in TOOLS:
@@ -270,7 +394,7 @@ def steps(args, img, name, shim):
 
     art = {s: [] for s in ARTICLE_STEPS}
     art_total = []
-    awork = "/run/cloon-bench/steps-article"
+    awork = f"{BASE}/steps-article"
     os.makedirs(awork, exist_ok=True)
     for i in range(args.cycles + 1):
         total, got = article_cycle_steps(img, name, awork)
@@ -278,7 +402,11 @@ def steps(args, img, name, shim):
             continue
         art_total.append(total.wall)
         for step, ns in got.items():
-            art[step].append(ns)
+            if step in art:
+                art[step].append(ns)
+    shutil.rmtree(work)
+    shutil.rmtree(awork)
+    check_left("steps")
 
     cloon = []
     for step, tool, *_ in CLOON_STEPS:
@@ -290,12 +418,14 @@ def steps(args, img, name, shim):
                for s in ARTICLE_STEPS]
     return {
         "cycles": args.cycles,
+        "mode": modes["default"],
         "shim_overhead": ms(overhead),
         "cloon": cloon,
         "cloon_total": sum(r["wall"] for r in cloon),
         "cloon_runtime": sum(r["runtime"] for r in cloon),
         "cloon_own": sum(r["own"] for r in cloon),
         "cloon_floor": sum(r["floor"] for r in cloon),
+        "dry_run_peak_kib": dry_run_peak,
         "floor": {k: ms(v) for k, v in floor.items()},
         "article": article,
         "article_total": ms(median(art_total)),
@@ -303,122 +433,373 @@ def steps(args, img, name, shim):
     }
 
 
-# --- scale --------------------------------------------------------------------------------------
+# --- start cost ---------------------------------------------------------------------------------
 
-def scale(args, img, prefix):
-    results = []
-    for n in args.scale:
-        work = f"/run/cloon-bench/scale-{n}"
-        os.makedirs(work, exist_ok=True)
-        names = [f"{prefix}s{i}" for i in range(n)]
-        peak = {}
-        per_tool = {}
-
-        def timed(tool, argv, doc_in, doc_out):
-            s = run([tool] + argv, stdin=doc_in, stdout=doc_out)
-            per_tool[tool] = per_tool.get(tool, 0) + s.wall
-            return s.wall
-
-        up_ns = 0
-        for i, name in enumerate(names):
-            d = f"{work}/{name}"
-            up_ns += timed("cloon-overlay", ["--image", img, "--name", name], None, f"{d}.1")
-            up_ns += timed("cloon-netns", ["--netns", f"bench_{i}", "--veth", f"vbh{i}:eth0"],
-                           f"{d}.1", f"{d}.2")
-            up_ns += timed("cloon-spec", [], f"{d}.2", f"{d}.3")
-            up_ns += timed("cloon-run", [], f"{d}.3", f"{d}.4")
-        loops = len(sh(f"losetup -n -j {img}").splitlines())
-        mounts = sh("findmnt -rn -o TARGET,FSTYPE")
-        lower_mounts = sum(1 for m in mounts.splitlines() if "/.lowers/" in m.split()[0])
-        overlays = sum(1 for m in mounts.splitlines() if m.endswith(" overlay"))
-        netns_mounts = sum(1 for m in mounts.splitlines() if m.startswith("/run/netns/"))
-        running = len(sh("crun list -q").split())
-        # Peak memory at full occupancy: one more container up and down, each tool under GNU
-        # time (not counted in the times).
-        probe, d = f"{prefix}probe", f"{work}/probe"
-        for tool, argv, doc_in, doc_out in [
-            ("cloon-overlay", ["--image", img, "--name", probe], None, f"{d}.1"),
-            ("cloon-netns", ["--netns", "bench_probe", "--veth", "vbhprobe:eth0"],
-             f"{d}.1", f"{d}.2"),
-            ("cloon-spec", [], f"{d}.2", f"{d}.3"),
-            ("cloon-run", [], f"{d}.3", f"{d}.4"),
-            ("cloon-run", ["down"], f"{d}.4", f"{d}.5"),
-            ("cloon-spec", ["down"], f"{d}.5", f"{d}.6"),
-            ("cloon-netns", ["down"], f"{d}.6", f"{d}.7"),
-            ("cloon-overlay", ["down"], f"{d}.7", f"{d}.8"),
-        ]:
-            peak[tool] = max(peak.get(tool, 0), peak_kib([tool] + argv, doc_in, doc_out))
-        # cloon-run's figure counts crun's (GNU time adds the children a process waits for):
-        # its own, without a runtime call, is that of a dry run.
-        peak["cloon-run --dry-run"] = peak_kib(["cloon-run", "--dry-run"], f"{d}.3", None)
-        down_ns = 0
-        for name in reversed(names):
-            d = f"{work}/{name}"
-            down_ns += timed("cloon-run", ["down"], f"{d}.4", f"{d}.5")
-            down_ns += timed("cloon-spec", ["down"], f"{d}.5", f"{d}.6")
-            down_ns += timed("cloon-netns", ["down"], f"{d}.6", f"{d}.7")
-            down_ns += timed("cloon-overlay", ["down"], f"{d}.7", f"{d}.8")
-        shutil.rmtree(work)
-        left = leftovers()
-        if left:
-            raise BenchError(f"scale {n}: left behind: {left}")
-        results.append({
-            "n": n, "up": ms(up_ns), "down": ms(down_ns), "per_container": ms(up_ns + down_ns) / n,
-            "loops": loops, "lower_mounts": lower_mounts, "overlays": overlays,
-            "netns_mounts": netns_mounts, "running": running, "peak_kib": peak,
-            "per_tool": {t: ms(v) / n for t, v in per_tool.items()},
-        })
-        print(f"bench: scale {n}: {ms(up_ns + down_ns) / n:.1f} ms per container", file=sys.stderr)
-    return results
+def start_cost(args):
+    """hyperfine -N: each tool's --version against /bin/true."""
+    out = f"{BASE}/start.json"
+    os.makedirs(BASE, exist_ok=True)
+    argv = ["hyperfine", "-N", "--style", "basic", "--warmup", "20",
+            "--runs", str(args.start_runs), "--export-json", out, "-n", "/bin/true", "/bin/true"]
+    for tool in TOOLS:
+        argv += ["-n", tool, f"{shutil.which(tool)} --version"]
+    subprocess.run(argv, check=True, stdout=sys.stderr)
+    got = {}
+    for r in json.load(open(out))["results"]:
+        got[r["command"]] = {"median": r["median"] * 1000, "mean": r["mean"] * 1000,
+                             "stddev": r["stddev"] * 1000, "runs": len(r["times"])}
+    os.remove(out)
+    base = got["/bin/true"]["median"]
+    for tool in TOOLS:
+        got[tool]["ratio"] = got[tool]["median"] / base
+    return {"runs": args.start_runs, "tools": got}
 
 
-def leftovers():
-    left = []
-    if sh("losetup -n -l -O NAME,BACK-FILE | grep cloon-bench; true").strip():
-        left.append("loop devices")
-    mounts = sh("findmnt -rn -o TARGET,FSTYPE")
-    if any(" overlay" in m or "/cloon" in m or m.startswith("/run/netns/")
-           for m in mounts.splitlines()):
-        left.append("mounts")
-    if sh("crun list -q").strip():
-        left.append("containers")
-    if sh("ip -o link | grep -v ': lo:'; true").strip():
-        left.append("links")
-    # The state directory itself, and the marker that makes it one, may stay.
-    if os.path.isdir("/run/cloon") and [f for f in os.listdir("/run/cloon") if f != ".cloon-state"]:
-        left.append("state records")
-    return left
+# --- the floor: the runtime alone, the kernel alone ---------------------------------------------
+
+MANAGERS = [
+    # (key, crun's global options, cgroupsPath: None for none, "NAME" for /NAME-like defaults)
+    ("disabled", ["--cgroup-manager=disabled"], None),
+    ("default", [], None),
+    ("default-nested", [], "/cloon/{parent}/{name}"),
+]
+# The runtime's cgroup manager each cloon-spec mode amounts to.
+MODE_MANAGER = {"none": "disabled", "runtime": "default", "cloon": "default-nested"}
 
 
-# --- a lab --------------------------------------------------------------------------------------
+def wait_exit(pid, timeout=10):
+    """Until the process pid has ended (a zombie counts), on a pidfd."""
+    try:
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return
+    try:
+        p = select.poll()
+        p.register(fd, select.POLLIN)
+        if not p.poll(timeout * 1000):
+            raise BenchError(f"process {pid} did not end within {timeout} s of SIGKILL")
+    finally:
+        os.close(fd)
 
-def lab(args, img, prefix):
-    """cloon-lab up and down of a chain of N busybox nodes (each linked to the next), from the
-    bench's image file (no image to build): the time a lab user waits."""
-    n = args.lab
-    work = "/run/cloon-bench/lab"
+
+def runtime_floor(args, img, prefix):
+    """crun alone on one bundle (cloon-spec's config.json, its cgroupsPath changed): create +
+    start, exec, kill (SIGKILL from here, its end seen on a pidfd) + delete, with the cgroup
+    manager disabled, with the default manager (crun's /NAME), and with the default manager
+    and a nested path /cloon/PARENT/NAME (as cloon-spec --cgroups cloon writes)."""
+    work = f"{BASE}/floor-runtime"
     os.makedirs(work, exist_ok=True)
-    name = f"{prefix}lab"
-    topo = f"{work}/chain.clab.yml"
-    nodes = "\n".join(f"    n{i}: {{}}" for i in range(n))
-    links = "\n".join(f'    - endpoints: ["n{i}:eth1", "n{i + 1}:eth0"]' for i in range(n - 1))
-    with open(topo, "w") as f:
+    base = f"{prefix}fl"
+    parent = f"bench-{os.getpid()}"
+    run(["cloon-overlay", "--image", img, "--name", base], stdout=f"{work}/d1.json")
+    try:
+        run(["cloon-netns", "--netns", "floor_rt", "--veth", "vflrt:eth0"],
+            stdin=f"{work}/d1.json", stdout=f"{work}/d2.json")
+        run(["cloon-spec"], stdin=f"{work}/d2.json", stdout=f"{work}/d3.json")
+        config = json.load(open(json.load(open(f"{work}/d3.json"))["bundle"]["config"]))
+        names = {"disabled": f"{base}x", "default": f"{base}r", "default-nested": f"{base}n"}
+        bundles = {}
+        for key, _, path in MANAGERS:
+            b = f"{work}/{key}"
+            os.makedirs(b, exist_ok=True)
+            c = json.loads(json.dumps(config))
+            c["linux"].pop("cgroupsPath", None)
+            c.get("annotations", {}).pop("org.cloon.cgroups", None)
+            if path:
+                c["linux"]["cgroupsPath"] = path.format(parent=parent, name=names[key])
+            with open(f"{b}/config.json", "w") as f:
+                json.dump(c, f)
+            bundles[key] = b
+        samples = {key: {"up": [], "exec": [], "down": []} for key, _, _ in MANAGERS}
+        try:
+            for i in range(1 + args.floor_runs):
+                for key, opts, _ in MANAGERS:
+                    crun = ["crun"] + opts
+                    name, b = names[key], bundles[key]
+                    pidfile = f"{b}/pid"
+                    t0 = time.perf_counter_ns()
+                    run(crun + ["create", "--bundle", b, "--pid-file", pidfile, name])
+                    run(crun + ["start", name])
+                    t1 = time.perf_counter_ns()
+                    e = run(crun + ["exec", name, "ip", "link"])
+                    pid = int(open(pidfile).read())
+                    t2 = time.perf_counter_ns()
+                    os.kill(pid, signal.SIGKILL)
+                    wait_exit(pid)
+                    run(crun + ["delete", name])
+                    t3 = time.perf_counter_ns()
+                    os.remove(pidfile)
+                    if i > 0:
+                        samples[key]["up"].append(t1 - t0)
+                        samples[key]["exec"].append(e.wall)
+                        samples[key]["down"].append(t3 - t2)
+        finally:
+            for key, opts, _ in MANAGERS:
+                run(["crun"] + opts + ["delete", "--force", names[key]], check=False)
+            for d in glob.glob(f"/sys/fs/cgroup/*/cloon/{parent}"):
+                try:
+                    os.rmdir(d)
+                except OSError:
+                    pass
+    finally:
+        if os.path.exists(f"{work}/d3.json"):
+            run(["cloon-spec", "down"], stdin=f"{work}/d3.json", stdout=f"{work}/d2.json")
+        if os.path.exists(f"{work}/d2.json"):
+            run(["cloon-netns", "down"], stdin=f"{work}/d2.json", stdout=f"{work}/d1.json")
+        run(["cloon-overlay", "down"], stdin=f"{work}/d1.json")
+        shutil.rmtree(work)
+    result = {"runs": args.floor_runs}
+    for key, _, _ in MANAGERS:
+        result[key] = {k: ms(median(v)) for k, v in samples[key].items()}
+        say(f"runtime floor, manager {key}: create+start {result[key]['up']:.1f} ms, exec "
+            f"{result[key]['exec']:.1f} ms, kill+delete {result[key]['down']:.1f} ms")
+    check_left("runtime floor")
+    return result
+
+
+def ip_batch(lines):
+    path = f"{BASE}/floor-kernel.batch"
+    with open(path, "w") as f:
+        f.write("".join(line + "\n" for line in lines))
+    s = run(["ip", "-batch", path])
+    os.remove(path)
+    return s.wall
+
+
+LIBC = ctypes.CDLL(None, use_errno=True)
+LOOP_CTL_GET_FREE, LOOP_CONFIGURE, LOOP_CLR_FD = 0x4C82, 0x4C0A, 0x4C01
+LO_FLAGS_READ_ONLY, LO_FLAGS_AUTOCLEAR = 1, 4
+MS_RDONLY = 1
+
+
+def sys_mount(src, target, fstype, flags=0, data=None):
+    if LIBC.mount(src.encode(), target.encode(), fstype.encode(), flags,
+                  data.encode() if data else None) != 0:
+        e = ctypes.get_errno()
+        raise BenchError(f"mount {fstype} {src} on {target}: {os.strerror(e)}")
+
+
+def sys_umount(target):
+    if LIBC.umount2(target.encode(), 0) != 0:
+        e = ctypes.get_errno()
+        raise BenchError(f"umount {target}: {os.strerror(e)}")
+
+
+def loop_attach(img):
+    """A read-only, autoclear loop device over img (LOOP_CONFIGURE): (its fd, its path)."""
+    for _ in range(10):
+        ctl = os.open("/dev/loop-control", os.O_RDWR)
+        try:
+            n = fcntl.ioctl(ctl, LOOP_CTL_GET_FREE)
+        finally:
+            os.close(ctl)
+        dev = f"/dev/loop{n}"
+        fd = os.open(dev, os.O_RDONLY)
+        imgfd = os.open(img, os.O_RDONLY)
+        # struct loop_config: fd, block_size, struct loop_info64 (flags at 52), reserved[8].
+        config = bytearray(304)
+        struct.pack_into("I", config, 0, imgfd)
+        struct.pack_into("I", config, 8 + 52, LO_FLAGS_READ_ONLY | LO_FLAGS_AUTOCLEAR)
+        try:
+            fcntl.ioctl(fd, LOOP_CONFIGURE, bytes(config))
+            return fd, dev
+        except OSError as e:
+            os.close(fd)
+            if e.errno != 16:  # EBUSY: another process took it first
+                raise BenchError(f"LOOP_CONFIGURE {dev}: {e}")
+        finally:
+            os.close(imgfd)
+    raise BenchError("no free loop device")
+
+
+def overlay_floor(img, n):
+    """The overlay's kernel work for n containers of one image, by system calls from here: one
+    loop device and read-only lower mount, n overlay mounts (their upper and work directories
+    made), then their unmounts (the loop device goes with the lower's, autoclear). (up ns,
+    down ns)."""
+    work = f"{BASE}/floor-overlay"
+    os.makedirs(work, exist_ok=True)
+    lower = f"{work}/lower"
+    t0 = time.perf_counter_ns()
+    os.mkdir(lower)
+    fd, dev = loop_attach(img)
+    mounted = []
+    try:
+        sys_mount(dev, lower, "ext4", MS_RDONLY)
+        mounted.append(lower)
+        os.close(fd)
+        fd = None
+        for i in range(n):
+            d = f"{work}/{i}"
+            os.mkdir(d)
+            for sub in ("upper", "work", "rootfs"):
+                os.mkdir(f"{d}/{sub}")
+            sys_mount("overlay", f"{d}/rootfs", "overlay", 0,
+                      f"lowerdir={lower},upperdir={d}/upper,workdir={d}/work")
+            mounted.append(f"{d}/rootfs")
+        t1 = time.perf_counter_ns()
+        while len(mounted) > 1:
+            sys_umount(mounted.pop())
+        sys_umount(mounted.pop())
+        t2 = time.perf_counter_ns()
+    finally:
+        for m in reversed(mounted):
+            LIBC.umount2(m.encode(), 2)  # MNT_DETACH
+        if fd is not None:
+            fcntl.ioctl(fd, LOOP_CLR_FD)
+            os.close(fd)
+        shutil.rmtree(work)
+    return t1 - t0, t2 - t1
+
+
+def kernel_floor(args, img):
+    """The kernel alone: n network namespaces with a veth each (one end inside as eth0, the
+    other up on the host), made by one `ip -batch`, then deleted by another, the veths one by
+    one (`link del` each, then `netns del` each) or by group (`link del group G`, then `netns
+    del` each); what `ip -batch` of an empty file costs is taken off. And the overlay's mounts
+    for n containers (overlay_floor). For n = 1 (the cycle) the median of several runs."""
+    os.makedirs(BASE, exist_ok=True)
+    empty = median([ip_batch([]) for _ in range(10)])
+    result = {"ip_batch_empty": ms(empty), "n": {}}
+    for n in [1] + args.labs:
+        make, by_one, by_group = [], [], ["link del group 7"]
+        for i in range(n):
+            make += [f"netns add kf{i}",
+                     f"link add name kfv{i} group 7 up type veth peer name eth0 netns kf{i}"]
+            by_one += [f"link del kfv{i}", f"netns del kf{i}"]
+            by_group.append(f"netns del kf{i}")
+        got = {"make": [], "del_one_by_one": [], "del_by_group": [], "overlay_up": [],
+               "overlay_down": []}
+        for _ in range(args.floor_runs if n == 1 else 1):
+            got["make"].append(ip_batch(make) - empty)
+            got["del_one_by_one"].append(ip_batch(by_one) - empty)
+            got["make"].append(ip_batch(make) - empty)
+            got["del_by_group"].append(ip_batch(by_group) - empty)
+            up, down = overlay_floor(img, n)
+            got["overlay_up"].append(up)
+            got["overlay_down"].append(down)
+        result["n"][str(n)] = {k: ms(median(v)) for k, v in got.items()}
+        r = result["n"][str(n)]
+        say(f"kernel floor, N = {n}: make {r['make']:.1f} ms, delete one by one "
+            f"{r['del_one_by_one']:.1f} ms, by group {r['del_by_group']:.1f} ms; overlay "
+            f"{r['overlay_up']:.1f} + {r['overlay_down']:.1f} ms")
+        check_left(f"kernel floor {n}")
+    return result
+
+
+# --- labs ---------------------------------------------------------------------------------------
+
+def lan_topology(path, name, img, n):
+    """A LAN of n busybox nodes: each node's eth0 a port of one bridge, lan, with an address in
+    10.0.0.0/16."""
+    nodes = "".join(f"    n{i}: {{}}\n" for i in range(n))
+    links = "".join(f'    - endpoints: ["n{i}:eth0", "lan:p{i}"]\n'
+                    f'      ipv4: ["10.0.{i // 200}.{i % 200 + 1}/16"]\n' for i in range(n))
+    with open(path, "w") as f:
         f.write(f"name: {name}\ntopology:\n  defaults:\n    kind: linux\n    image: {img}\n"
-                f"  nodes:\n{nodes}\n  links:\n{links}\n")
-    up = run(["cloon-lab", "up", "--cache-dir", f"{work}/cache", topo])
-    again = run(["cloon-lab", "up", "--cache-dir", f"{work}/cache", topo])
-    running = len(sh("crun list -q").split())
-    down = run(["cloon-lab", "down", "--cache-dir", f"{work}/cache", topo])
-    shutil.rmtree(work)
-    if running < n:
-        raise BenchError(f"lab: {running} containers running, not {n}")
-    left = leftovers()
-    if left:
-        raise BenchError(f"lab: left behind: {left}")
-    result = {"n": n, "up": ms(up.wall), "again": ms(again.wall), "down": ms(down.wall),
-              "per_node": ms(up.wall + down.wall) / n, "jobs": os.cpu_count()}
-    print(f"bench: a lab of {n}: up {result['up']:.0f} ms, down {result['down']:.0f} ms",
-          file=sys.stderr)
+                f"  nodes:\n{nodes}    lan:\n      kind: bridge\n  links:\n{links}")
+
+
+def census(img):
+    """What runs now: loop devices of img, its mounts, overlays, namespaces, containers."""
+    loops = sh(f"losetup -n -O NAME -j {img}").split()
+    image_mounts = overlays = 0
+    for line in sh("findmnt -rn -o FSTYPE,SOURCE").splitlines():
+        fstype, _, source = line.partition(" ")
+        if fstype == "overlay":
+            overlays += 1
+        elif source in loops:
+            image_mounts += 1
+    netns = len(os.listdir("/run/netns")) if os.path.isdir("/run/netns") else 0
+    return {"loops": len(loops), "image_mounts": image_mounts, "overlays": overlays,
+            "netns": netns, "running": len(sh("crun list -q").split())}
+
+
+def cloon_lab(topo, cache, verb, jobs=None, peak=False):
+    argv = ["cloon-lab", verb, "--cache-dir", cache, "-q"]
+    if jobs:
+        argv += ["--jobs", str(jobs)]
+    argv.append(topo)
+    if peak:
+        return run_peak(argv)
+    return run(argv), None
+
+
+def labs(args, img, prefix, modes):
+    """cloon-lab up and down of a LAN of N nodes, against the article's commands N times
+    (article-lab.sh), at each N; then cloon-lab up --jobs J at N = args.jobs_n."""
+    work = f"{BASE}/labs"
+    cache = f"{work}/cache"
+    os.makedirs(work, exist_ok=True)
+    art_img = f"{args.work}/article-lab.img"
+    shutil.copyfile(img, art_img)
+    result = {"mode": modes.get("lab_default") or modes["default_is"], "jobs_default": None,
+              "topology": "lan", "n": []}
+    try:
+        for n in args.labs:
+            name = f"{prefix}l{n}"
+            topo = f"{work}/lan{n}.clab.yml"
+            lan_topology(topo, name, img, n)
+            try:
+                up, up_peak = cloon_lab(topo, cache, "up", peak=True)
+                c = census(img)
+            except BaseException:
+                cloon_lab(topo, cache, "down")
+                raise
+            down, down_peak = cloon_lab(topo, cache, "down", peak=True)
+            if c["running"] < n:
+                raise BenchError(f"lab of {n}: {c['running']} containers running, not {n}")
+            check_left(f"cloon-lab, N = {n}")
+            adir = f"{work}/article{n}"
+            os.makedirs(adir)
+            aup = run(["bash", f"{LIB}/article-lab.sh", "up", art_img, str(n), f"{prefix}a", adir])
+            ac = census(art_img)
+            adown = run(["bash", f"{LIB}/article-lab.sh", "down", art_img, str(n), f"{prefix}a",
+                         adir])
+            os.rmdir(adir)
+            if ac["running"] < n:
+                raise BenchError(f"article's lab of {n}: {ac['running']} running, not {n}")
+            check_left(f"the article's lab, N = {n}")
+            r = {"n": n, "up": ms(up.wall), "down": ms(down.wall),
+                 "total": ms(up.wall + down.wall), "per_container": ms(up.wall + down.wall) / n,
+                 "peak_kib": max(up_peak, down_peak), "census": c,
+                 "article": {"up": ms(aup.wall), "down": ms(adown.wall),
+                             "total": ms(aup.wall + adown.wall),
+                             "per_container": ms(aup.wall + adown.wall) / n, "census": ac}}
+            r["ratio"] = r["total"] / r["article"]["total"]
+            result["n"].append(r)
+            say(f"lab of {n}: cloon-lab up {r['up']:.0f} ms, down {r['down']:.0f} ms "
+                f"({r['per_container']:.1f} ms a container); the article {r['article']['up']:.0f}"
+                f" + {r['article']['down']:.0f} ms; ratio {r['ratio']:.2f}")
+        # Parallel bring-up: cloon-lab up --jobs J at one N.
+        n = args.jobs_n
+        name = f"{prefix}j{n}"
+        topo = f"{work}/jobs{n}.clab.yml"
+        lan_topology(topo, name, img, n)
+        default_jobs = os.cpu_count()
+        result["jobs_default"] = default_jobs
+        jobs = []
+        for j in args.jobs:
+            j = default_jobs if j == 0 else j
+            try:
+                up, _ = cloon_lab(topo, cache, "up", jobs=j)
+            except BaseException:
+                cloon_lab(topo, cache, "down")
+                raise
+            down, _ = cloon_lab(topo, cache, "down")
+            check_left(f"cloon-lab up --jobs {j}")
+            jobs.append({"jobs": j, "up": ms(up.wall), "down": ms(down.wall)})
+            say(f"lab of {n}, --jobs {j}: up {ms(up.wall):.0f} ms")
+        one = next((x["up"] for x in jobs if x["jobs"] == 1), None)
+        for x in jobs:
+            x["speedup"] = one / x["up"] if one else None
+        result["jobs"] = {"n": n, "runs": jobs}
+    finally:
+        if os.path.exists(art_img):
+            for dev in sh(f"losetup -n -O NAME -j {art_img}", check=False).split():
+                run(["losetup", "-d", dev], check=False)
+            os.remove(art_img)
+        shutil.rmtree(work, ignore_errors=True)
     return result
 
 
@@ -467,16 +848,66 @@ def debootstrap(args, work):
     ]:
         s = run(argv)
         got.append({"what": label, "seconds": s.wall / 1e9})
-        print(f"bench: {label}: {s.wall / 1e9:.1f} s", file=sys.stderr)
+        say(f"{label}: {s.wall / 1e9:.1f} s")
     for f in (img, art):
         if os.path.exists(f):
             os.remove(f)
     return got
 
 
+# --- what is left -------------------------------------------------------------------------------
+
+PREFIX = ""
+CGROUPS_AT_START = set()
+
+
+def cgroup_dirs():
+    """The cgroups under each hierarchy's cloon/ (the parents of cloon's mode)."""
+    return set(glob.glob("/sys/fs/cgroup/*/cloon/*/"))
+
+
+def leftovers():
+    left = []
+    if sh("losetup -n -l -O NAME,BACK-FILE | grep cloon-bench; true").strip():
+        left.append("loop devices")
+    mounts = sh("findmnt -rn -o TARGET,FSTYPE")
+    if any(" overlay" in m or "/cloon" in m or m.startswith("/run/netns/")
+           for m in mounts.splitlines()):
+        left.append("mounts")
+    if sh("crun list -q").strip():
+        left.append("containers")
+    if sh("ip -o link | grep -v ': lo:'; true").strip():
+        left.append("links")
+    if os.path.isdir("/run/netns") and os.listdir("/run/netns"):
+        left.append("namespaces")
+    # The state directory itself, the marker that makes it one, and the empty directory of labs
+    # may stay.
+    if os.path.isdir("/run/cloon"):
+        for f in os.listdir("/run/cloon"):
+            if f == ".cloon-state":
+                continue
+            if f == "labs" and not [x for x in os.listdir("/run/cloon/labs")]:
+                continue
+            left.append(f"state records (/run/cloon/{f})")
+    if PREFIX:
+        ours = glob.glob(f"/sys/fs/cgroup/*/{PREFIX}*") + \
+            glob.glob(f"/sys/fs/cgroup/*/cloon/*/{PREFIX}*") + \
+            glob.glob(f"/sys/fs/cgroup/*/cloon/bench-{os.getpid()}")
+        if ours:
+            left.append(f"cgroups ({', '.join(sorted(ours)[:3])}...)")
+    return left
+
+
+def check_left(what):
+    left = leftovers()
+    if left:
+        raise BenchError(f"{what}: left behind: {', '.join(left)}")
+
+
 # --- main ---------------------------------------------------------------------------------------
 
 def main():
+    global PREFIX, CGROUPS_AT_START
     p = argparse.ArgumentParser()
     p.add_argument("what", choices=["sandbox", "debootstrap", "report"])
     p.add_argument("--image", help="the busybox image")
@@ -485,48 +916,75 @@ def main():
     p.add_argument("--quick", action="store_true")
     p.add_argument("--mirror", default="http://deb.debian.org/debian")
     p.add_argument("--out", help="the Markdown report (report)")
-    p.add_argument("--only", default="cycle,steps,scale,lab,images",
+    p.add_argument("--only", default="cycle,bringup,steps,start,floor,labs,images",
                    help="the measurements to make in the sandbox, comma-separated")
-    p.add_argument("--scale", help="the numbers of containers, comma-separated")
-    p.add_argument("--lab", type=int, help="the number of nodes of the lab's chain")
+    p.add_argument("--labs", help="the numbers of lab nodes, comma-separated")
+    p.add_argument("--jobs", help="the --jobs of cloon-lab up to compare (0: the default)")
     args = p.parse_args()
-    args.runs, args.warmup = (3, 1) if args.quick else (20, 3)
-    args.cycles = 3 if args.quick else 20
-    args.image_runs = 2 if args.quick else 5
-    if args.scale:
-        args.scale = [int(n) for n in args.scale.split(",")]
-    else:
-        args.scale = [10] if args.quick else [10, 50, 200]
-    if not args.lab:
-        args.lab = 10 if args.quick else 50
+    q = args.quick
+    args.runs, args.warmup = (3, 1) if q else (20, 3)
+    args.bringup_runs = 5 if q else 20
+    args.cycles = 3 if q else 20
+    args.image_runs = 2 if q else 5
+    args.floor_runs = 5 if q else 20
+    args.start_runs = 200 if q else 1000
+    args.labs = [int(n) for n in args.labs.split(",")] if args.labs else \
+        ([10, 50] if q else [10, 50, 200, 500])
+    args.jobs = [int(j) for j in args.jobs.split(",")] if args.jobs else \
+        ([1, 0] if q else [1, 2, 4, 8])
+    args.jobs_n = 50
     only = set(args.only.split(","))
     results = json.load(open(args.results)) if os.path.exists(args.results) else {}
     if args.what == "debootstrap":
         results["debootstrap"] = debootstrap(args, args.work)
     elif args.what == "sandbox":
         name = f"cloonbench{os.getpid()}"
+        PREFIX = name
+        CGROUPS_AT_START = cgroup_dirs()
         shim = f"{args.work}/shim/crun"
-        results["quick"] = args.quick
+        results["quick"] = q
         results["machine"] = machine()
-        if "cycle" in only:
-            print("bench: the full cycle, cloon against the article (hyperfine)", file=sys.stderr)
-            results["cycle"] = cycle(args, args.image, name)
-        if "steps" in only:
-            print("bench: each step, the runtime's share apart", file=sys.stderr)
-            results["steps"] = steps(args, args.image, name, shim)
-        if "scale" in only:
-            print(f"bench: scale, N = {args.scale}", file=sys.stderr)
-            results["scale"] = scale(args, args.image, name)
-        if "lab" in only:
-            print(f"bench: a lab of {args.lab} nodes in a chain (cloon-lab)", file=sys.stderr)
-            results["lab"] = lab(args, args.image, name)
-        if "images" in only:
-            print("bench: image creation (hyperfine)", file=sys.stderr)
-            results["images"] = images(args, args.work)
+        modes = cgroup_modes()
+        results["cgroups"] = modes
+        if modes["flag"]:
+            say(f"cloon-spec --cgroups: {', '.join(modes['modes'])}; default {modes['default']}")
+        else:
+            say("cloon-spec has no --cgroups in this build: its default only")
+        started = time.monotonic()
+        timings = {}
+
+        def section(key, what, f):
+            if key in only:
+                say(what)
+                t = time.monotonic()
+                results[key] = f()
+                timings[key] = round(time.monotonic() - t, 1)
+
+        section("cycle", "the full cycle, cloon in each cgroup mode against the article "
+                "(hyperfine)", lambda: cycle(args, args.image, name, modes))
+        section("bringup", "the bring-up alone, teardown untimed",
+                lambda: bringup(args, args.image, name, modes))
+        section("steps", "each step, the runtime's share apart",
+                lambda: steps(args, args.image, name, shim, modes))
+        section("start", "start cost: --version against /bin/true (hyperfine -N)",
+                lambda: start_cost(args))
+        if "floor" in only:
+            say("the floor: the runtime alone, the kernel alone")
+            t = time.monotonic()
+            results["floor"] = {"runtime": runtime_floor(args, args.image, name),
+                                "kernel": kernel_floor(args, args.image)}
+            timings["floor"] = round(time.monotonic() - t, 1)
+        section("labs", f"labs of N = {args.labs} (cloon-lab against the article's commands), "
+                f"then --jobs {args.jobs} at N = {args.jobs_n}",
+                lambda: labs(args, args.image, name, modes))
+        section("images", "image creation (hyperfine)", lambda: images(args, args.work))
         results["machine"]["load_end"] = [round(x, 2) for x in os.getloadavg()]
-        left = leftovers()
-        if left:
-            raise BenchError(f"left behind: {left}")
+        results["seconds"] = dict(timings, total=round(time.monotonic() - started, 1))
+        check_left("the end")
+        new = cgroup_dirs() - CGROUPS_AT_START
+        if new:
+            say(f"note: cgroups under */cloon/ that were not there at the start (another "
+                f"user's, or ours): {', '.join(sorted(new)[:4])}")
     else:
         import report
         report.write(results, args.out)
@@ -537,15 +995,25 @@ def main():
 
 def clean_sandbox():
     """Whatever happened: the sandbox's containers are processes that outlive it, and hold its
-    mounts (and so the loop devices): delete them. The rest goes with the sandbox."""
+    mounts (and so the loop devices): delete them, then let cloon-run gc remove what its state
+    directories left (their parent cgroups among them). The rest goes with the sandbox."""
     for c in sh("crun list -q 2>/dev/null; true").split():
         run(["crun", "delete", "--force", c], check=False)
+    dirs = ["/run/cloon"] + glob.glob("/run/cloon/labs/*/")
+    for d in dirs:
+        if os.path.isdir(d):
+            run(["cloon-run", "gc", "--state-dir", d], check=False)
+    for d in glob.glob(f"/sys/fs/cgroup/*/cloon/bench-{os.getpid()}"):
+        try:
+            os.rmdir(d)
+        except OSError:
+            pass
 
 
 if __name__ == "__main__":
     try:
         main()
-    except (BenchError, subprocess.CalledProcessError) as e:
+    except (BenchError, subprocess.CalledProcessError, OSError) as e:
         print(f"bench: {e}", file=sys.stderr)
         sys.exit(1)
     finally:

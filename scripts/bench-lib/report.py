@@ -2,10 +2,23 @@
 
 MIB = 1024
 TARGET_MEMORY_KIB = 10 * MIB
+# The targets (project issue 11).
+T_BRINGUP, T_CYCLE, T_LAB200, T_SCALE, T_START = 0.35, 0.45, 0.15, 1.3, 1.2
+# The runtime's cgroup manager each cloon-spec --cgroups mode amounts to (driver.MODE_MANAGER).
+MODE_MANAGER = {"none": "disabled", "runtime": "default", "cloon": "default-nested"}
+MANAGER_TEXT = {
+    "disabled": "`--cgroup-manager=disabled`",
+    "default": "default manager, crun's `/NAME`",
+    "default-nested": "default manager, `/cloon/PARENT/NAME`",
+}
 
 
 def f1(x):
     return f"{x:.1f}"
+
+
+def f2(x):
+    return f"{x:.2f}"
 
 
 def mib(kib):
@@ -22,25 +35,164 @@ def yes(ok):
     return "**met**" if ok else "**missed**"
 
 
+def effective(r, mode):
+    """The mode a label stands for: `default` (a build without --cgroups) is cloon's."""
+    return r["cgroups"]["default_is"] if mode == "default" else mode
+
+
+def mode_label(r, mode):
+    c = r["cgroups"]
+    if mode == "default":
+        return f"`{c['default_is']}` (the only mode of this build)"
+    return f"`{mode}`" + (" (default)" if mode == c["default"] else "")
+
+
+class Floors:
+    """What the runtime and the kernel alone cost (the floor measurements), added up for a
+    bring-up, a cycle and a lab of N."""
+
+    def __init__(self, r):
+        fl = r.get("floor") or {}
+        self.rt = fl.get("runtime")
+        self.kn = (fl.get("kernel") or {}).get("n", {})
+        self.ok = bool(self.rt and "1" in self.kn)
+
+    def manager(self, r, mode):
+        return MODE_MANAGER[effective(r, mode)]
+
+    def bringup(self, r, mode):
+        k, rt = self.kn["1"], self.rt[self.manager(r, mode)]
+        return k["overlay_up"] + k["make"] + rt["up"]
+
+    def cycle(self, r, mode):
+        k, rt = self.kn["1"], self.rt[self.manager(r, mode)]
+        return (self.bringup(r, mode) + rt["exec"] + rt["down"] + k["overlay_down"] +
+                k["del_one_by_one"])
+
+    def lab(self, r, n, mode):
+        k = self.kn.get(str(n))
+        if not k:
+            return None
+        rt = self.rt[self.manager(r, mode)]
+        return (k["overlay_up"] + k["make"] + k["overlay_down"] + k["del_by_group"] +
+                n * (rt["up"] + rt["down"]))
+
+
 def write(r, path):
     m = r["machine"]
     md = []
     add = md.append
+    quick = r.get("quick")
+    cg = r.get("cgroups") or {"flag": False, "modes": ["default"], "default": "default",
+                              "default_is": "cloon"}
+    r["cgroups"] = cg
+    fl = Floors(r)
+    cyc, bu, st, start = r.get("cycle"), r.get("bringup"), r.get("steps"), r.get("start")
+    lb = r.get("labs")
+    lab_n = {x["n"]: x for x in (lb or {}).get("n", [])}
+
     add("# Benchmarks\n")
     add("cloon replaces the article's dozen forked commands (losetup, mount, ip, crun spec, sed) "
         "with direct system calls and netlink. These numbers compare the two on one machine. "
-        "They were written by `scripts/bench`" + (" --quick" if r.get("quick") else "") +
+        "They were written by `scripts/bench`" + (" --quick" if quick else "") +
         f" on {m['date']}; run it again to measure yours (as root; it installs hyperfine, "
         "GNU time and python3 when missing, builds the release binaries and runs everything "
         "inside a sandbox: fresh mount and network namespaces with their own /run).\n")
-    if r.get("quick"):
-        add("> A quick run (`--quick`): few runs, N = 10 only, no debootstrap. The numbers are "
-            "indicative only.\n")
+    if quick:
+        add("> A quick run (`--quick`): few runs, labs of N = 10 and 50 only, no debootstrap. "
+            "The numbers are indicative only.\n")
+    if cg["flag"]:
+        add(f"cloon-spec's `--cgroups` modes are measured side by side: `none` (crun runs with "
+            f"`--cgroup-manager=disabled`, as cloonix runs it), `cloon` (a cgroup parent per "
+            f"state directory, `/cloon/ID/NAME`) and `runtime` (no `cgroupsPath`: crun's "
+            f"`/NAME`); the default is `{cg['default']}`. The article's side always uses "
+            f"crun's default cgroups, as its recipe does.\n")
+    else:
+        add("This build of cloon-spec has no `--cgroups`: only its one behaviour is measured "
+            "(a cgroup parent per state directory, `/cloon/ID/NAME`, the `cloon` mode).\n")
 
+    # --- targets ---
+    add("## Targets\n")
+    rows = []
+
+    def floor_cells(ok, cloon, floor, article):
+        if ok or floor is None:
+            return ["", ""]
+        return [f"{f1(floor)} ms ({f2(floor / article)} of the article's)",
+                f2(cloon / floor)]
+
+    if bu:
+        art = bu["article"]["median"]
+        for mode, c in bu["modes"].items():
+            ok = c["ratio"] <= T_BRINGUP
+            floor = fl.bringup(r, mode) if fl.ok else None
+            rows.append([f"bring-up at most {T_BRINGUP} of the article's, cgroups "
+                         f"{mode_label(r, mode)}",
+                         f"{f1(c['median'])} ms against {f1(art)} ms: {f2(c['ratio'])}",
+                         yes(ok)] + floor_cells(ok, c["median"], floor, art))
+    if cyc:
+        art = cyc["article"]["median"]
+        for mode, c in cyc["modes"].items():
+            ok = c["ratio"] <= T_CYCLE
+            floor = fl.cycle(r, mode) if fl.ok else None
+            rows.append([f"full cycle at most {T_CYCLE} of the article's, cgroups "
+                         f"{mode_label(r, mode)}",
+                         f"{f1(c['median'])} ms against {f1(art)} ms: {f2(c['ratio'])}",
+                         yes(ok)] + floor_cells(ok, c["median"], floor, art))
+    lab_mode = (lb or {}).get("mode", cg["default"])
+    if 200 in lab_n:
+        x = lab_n[200]
+        ok = x["ratio"] <= T_LAB200
+        floor = fl.lab(r, 200, lab_mode) if fl.ok else None
+        rows.append([f"lab of 200, up and down, at most {T_LAB200} of the article's",
+                     f"{f1(x['total'] / 1000)} s against {f1(x['article']['total'] / 1000)} s: "
+                     f"{f2(x['ratio'])}", yes(ok)] +
+                    floor_cells(ok, x["total"], floor, x["article"]["total"]))
+    elif lb:
+        rows.append([f"lab of 200, up and down, at most {T_LAB200} of the article's",
+                     "not measured (--quick: N = 10 and 50)", "-", "", ""])
+    if 10 in lab_n and 500 in lab_n:
+        a, b = lab_n[10], lab_n[500]
+        k = b["per_container"] / a["per_container"]
+        ok = k <= T_SCALE
+        cells = ["", ""]
+        if not ok and fl.ok and fl.lab(r, 500, lab_mode) and fl.lab(r, 10, lab_mode):
+            fk = (fl.lab(r, 500, lab_mode) / 500) / (fl.lab(r, 10, lab_mode) / 10)
+            cells = [f"{f2(fk)} times (the floor's cost per container, N = 500 against 10)",
+                     f2(k / fk)]
+        rows.append([f"cost per container at N = 500 at most {T_SCALE} times N = 10",
+                     f"{f1(b['per_container'])} ms against {f1(a['per_container'])} ms: "
+                     f"{f2(k)} times", yes(ok)] + cells)
+    elif lb:
+        rows.append([f"cost per container at N = 500 at most {T_SCALE} times N = 10",
+                     "not measured (--quick: N = 10 and 50)", "-", "", ""])
+    if start:
+        t = start["tools"]
+        worst = max((k for k in t if k != "/bin/true"), key=lambda k: t[k]["ratio"])
+        ok = t[worst]["ratio"] <= T_START
+        rows.append([f"each tool's `--version` at most {T_START} times `/bin/true`",
+                     f"{f1(t['/bin/true']['median'] * 1000)} µs for `/bin/true`; " + ", ".join(
+                         f"{k} {f2(v['ratio'])}" for k, v in t.items() if k != "/bin/true"),
+                     yes(ok)] +
+                    (["", ""] if ok else
+                     [f"`/bin/true`, {f1(t['/bin/true']['median'] * 1000)} µs",
+                      f"{f2(t[worst]['ratio'])} ({worst})"]))
+    peaks = peak_memory(r)
+    if peaks:
+        top = max(peaks.values())
+        rows.append(["every tool's peak memory at most 10 MiB",
+                     f"at most {mib(top)}", yes(top <= TARGET_MEMORY_KIB), "", ""])
+    add(table(["target", "measured here", "", "floor (missed only)", "cloon / floor"], rows))
+    add("\nThe *floor* is what the runtime and the kernel alone take for the same work, "
+        "measured apart (below): no tool can go under it. cloon / floor says how close cloon "
+        "is.\n")
+
+    # --- the machine ---
     add("## The machine\n")
     add(table(["", ""], [
         ["CPU", m["cpu"]], ["cores", m["cores"]], ["memory", f"{m['memory_gib']} GiB"],
         ["kernel", m["kernel"]], ["system", m["os"]], ["runtime", m["crun"]],
+        ["cgroups", m.get("cgroups", "?")],
         ["timing", m["hyperfine"] + ", Python's posix_spawn/wait4, GNU time %M"],
         ["load average (1, 5, 15 min)",
          f"{m['load']} at the start, {m.get('load_end', '?')} at the end"],
@@ -48,125 +200,182 @@ def write(r, path):
     add("\nThe machine is a shared virtual machine: other jobs ran at the same time, so the "
         "spread (±) is wide; medians are used throughout.\n")
 
-    cyc, st, sc = r.get("cycle"), r.get("steps"), r.get("scale", [])
-    add("## Targets\n")
-    rows = []
-    analysis = []
-    if cyc:
-        ratio = cyc["ratio"]
-        rows.append(["full cycle at most half the time of the article's commands",
-                     f"{f1(cyc['cloon']['median'])} ms against {f1(cyc['article']['median'])} ms:"
-                     f" {ratio:.2f} times", yes(ratio <= 0.5)])
-    if st:
-        rows.append(["the tools' own time (all but the runtime's) at most 10 ms per cycle",
-                     f"{f1(st['cloon_own'])} ms", yes(st["cloon_own"] <= 10)])
-    by_n = {s["n"]: s for s in sc}
-    if 10 in by_n and 200 in by_n:
-        k = by_n[200]["per_container"] / by_n[10]["per_container"]
-        rows.append(["cost per container at N = 200 within 1.5 times N = 10",
-                     f"{f1(by_n[200]['per_container'])} ms against "
-                     f"{f1(by_n[10]['per_container'])} ms: {k:.2f} times", yes(k <= 1.5)])
-    else:
-        rows.append(["cost per container at N = 200 within 1.5 times N = 10",
-                     "not measured (--quick: N = 10 only)", "-"])
-    peaks = {}
-    for s in (st or {}).get("cloon", []):
-        peaks[s["tool"]] = max(peaks.get(s["tool"], 0), s["peak_kib"])
-    for s in sc:
-        for tool, kib in s["peak_kib"].items():
-            peaks[tool] = max(peaks.get(tool, 0), kib)
-    if peaks:
-        top = max(peaks.values())
-        rows.append(["every tool's peak memory at most 10 MiB",
-                     f"at most {mib(top)} (" + ", ".join(
-                         f"{t} {mib(k)}" for t, k in sorted(peaks.items())) + ")",
-                     yes(top <= TARGET_MEMORY_KIB)])
-    add(table(["target", "measured here", ""], rows))
-    add("")
-
-    if cyc and st:
-        art = {a["step"]: a["wall"] for a in st["article"]}
-        runtime_art = st["article_runtime"]
-        veth = art.get("veth-del", 0)
-        half = cyc["article"]["median"] / 2
-        crun_calls = sum(len(s["runtime_calls"]) for s in st["cloon"])
-        floor = st["cloon_floor"]
-        netns_down = next(s for s in st["cloon"] if s["step"] == "netns down")
-        missed = cyc["ratio"] > 0.5 or st["cloon_own"] > 10
-        title = ("Why the first two targets are out of reach here" if missed
-                 else "Where the time goes")
-        analysis.append(
-            f"### {title}\n\n"
-            f"Both cycles do the same runtime work and the same kernel work. The runtime (crun "
-            f"create, start, exec, kill, delete) took {f1(runtime_art)} ms of the article's "
-            f"cycle, and deleting the veth pair, which the kernel does while the caller waits "
-            f"(RCU grace periods in `unregister_netdevice`), took {f1(veth)} ms (`ip link del`). "
-            + (f"These two alone take {f1(runtime_art + veth)} ms, more than half the "
-               f"article's cycle ({f1(half)} ms): on this machine, no way of doing the other "
-               f"steps could reach the target."
-               if half <= runtime_art + veth else
-               f"Half the article's cycle is {f1(half)} ms: cloon could only get there if "
-               f"everything else it does took at most {f1(half - runtime_art - veth)} ms.")
-            + f" Merely starting cloon's nine processes costs {f1(floor)} ms here (each "
-            f"binary's `--version`, against {f1(st['floor']['/bin/true'])} ms for "
-            f"`/bin/true`).\n\n"
-            f"The same costs make up most of the tools' own time, "
-            f"{f1(st['cloon_own'])} ms: starting the processes ({f1(floor)} ms), and "
-            f"cloon-netns down ({f1(netns_down['own'])} ms), nearly all of it waiting for the "
-            f"kernel to delete the veth (it must wait: `ip netns del` alone leaves the host end "
-            f"for a few hundred milliseconds, and the next `up` of the same name would fail). "
-            f"Beyond these, the tools' own work (their system calls, reading and writing "
-            f"the document and their records) comes to "
-            f"{f1(max(st['cloon_own'] - floor - (netns_down['own'] - netns_down['floor']), 0))}"
-            f" ms per cycle.\n\n"
-            f"What would bring cloon closer, outside cloon-overlay:\n\n"
-            f"- cloon-run calls the runtime {crun_calls} times per cycle, as the article does "
-            f"(create, start, exec, kill, delete): it takes the container's pid from "
-            f"`create --pid-file`, checks its process in /proc and waits for its end on a pidfd "
-            f"instead of asking the runtime's `state`. Each call of crun costs at least "
-            f"{f1(st['floor']['crun'])} ms (`crun --version`; crun also copies and re-executes "
-            f"itself on every call); they count as the runtime's share here, not as cloon's.\n"
-            f"- The veth's deletion cannot be made cheaper from user space: moving the host end "
-            f"into the namespace being deleted costs as much as deleting it (the kernel waits "
-            f"for the same grace periods), and deleting the namespace first leaves the host end "
-            f"until the kernel's asynchronous clean-up, later still (measured in a sandbox: a "
-            f"median of 27 ms for `ip link del`, 29 ms for the move, 46 ms for `ip netns del` "
-            f"until the host end's name is free).\n"
-            f"- Linking the tools statically (`-C target-feature=+crt-static`, a "
-            f"`.cargo/config.toml` setting) saves the dynamic loader's work: measured here, "
-            f"about 0.3 to 0.5 ms per process, 3 to 4 ms per cycle (not adopted yet: the whole test suite has not been run "
-            f"with static binaries).\n"
-            f"- One process instead of nine for the whole pipeline would remove most of the "
-            f"start cost, at the price of the one-step-per-tool design.\n")
-
+    # --- the full cycle ---
     if cyc:
         add("## The full cycle, side by side\n")
         add("A busybox image to a running container with `eth0`, `ip link` inside it, then a "
             "complete teardown (nothing left: no mount, loop device, namespace, veth or "
             "container). cloon's side is the README's pipeline "
-            "([`cycle-cloon.sh`](scripts/bench-lib/cycle-cloon.sh)); the article's side is its "
-            "commands in its order ([`cycle-article.sh`](scripts/bench-lib/cycle-article.sh), "
-            "changes below). Both are bash scripts run by hyperfine.\n")
+            "([`cycle-cloon.sh`](scripts/bench-lib/cycle-cloon.sh), `cloon-spec --cgroups "
+            "MODE`); the article's side is its commands in its order "
+            "([`cycle-article.sh`](scripts/bench-lib/cycle-article.sh), changes below). Both "
+            "are bash scripts run by hyperfine.\n")
         rows = []
-        for k in ("cloon", "article"):
-            c = cyc[k]
-            rows.append([k, f1(c["median"]), f"{f1(c['mean'])} ± {f1(c['stddev'])}",
-                         f1(c["min"]), f1(c["max"]), c["runs"]])
-        add(table(["", "median (ms)", "mean ± σ (ms)", "min", "max", "runs"], rows))
-        add(f"\ncloon's cycle takes **{cyc['ratio']:.2f}** times the article's "
-            f"({1 / cyc['ratio']:.2f} times faster).\n")
+        for mode, c in cyc["modes"].items():
+            rows.append([f"cloon, cgroups {mode_label(r, mode)}", f1(c["median"]),
+                         f"{f1(c['mean'])} ± {f1(c['stddev'])}", f1(c["min"]), f1(c["max"]),
+                         c["runs"], f"**{f2(c['ratio'])}**"])
+        a = cyc["article"]
+        rows.append(["the article", f1(a["median"]), f"{f1(a['mean'])} ± {f1(a['stddev'])}",
+                     f1(a["min"]), f1(a["max"]), a["runs"], "1"])
+        add(table(["", "median (ms)", "mean ± σ (ms)", "min", "max", "runs",
+                   "against the article"], rows))
+        add("")
 
+    # --- the bring-up ---
+    if bu:
+        add("## The bring-up alone\n")
+        add("The image to a running container with `eth0`: cloon's pipeline (`cloon-overlay | "
+            "cloon-netns | cloon-spec | cloon-run`) and the article's commands up to "
+            "`crun start`, the same scripts with `up`. Timed by the driver (posix_spawn to "
+            "wait4); each sample's teardown runs after it, untimed; the sides take turns "
+            "sample by sample.\n")
+        rows = []
+        for mode, c in bu["modes"].items():
+            rows.append([f"cloon, cgroups {mode_label(r, mode)}", f1(c["median"]),
+                         f"{f1(c['mean'])} ± {f1(c['stddev'])}", f1(c["min"]), f1(c["max"]),
+                         c["runs"], f"**{f2(c['ratio'])}**"])
+        a = bu["article"]
+        rows.append(["the article", f1(a["median"]), f"{f1(a['mean'])} ± {f1(a['stddev'])}",
+                     f1(a["min"]), f1(a["max"]), a["runs"], "1"])
+        add(table(["", "median (ms)", "mean ± σ (ms)", "min", "max", "runs",
+                   "against the article"], rows))
+        add("")
+
+    # --- labs ---
+    if lb:
+        add("## Labs\n")
+        add(f"`cloon-lab up` then `cloon-lab down` of a LAN of N busybox nodes: each node's "
+            f"`eth0` is one end of a veth pair whose other end is a port of one Linux bridge, "
+            f"with an address in 10.0.0.0/16, as cloonix's LANs and "
+            f"[`labs/lan.clab.yml`](labs/lan.clab.yml) are; from the bench's image file "
+            f"(nothing to build), cloon-lab's default `--jobs` ({lb['jobs_default']}, the "
+            f"number of CPUs) and cgroups `{lb['mode']}` (its default). Against it, the "
+            f"article's commands for N containers "
+            f"([`article-lab.sh`](scripts/bench-lib/article-lab.sh)): its bring-up N times, "
+            f"then its teardown N times, each container with its own loop device, mounts, "
+            f"namespace and veth (no bridge, no address: less work than the lab's).\n")
+        base = lab_n.get(10)
+        rows = []
+        for x in lb["n"]:
+            a = x["article"]
+            rel = f2(x["per_container"] / base["per_container"]) if base else "-"
+            rows.append([x["n"], f1(x["up"] / 1000), f1(x["down"] / 1000),
+                         f1(x["total"] / 1000), f1(x["per_container"]), rel,
+                         f1(a["up"] / 1000), f1(a["down"] / 1000), f1(a["total"] / 1000),
+                         f1(a["per_container"]), f"**{f2(x['ratio'])}**"])
+        add(table(["N", "up (s)", "down (s)", "total (s)", "per container (ms)", "vs N = 10",
+                   "article up (s)", "article down (s)", "article total (s)",
+                   "article per container (ms)", "cloon / article"], rows))
+        add("\nCounted while all N run:\n")
+        rows = []
+        for x in lb["n"]:
+            c, a = x["census"], x["article"]["census"]
+            rows.append([x["n"], f"{c['loops']} / {a['loops']}",
+                         f"{c['image_mounts']} / {a['image_mounts']}",
+                         f"{c['overlays']} / {a['overlays']}", f"{c['netns']} / {a['netns']}",
+                         f"{c['running']} / {a['running']}", mib(x["peak_kib"])])
+        add(table(["N", "loop devices (cloon / article)", "image mounts", "overlay mounts",
+                   "namespaces", "containers running", "cloon-lab's peak memory"], rows))
+        add("\nOne loop device and one read-only mount of the image serve every container of "
+            "a lab: the article attaches and mounts the image once per container (read-write: "
+            "the bench gives it a copy of the image). cloon-lab's peak memory is GNU time's "
+            "%M of `cloon-lab up` and `down`: the largest of it and the tools it runs.\n")
+        jb = lb.get("jobs")
+        if jb:
+            add(f"Parallel bring-up: `cloon-lab up --jobs J` of the LAN of {jb['n']} (down "
+                f"untimed by this table):\n")
+            fastest = min(jb["runs"], key=lambda x: x["up"])
+            rows = [[f"{x['jobs']} (default)" if x["jobs"] == lb["jobs_default"] else x["jobs"],
+                     f1(x["up"]), f2(x["speedup"]) if x["speedup"] else "-"]
+                    for x in jb["runs"]]
+            add(table(["J", "up (ms)", "speed-up against J = 1"], rows))
+            add(f"\nThe fastest here: J = {fastest['jobs']} ({m['cores']} CPUs).\n")
+
+    # --- start cost ---
+    if start:
+        add("## Start cost\n")
+        add(f"Each tool's `--version` against `/bin/true`: `hyperfine -N --warmup 20 --runs "
+            f"{start['runs']}`, median. What any step costs at least: loading and starting "
+            f"the binary.\n")
+        t = start["tools"]
+        rows = [[f"`{k}`", f1(v["median"] * 1000), f"{f1(v['mean'] * 1000)} ± "
+                 f"{f1(v['stddev'] * 1000)}", f2(v["ratio"]) if "ratio" in v else "1"]
+                for k, v in t.items()]
+        add(table(["", "median (µs)", "mean ± σ (µs)", "against /bin/true"], rows))
+        add("")
+
+    # --- the floor ---
+    if fl.ok:
+        add("## The floor: the runtime alone, the kernel alone\n")
+        rt = fl.rt
+        add(f"**The runtime.** crun on one bundle (cloon-spec's config.json, its "
+            f"`cgroupsPath` changed), from the driver: `crun create` + `crun start`, `crun "
+            f"exec ip link`, then SIGKILL sent from the driver (its end seen on a pidfd) + "
+            f"`crun delete`; median of {rt['runs']}.\n")
+        rows = [[MANAGER_TEXT[k], f1(rt[k]["up"]), f1(rt[k]["exec"]), f1(rt[k]["down"])]
+                for k in ("disabled", "default", "default-nested")]
+        add(table(["cgroups", "create + start (ms)", "exec (ms)", "kill + delete (ms)"], rows))
+        add(f"\nThe cgroups cost {f1(rt['default']['up'] - rt['disabled']['up'])} ms at "
+            f"create + start and {f1(rt['default']['down'] - rt['disabled']['down'])} ms at "
+            f"delete with crun's default manager.\n")
+        kn = fl.kn
+        add(f"**The kernel.** N network namespaces, each with a veth pair (one end `eth0` "
+            f"inside, the other up outside), made by one `ip -batch`, then deleted by another: "
+            f"the veths one by one (`link del` each, then `netns del` each) or at once (`link "
+            f"del group G`, then `netns del` each); what `ip -batch` of an empty file takes "
+            f"({f1(kn and r['floor']['kernel']['ip_batch_empty'])} ms) is taken off. And the "
+            f"overlay's mounts for N containers of one image, by system calls from the driver: "
+            f"a read-only autoclear loop device, the lower, N overlays, then their unmounts. "
+            f"Bringing `lo` and `eth0` up inside and the bridge of a lab are left out.\n")
+        rows = []
+        for n, k in sorted(kn.items(), key=lambda x: int(x[0])):
+            rows.append([n, f1(k["make"]), f1(k["del_one_by_one"]), f1(k["del_by_group"]),
+                         f1(k["overlay_up"]), f1(k["overlay_down"])])
+        add(table(["N", "make (ms)", "delete one by one (ms)", "delete by group (ms)",
+                   "overlay mounts (ms)", "their unmounts (ms)"], rows))
+        add("\n**The floors.** A bring-up: the overlay's mounts, one namespace and veth, "
+            "create + start. A cycle: that, exec, kill + delete, the unmounts and the veth's "
+            "deletion. A lab of N: the kernel's work for N (veths deleted by group) and N times "
+            "the runtime's create + start and kill + delete, one after the other (cloon-lab "
+            "runs several at once, so it can go under it).\n")
+        rows = []
+        for mode in (cyc or bu or {"modes": {}})["modes"]:
+            b = fl.bringup(r, mode)
+            c = fl.cycle(r, mode)
+            cells = [f"bring-up, cgroups {mode_label(r, mode)}", f1(b)]
+            if bu:
+                cells += [f2(b / bu["article"]["median"]), f2(bu["modes"][mode]["median"] / b)]
+            else:
+                cells += ["-", "-"]
+            rows.append(cells)
+            cells = [f"cycle, cgroups {mode_label(r, mode)}", f1(c)]
+            if cyc:
+                cells += [f2(c / cyc["article"]["median"]), f2(cyc["modes"][mode]["median"] / c)]
+            else:
+                cells += ["-", "-"]
+            rows.append(cells)
+        for x in (lb or {}).get("n", []):
+            f = fl.lab(r, x["n"], lab_mode)
+            if f:
+                rows.append([f"lab of {x['n']}, cgroups `{lab_mode}`", f1(f),
+                             f2(f / x["article"]["total"]), f2(x["total"] / f)])
+        add(table(["", "floor (ms)", "floor / article", "cloon / floor"], rows))
+        add("")
+
+    # --- each step ---
     if st:
         add("## Each step\n")
-        add(f"Median of {st['cycles']} cycles. cloon's tools run one after the other, each "
-            "reading the previous document from a file. The runtime's share is measured with "
-            "cloon-run given a stand-in runtime ([`runtime-shim.rs`](scripts/bench-lib/"
-            "runtime-shim.rs)) that times each crun call; a step's time leaves out what the "
-            f"stand-in itself adds ({st['shim_overhead']:.2f} ms per call, measured apart), and "
-            "a tool's own time is that time less the runtime's. *Start* is the same binary's "
-            "`--version`: what any step costs at least. Peak memory is GNU time's %M (for "
-            "cloon-run it includes crun's, as GNU time counts the children a process waits "
-            "for).\n")
+        add(f"cgroups {mode_label(r, st.get('mode', 'default'))}. Median of {st['cycles']} "
+            "cycles. cloon's tools run one after the other, each reading the previous document "
+            "from a file. The runtime's share is measured with cloon-run given a stand-in "
+            "runtime ([`runtime-shim.rs`](scripts/bench-lib/runtime-shim.rs)) that times each "
+            f"crun call; a step's time leaves out what the stand-in itself adds "
+            f"({st['shim_overhead']:.2f} ms per call, measured apart), and a tool's own time is "
+            "that time less the runtime's. *Start* is the same binary's `--version`. Peak "
+            "memory is GNU time's %M (for cloon-run it includes crun's, as GNU time counts the "
+            "children a process waits for; `cloon-run --dry-run`, without crun: "
+            f"{mib(st.get('dry_run_peak_kib', 0))}).\n")
         rows = []
         for s in st["cloon"]:
             calls = ", ".join(s["runtime_calls"]) or "-"
@@ -199,47 +408,16 @@ def write(r, path):
         add(table(["step", "commands", "time (ms)", ""], rows))
         add("")
 
-    if sc:
-        add("## Scale\n")
-        add("N containers of one busybox image, each brought up by the pipeline (cloon-overlay, "
-            "cloon-netns with its own namespace and veth, cloon-spec, cloon-run), all running at "
-            "once, then all brought down, one after the other. Counted while all N run; peak "
-            "memory from one more container brought up and down at that moment under GNU "
-            "time.\n")
-        base = by_n.get(10)
-        rows = []
-        for s in sc:
-            rel = f"{s['per_container'] / base['per_container']:.2f}" if base else "-"
-            rows.append([s["n"], f1(s["up"] / 1000), f1(s["down"] / 1000),
-                         f1(s["per_container"]), rel, s["loops"], s["lower_mounts"],
-                         s["overlays"], s["netns_mounts"], s["running"]])
-        add(table(["N", "up (s)", "down (s)", "per container (ms)", "vs N = 10",
-                   "loop devices", "lower mounts", "overlay mounts", "namespaces",
-                   "containers running"], rows))
-        tools = sorted({t for s in sc for t in s["per_tool"]})
-        add("\nPer container and per tool (up and down, ms), and each tool's peak memory:\n")
-        rows = []
-        for s in sc:
-            rows.append([s["n"]] + [f1(s["per_tool"].get(t, 0)) for t in tools] +
-                        [", ".join(f"{t} {mib(k)}" for t, k in sorted(s["peak_kib"].items()))])
-        add(table(["N"] + [f"`{t}`" for t in tools] + ["peak memory"], rows))
-        add("\nOne loop device and one lower mount serve every container of the image, "
-            "whatever N: the article's recipe attaches and mounts the image once per "
-            "container.\n")
-
-    img = r.get("images")
-    lb = r.get("lab")
-    if lb:
-        add("## A lab\n")
-        add(f"`cloon-lab up` then `cloon-lab down` of a chain of {lb['n']} busybox nodes, each "
-            f"linked to the next by a veth pair, from an image file (nothing to build), "
-            f"{lb['jobs']} containers brought up at once:\n")
-        add(table(["", "time (ms)"], [
-            ["up", f1(lb["up"])], ["up again (nothing to do)", f1(lb["again"])],
-            ["down", f1(lb["down"])], ["per node, up and down", f1(lb["per_node"])],
-        ]))
+    # --- peak memory ---
+    if peaks:
+        add("## Peak memory\n")
+        add("GNU time's %M, the largest of each tool's runs above (cloon-run's includes "
+            "crun's; cloon-lab's, the tools it runs):\n")
+        add(table(["tool", "peak memory"], [[f"`{t}`", mib(k)] for t, k in sorted(peaks.items())]))
         add("")
 
+    # --- images ---
+    img = r.get("images")
     if img:
         add("## Image creation\n")
         add(f"`cloon-img create --busybox` (an image of {img['bytes'] // 2**20} MiB, written "
@@ -266,7 +444,6 @@ def write(r, path):
         add("Not measured in this run: `scripts/bench --with-debootstrap` adds it (minutes; "
             "needs the network).\n")
 
-    add("\n".join(analysis))
     add("## The article's commands, and what the bench changes in them\n")
     add("The bench runs the article's commands as written, except where they are unsafe, "
         "invalid or would make the article look slower than it is:\n")
@@ -281,12 +458,33 @@ def write(r, path):
         "- `crun start` follows `crun create`; the host end of the veth is brought up as "
         "cloon-netns does; the teardown deletes the veth (`ip link del`) before "
         "`ip netns del`, as cloon-netns does, so that the cycle ends with nothing left;\n"
-        "- paths are under the sandbox's /run and the container has a unique name, so that "
+        "- for N containers at once (the labs), each gets its own names (`cloonix_1_I`, "
+        "`vgt_1_I_0`) and its loop device from `losetup -fP --show`: `losetup -l | grep` "
+        "would list all N; the teardown still finds each container's pid with `crun list`, "
+        "as the article does;\n"
+        "- paths are under the sandbox's /run and the containers have unique names, so that "
         "runs do not collide with anything else on the machine.\n")
     add("## Reproduce\n")
-    add("```sh\nscripts/bench                       # this file (about a minute)\n"
+    secs = r.get("seconds", {})
+    if secs:
+        add(f"The measurements of this run took {f1(secs.get('total', 0) / 60)} minutes (" +
+            ", ".join(f"{k} {f1(v)} s" for k, v in secs.items() if k != "total") +
+            "), besides building the binaries.\n")
+    add("```sh\nscripts/bench                       # this file\n"
         "scripts/bench --with-debootstrap    # and the debootstrap images (minutes)\n"
-        "scripts/bench --quick --out /tmp/b.md   # what CI runs\n```\n")
+        "scripts/bench --quick --out /tmp/b.md   # what CI runs (labs of 10 and 50)\n```\n")
     text = "\n".join(md).rstrip() + "\n"
     with open(path, "w") as f:
         f.write(text)
+
+
+def peak_memory(r):
+    peaks = {}
+    st = r.get("steps") or {}
+    for s in st.get("cloon", []):
+        peaks[s["tool"]] = max(peaks.get(s["tool"], 0), s["peak_kib"])
+    if st.get("dry_run_peak_kib"):
+        peaks["cloon-run --dry-run"] = st["dry_run_peak_kib"]
+    for x in (r.get("labs") or {}).get("n", []):
+        peaks["cloon-lab"] = max(peaks.get("cloon-lab", 0), x["peak_kib"])
+    return peaks
