@@ -41,6 +41,7 @@ LIB = os.path.dirname(os.path.abspath(__file__))
 TOOLS = ["cloon-img", "cloon-overlay", "cloon-netns", "cloon-spec", "cloon-run", "cloon-lab"]
 CGROUP_MODES = ["none", "cloon", "runtime"]
 BASE = "/run/cloon-bench"
+SETTLE = 0.2  # s to let the kernel finish deleting namespaces before the next floor measurement
 
 
 class BenchError(Exception):
@@ -670,15 +671,20 @@ def kernel_floor(args, img):
             by_group.append(f"netns del kf{i}")
         got = {"make": [], "del_one_by_one": [], "del_by_group": [], "overlay_up": [],
                "overlay_down": []}
-        for _ in range(args.floor_runs if n == 1 else 1):
-            got["make"].append(ip_batch(make) - empty)
-            got["del_one_by_one"].append(ip_batch(by_one) - empty)
-            got["make"].append(ip_batch(make) - empty)
-            got["del_by_group"].append(ip_batch(by_group) - empty)
+        reps = args.floor_runs if n == 1 else 1
+        # The overlay's mounts first, and a pause after each deletion: the kernel's
+        # asynchronous clean-up of deleted namespaces can slow what comes right after it.
+        for _ in range(reps):
             up, down = overlay_floor(img, n)
             got["overlay_up"].append(up)
             got["overlay_down"].append(down)
+        for _ in range(reps):
+            for key, delete in (("del_one_by_one", by_one), ("del_by_group", by_group)):
+                got["make"].append(ip_batch(make) - empty)
+                got[key].append(ip_batch(delete) - empty)
+                time.sleep(SETTLE)
         result["n"][str(n)] = {k: ms(median(v)) for k, v in got.items()}
+        time.sleep(SETTLE)
         r = result["n"][str(n)]
         say(f"kernel floor, N = {n}: make {r['make']:.1f} ms, delete one by one "
             f"{r['del_one_by_one']:.1f} ms, by group {r['del_by_group']:.1f} ms; overlay "
