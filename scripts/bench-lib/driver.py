@@ -671,7 +671,7 @@ def kernel_floor(args, img):
             by_group.append(f"netns del kf{i}")
         got = {"make": [], "del_one_by_one": [], "del_by_group": [], "overlay_up": [],
                "overlay_down": []}
-        reps = args.floor_runs if n == 1 else 1
+        reps = args.floor_runs if n == 1 else 3 if n <= 50 else 1
         # The overlay's mounts first, and a pause after each deletion: the kernel's
         # asynchronous clean-up of deleted namespaces can slow what comes right after it.
         for _ in range(reps):
@@ -721,6 +721,14 @@ def census(img):
             "netns": netns, "running": len(sh("crun list -q").split())}
 
 
+def census_of(n, what, img):
+    """census() of img, checked: all n containers run."""
+    c = census(img)
+    if c["running"] < n:
+        raise BenchError(f"{what} of {n}: {c['running']} containers running, not {n}")
+    return c
+
+
 def cloon_lab(topo, cache, verb, jobs=None, peak=False):
     argv = ["cloon-lab", verb, "--cache-dir", cache, "-q"]
     if jobs:
@@ -731,9 +739,34 @@ def cloon_lab(topo, cache, verb, jobs=None, peak=False):
     return run(argv), None
 
 
+def cloon_lab_once(topo, cache, img, n, jobs=None):
+    """cloon-lab up, what runs then, cloon-lab down: (up Sample, down Sample, census, peak)."""
+    try:
+        up, up_peak = cloon_lab(topo, cache, "up", jobs=jobs, peak=True)
+        c = census_of(n, "cloon-lab", img)
+    except BaseException:
+        cloon_lab(topo, cache, "down")
+        raise
+    down, down_peak = cloon_lab(topo, cache, "down", peak=True)
+    check_left(f"cloon-lab, N = {n}")
+    return up, down, c, max(up_peak, down_peak)
+
+
+def article_lab_once(art_img, n, prefix, adir):
+    """article-lab.sh up, what runs then, article-lab.sh down: (up, down, census)."""
+    os.makedirs(adir)
+    up = run(["bash", f"{LIB}/article-lab.sh", "up", art_img, str(n), f"{prefix}a", adir])
+    c = census_of(n, "the article's lab", art_img)
+    down = run(["bash", f"{LIB}/article-lab.sh", "down", art_img, str(n), f"{prefix}a", adir])
+    os.rmdir(adir)
+    check_left(f"the article's lab, N = {n}")
+    return up, down, c
+
+
 def labs(args, img, prefix, modes):
     """cloon-lab up and down of a LAN of N nodes, against the article's commands N times
-    (article-lab.sh), at each N; then cloon-lab up --jobs J at N = args.jobs_n."""
+    (article-lab.sh), at each N (the median of 3 runs where N <= 50, the sides taking turns);
+    then cloon-lab up --jobs J at N = args.jobs_n."""
     work = f"{BASE}/labs"
     cache = f"{work}/cache"
     os.makedirs(work, exist_ok=True)
@@ -743,62 +776,48 @@ def labs(args, img, prefix, modes):
               "topology": "lan", "n": []}
     try:
         for n in args.labs:
-            name = f"{prefix}l{n}"
             topo = f"{work}/lan{n}.clab.yml"
-            lan_topology(topo, name, img, n)
-            try:
-                up, up_peak = cloon_lab(topo, cache, "up", peak=True)
-                c = census(img)
-            except BaseException:
-                cloon_lab(topo, cache, "down")
-                raise
-            down, down_peak = cloon_lab(topo, cache, "down", peak=True)
-            if c["running"] < n:
-                raise BenchError(f"lab of {n}: {c['running']} containers running, not {n}")
-            check_left(f"cloon-lab, N = {n}")
-            adir = f"{work}/article{n}"
-            os.makedirs(adir)
-            aup = run(["bash", f"{LIB}/article-lab.sh", "up", art_img, str(n), f"{prefix}a", adir])
-            ac = census(art_img)
-            adown = run(["bash", f"{LIB}/article-lab.sh", "down", art_img, str(n), f"{prefix}a",
-                         adir])
-            os.rmdir(adir)
-            if ac["running"] < n:
-                raise BenchError(f"article's lab of {n}: {ac['running']} running, not {n}")
-            check_left(f"the article's lab, N = {n}")
-            r = {"n": n, "up": ms(up.wall), "down": ms(down.wall),
-                 "total": ms(up.wall + down.wall), "per_container": ms(up.wall + down.wall) / n,
-                 "peak_kib": max(up_peak, down_peak), "census": c,
-                 "article": {"up": ms(aup.wall), "down": ms(adown.wall),
-                             "total": ms(aup.wall + adown.wall),
-                             "per_container": ms(aup.wall + adown.wall) / n, "census": ac}}
+            lan_topology(topo, f"{prefix}l{n}", img, n)
+            got = {"up": [], "down": [], "aup": [], "adown": []}
+            peak = 0
+            for i in range(3 if n <= 50 else 1):
+                up, down, c1, p = cloon_lab_once(topo, cache, img, n)
+                aup, adown, c2 = article_lab_once(art_img, n, prefix, f"{work}/article{n}")
+                if i == 0:
+                    c, ac = c1, c2
+                peak = max(peak, p)
+                for k, x in (("up", up), ("down", down), ("aup", aup), ("adown", adown)):
+                    got[k].append(x.wall)
+            up, down, aup, adown = (ms(median(got[k])) for k in ("up", "down", "aup", "adown"))
+            r = {"n": n, "runs": len(got["up"]), "up": up, "down": down, "total": up + down,
+                 "per_container": (up + down) / n, "peak_kib": peak, "census": c,
+                 "article": {"up": aup, "down": adown, "total": aup + adown,
+                             "per_container": (aup + adown) / n, "census": ac}}
             r["ratio"] = r["total"] / r["article"]["total"]
             result["n"].append(r)
-            say(f"lab of {n}: cloon-lab up {r['up']:.0f} ms, down {r['down']:.0f} ms "
-                f"({r['per_container']:.1f} ms a container); the article {r['article']['up']:.0f}"
-                f" + {r['article']['down']:.0f} ms; ratio {r['ratio']:.2f}")
-        # Parallel bring-up: cloon-lab up --jobs J at one N.
+            say(f"lab of {n}: cloon-lab up {up:.0f} ms, down {down:.0f} ms "
+                f"({r['per_container']:.1f} ms a container); the article {aup:.0f} + "
+                f"{adown:.0f} ms; ratio {r['ratio']:.2f}")
+        # Parallel bring-up: cloon-lab up --jobs J at one N, the Js taking turns.
         n = args.jobs_n
-        name = f"{prefix}j{n}"
         topo = f"{work}/jobs{n}.clab.yml"
-        lan_topology(topo, name, img, n)
+        lan_topology(topo, f"{prefix}j{n}", img, n)
         default_jobs = os.cpu_count()
         result["jobs_default"] = default_jobs
-        jobs = []
-        for j in args.jobs:
-            j = default_jobs if j == 0 else j
-            try:
-                up, _ = cloon_lab(topo, cache, "up", jobs=j)
-            except BaseException:
-                cloon_lab(topo, cache, "down")
-                raise
-            down, _ = cloon_lab(topo, cache, "down")
-            check_left(f"cloon-lab up --jobs {j}")
-            jobs.append({"jobs": j, "up": ms(up.wall), "down": ms(down.wall)})
-            say(f"lab of {n}, --jobs {j}: up {ms(up.wall):.0f} ms")
+        js = [default_jobs if j == 0 else j for j in args.jobs]
+        ups = {j: [] for j in js}
+        downs = {j: [] for j in js}
+        for _ in range(args.jobs_runs):
+            for j in js:
+                up, down, _, _ = cloon_lab_once(topo, cache, img, n, jobs=j)
+                ups[j].append(up.wall)
+                downs[j].append(down.wall)
+        jobs = [{"jobs": j, "up": ms(median(ups[j])), "down": ms(median(downs[j])),
+                 "runs": len(ups[j])} for j in js]
         one = next((x["up"] for x in jobs if x["jobs"] == 1), None)
         for x in jobs:
             x["speedup"] = one / x["up"] if one else None
+            say(f"lab of {n}, --jobs {x['jobs']}: up {x['up']:.0f} ms")
         result["jobs"] = {"n": n, "runs": jobs}
     finally:
         if os.path.exists(art_img):
@@ -939,6 +958,7 @@ def main():
     args.jobs = [int(j) for j in args.jobs.split(",")] if args.jobs else \
         ([1, 0] if q else [1, 2, 4, 8])
     args.jobs_n = 50
+    args.jobs_runs = 1 if q else 3
     only = set(args.only.split(","))
     results = json.load(open(args.results)) if os.path.exists(args.results) else {}
     if args.what == "debootstrap":

@@ -31,6 +31,10 @@ def table(head, rows):
     return "\n".join(out)
 
 
+def runs_text(k):
+    return "one run" if k == 1 else f"the median of {k} runs"
+
+
 def yes(ok):
     return "**met**" if ok else "**missed**"
 
@@ -257,7 +261,9 @@ def write(r, path):
             f"article's commands for N containers "
             f"([`article-lab.sh`](scripts/bench-lib/article-lab.sh)): its bring-up N times, "
             f"then its teardown N times, each container with its own loop device, mounts, "
-            f"namespace and veth (no bridge, no address: less work than the lab's).\n")
+            f"namespace and veth (no bridge, no address: less work than the lab's). " +
+            ", ".join(f"N = {x['n']}: {runs_text(x.get('runs', 1))}" for x in lb["n"]) +
+            " (the two sides taking turns).\n")
         base = lab_n.get(10)
         rows = []
         for x in lb["n"]:
@@ -286,8 +292,9 @@ def write(r, path):
             "%M of `cloon-lab up` and `down`: the largest of it and the tools it runs.\n")
         jb = lb.get("jobs")
         if jb:
-            add(f"Parallel bring-up: `cloon-lab up --jobs J` of the LAN of {jb['n']} (down "
-                f"untimed by this table):\n")
+            add(f"Parallel bring-up: `cloon-lab up --jobs J` of the LAN of {jb['n']}, "
+                f"{runs_text(jb['runs'][0].get('runs', 1))} each, the Js taking turns (each "
+                f"`down` with the default jobs, untimed here):\n")
             fastest = min(jb["runs"], key=lambda x: x["up"])
             rows = [[f"{x['jobs']} (default)" if x["jobs"] == lb["jobs_default"] else x["jobs"],
                      f1(x["up"]), f2(x["speedup"]) if x["speedup"] else "-"]
