@@ -83,13 +83,40 @@ impl NameArgs {
 
 /// Parses the command line of a tool, or exits with clap's usage error (status 2).
 pub fn parse<T: clap::Parser>() -> T {
-    parse_command(command::<T>())
+    parse_command(T::command)
 }
 
-/// [`parse`], for the command `cmd` as the tool presents it ([`command`], or
-/// [`crate::stage::command`] for a stage).
-pub fn parse_command<T: clap::FromArgMatches>(cmd: clap::Command) -> T {
-    try_parse_command(cmd, std::env::args_os()).unwrap_or_else(|e| e.exit())
+/// [`parse`], for the command that `make` builds (as [`crate::stage`] builds it for a stage),
+/// without the presentation of [`command`]: see [`try_parse_lazily`].
+pub fn parse_command<T: clap::FromArgMatches>(make: impl Fn() -> clap::Command) -> T {
+    try_parse_lazily(make, std::env::args_os()).unwrap_or_else(|e| e.exit())
+}
+
+/// [`try_parse_command`] of the command `make` builds, presented as [`command`] presents it only
+/// when clap is to show the presentation: the examples and the usage are only in help texts and
+/// usage errors, so a command line that parses, or `--version`, costs one plain clap parse (what
+/// every start of a tool pays; the presentation would double it). Anything else is parsed again
+/// with the presented command, whose error (the help, or a usage error) is returned.
+pub fn try_parse_lazily<T, I, A>(
+    make: impl Fn() -> clap::Command,
+    args: I,
+) -> std::result::Result<T, clap::Error>
+where
+    T: clap::FromArgMatches,
+    I: IntoIterator<Item = A>,
+    A: Into<std::ffi::OsString> + Clone,
+{
+    let args: Vec<std::ffi::OsString> = args.into_iter().map(Into::into).collect();
+    let mut cmd = make();
+    let conflicts = cmd.is_args_conflicts_with_subcommands_set();
+    cmd = cmd.args_conflicts_with_subcommands(false);
+    match cmd.try_get_matches_from_mut(&args) {
+        Ok(mut matches) if !(conflicts && conflicting_flag(&cmd, &matches).is_some()) => {
+            T::from_arg_matches_mut(&mut matches)
+        }
+        Err(e) if e.kind() == clap::error::ErrorKind::DisplayVersion => Err(e),
+        _ => try_parse_command(with_examples(make()), args),
+    }
 }
 
 /// The clap command of a tool as cloon presents it: each subcommand's help ends with examples,
@@ -254,20 +281,25 @@ where
         cmd = cmd.override_usage(usage);
     }
     let mut matches = cmd.try_get_matches_from_mut(args)?;
-    if let (true, Some((sub, _))) = (conflicts, matches.subcommand()) {
-        let given = cmd.get_arguments().find(|a| {
-            !a.is_global_set()
-                && matches.value_source(a.get_id().as_str())
-                    == Some(clap::parser::ValueSource::CommandLine)
-        });
-        if let Some(arg) = given {
-            return Err(cmd.error(
-                clap::error::ErrorKind::ArgumentConflict,
-                format!("the subcommand '{sub}' cannot be used with '{arg}'"),
-            ));
-        }
+    match conflicting_flag(&cmd, &matches) {
+        Some((sub, arg)) if conflicts => Err(cmd.error(
+            clap::error::ErrorKind::ArgumentConflict,
+            format!("the subcommand '{sub}' cannot be used with '{arg}'"),
+        )),
+        _ => T::from_arg_matches_mut(&mut matches),
     }
-    T::from_arg_matches_mut(&mut matches)
+}
+
+/// The subcommand of `matches` and a flag of `cmd` given with it that is not a global one (one
+/// of the flags of `up` that stand alone), if any.
+fn conflicting_flag(cmd: &clap::Command, matches: &clap::ArgMatches) -> Option<(String, String)> {
+    let (sub, _) = matches.subcommand()?;
+    let arg = cmd.get_arguments().find(|a| {
+        !a.is_global_set()
+            && matches.value_source(a.get_id().as_str())
+                == Some(clap::parser::ValueSource::CommandLine)
+    })?;
+    Some((sub.to_string(), arg.to_string()))
 }
 
 /// Reads the document on stdin; a terminal or an empty input is no document.
@@ -591,6 +623,38 @@ mod tests {
             text,
             "Examples:\n  t down --name Cloon1\n  t down < Cloon1.json"
         );
+    }
+
+    #[test]
+    fn lazy_parsing_shows_what_the_presented_command_shows() {
+        use clap::CommandFactory;
+        let lazily = |args: &[&str]| {
+            try_parse_lazily::<Cli, _, _>(Cli::command, std::iter::once("t").chain(args.to_vec()))
+        };
+        let cli = lazily(&["--image", "i", "--state-dir", "/s"]).unwrap();
+        assert_eq!(cli.image.as_deref(), Some("i"));
+        let cli = lazily(&["--state-dir", "/s", "down", "--name", "A"]).unwrap();
+        assert!(matches!(cli.cmd, Some(Cmd::Down(ref n)) if n.get() == Some("A")));
+        for args in [
+            &["down", "--help"][..],
+            &["--help"],
+            &["--image", "i", "down"],
+            &["down", "--image", "i"],
+            &["--bogus"],
+        ] {
+            let lazy = lazily(args).unwrap_err();
+            let presented = parse(args).unwrap_err();
+            assert_eq!(lazy.kind(), presented.kind(), "{args:?}");
+            assert_eq!(lazy.to_string(), presented.to_string(), "{args:?}");
+        }
+        let help = lazily(&["down", "--help"]).unwrap_err().to_string();
+        assert!(help.contains("t down --name Cloon1"), "{help}");
+        #[derive(Debug, clap::Parser)]
+        #[command(name = "v", version = "1.2")]
+        struct V {}
+        let version = try_parse_lazily::<V, _, _>(V::command, ["v", "--version"]).unwrap_err();
+        assert_eq!(version.kind(), clap::error::ErrorKind::DisplayVersion);
+        assert_eq!(version.to_string(), "v 1.2\n");
     }
 
     #[test]

@@ -211,13 +211,19 @@ pub enum Cmd<U: clap::Args, D: clap::Args, V: clap::Subcommand> {
 /// The clap command of stage `S`, as its `--help` shows it (with [`cli::with_examples`]); its
 /// manual pages and completions (`cargo xtask`) are made from it too.
 pub fn command<S: Stage>() -> clap::Command {
+    cli::with_examples(plain_command::<S>())
+}
+
+/// The clap command of stage `S` without the examples, which [`cli::parse_command`] adds only
+/// when it shows a help.
+fn plain_command<S: Stage>() -> clap::Command {
     use clap::CommandFactory;
-    cli::with_examples(S::command(Cli::<S::Up, S::Down, S::Verbs>::command()))
+    S::command(Cli::<S::Up, S::Down, S::Verbs>::command())
 }
 
 /// A stage's `main`: parses the command line and runs the command.
 pub fn main<S: Stage>() -> ExitCode {
-    let cli: Cli<S::Up, S::Down, S::Verbs> = cli::parse_command(command::<S>());
+    let cli: Cli<S::Up, S::Down, S::Verbs> = cli::parse_command(plain_command::<S>);
     let cmd = cli.cmd.unwrap_or(Cmd::Up(cli.up));
     cli.common.with_state(S::TOOL, |state| run::<S>(state, cmd))
 }
