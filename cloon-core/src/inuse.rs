@@ -285,13 +285,26 @@ pub fn rootfs_users(
     rootfs: &Path,
     upper: Option<&Path>,
 ) -> Result<Vec<User>> {
-    let live = live_containers(state)?;
     let root = Root::of(rootfs);
+    // Where the overlay of that upper directory is mounted here, every process on it has its
+    // device: the mount tables of other processes need no reading.
+    let here = match (root, upper) {
+        (Some(Root::Mount(_)), Some(upper)) => mounts::at(rootfs)?
+            .is_some_and(|m| m.fstype == "overlay" && m.overlay_dir_is("upperdir", upper)),
+        _ => false,
+    };
+    let upper = upper.filter(|_| !here).map(|u| ("upperdir", u));
+    let found = processes_rooted_in(root, upper);
+    // A root filesystem that is a mount of its own holds the root of every process of every
+    // container made on it: with none found, no container is on it, and the records need no
+    // reading (a lab's teardown would read every other container's, for each container).
+    if found.is_empty() && matches!(root, Some(Root::Mount(_))) {
+        return Ok(found);
+    }
+    let live = live_containers(state)?;
     let on_rootfs = |l: &Live| {
-        // A root filesystem that is a mount of its own (an overlay) holds the root of each
-        // process of a container made on it: a container whose process's root is on another
-        // device is not on it, and its configuration needs no reading (a lab's teardown would
-        // read every other container's, for each container).
+        // A container whose process's root is on another device than a mounted root
+        // filesystem is not on it: its configuration needs no reading.
         if let Some(Root::Mount(dev)) = root {
             if fs::metadata(format!("/proc/{}/root", l.pid)).is_ok_and(|m| m.dev() != dev) {
                 return false;
@@ -302,15 +315,7 @@ pub fn rootfs_users(
             None => l.name == owner,
         }
     };
-    // Where the overlay of that upper directory is mounted here, every process on it has its
-    // device: the mount tables of other processes need no reading.
-    let here = match (root, upper) {
-        (Some(Root::Mount(_)), Some(upper)) => mounts::at(rootfs)?
-            .is_some_and(|m| m.fstype == "overlay" && m.overlay_dir_is("upperdir", upper)),
-        _ => false,
-    };
-    let upper = upper.filter(|_| !here).map(|u| ("upperdir", u));
-    Ok(users(&live, on_rootfs, processes_rooted_in(root, upper)))
+    Ok(users(&live, on_rootfs, found))
 }
 
 /// Who has as their root an overlay (in whatever mount namespace) whose option `key`
@@ -330,12 +335,16 @@ pub fn overlay_users(state: &StateDir, key: &str, dir: &Path) -> Result<Vec<User
 /// filesystem of several bundles at once: a process there says nothing of this bundle. Empty
 /// when nobody uses it.
 pub fn bundle_users(state: &StateDir, bundle: &Path, rootfs: Option<&Path>) -> Result<Vec<User>> {
-    let live = live_containers(state)?;
     let root = bundle_root(bundle).or_else(|| rootfs.map(Path::to_path_buf));
-    let found = match root.as_deref().and_then(Root::of) {
-        Some(mount @ Root::Mount(_)) => processes_rooted_in(Some(mount), None),
-        _ => Vec::new(),
+    let (found, mounted) = match root.as_deref().and_then(Root::of) {
+        Some(mount @ Root::Mount(_)) => (processes_rooted_in(Some(mount), None), true),
+        _ => (Vec::new(), false),
     };
+    // Every container made from the bundle has its root on that mount: none found, none there.
+    if found.is_empty() && mounted {
+        return Ok(found);
+    }
+    let live = live_containers(state)?;
     Ok(users(&live, |l| same_dir(&l.bundle, bundle), found))
 }
 
