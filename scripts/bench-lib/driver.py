@@ -224,7 +224,9 @@ def cycle(args, img, name, modes):
 def bringup(args, img, name, modes):
     """Image to a running container with eth0: cloon's pipeline (each mode) and the article's
     commands up to `crun start`, timed here; each sample's teardown runs untimed after it. The
-    sides take turns, sample by sample, so that a slow moment of the machine hits them all."""
+    floor takes its turn too: the runtime alone (RuntimeFloor) and the kernel alone for one
+    container (kernel_one). The sides take turns, sample by sample, so that a slow moment of
+    the machine hits them all."""
     work = f"{BASE}/bringup"
     sides = []
     for m in modes["modes"]:
@@ -237,16 +239,32 @@ def bringup(args, img, name, modes):
     os.makedirs(f"{work}/cloon", exist_ok=True)
     os.makedirs(f"{work}/article", exist_ok=True)
     samples = {label: [] for label, _, _ in sides}
-    for i in range(args.warmup + args.bringup_runs):
-        for label, up, down in sides:
-            try:
-                s = run(up)
-            except BaseException:
-                run(down, check=False)
-                raise
-            run(down)
+    runtime = {key: {"up": [], "exec": [], "down": []} for key, _, _ in MANAGERS}
+    kernel = {}
+    empty = median([ip_batch([]) for _ in range(10)])
+    floor = RuntimeFloor(args, img, name)
+    try:
+        for i in range(args.warmup + args.bringup_runs):
+            for label, up, down in sides:
+                try:
+                    s = run(up)
+                except BaseException:
+                    run(down, check=False)
+                    raise
+                run(down)
+                if i >= args.warmup:
+                    samples[label].append(s.wall)
+            rt = floor.sample()
+            k = kernel_one(img, empty)
             if i >= args.warmup:
-                samples[label].append(s.wall)
+                for key, (up, ex, down) in rt.items():
+                    runtime[key]["up"].append(up)
+                    runtime[key]["exec"].append(ex)
+                    runtime[key]["down"].append(down)
+                for key, ns in k.items():
+                    kernel.setdefault(key, []).append(ns)
+    finally:
+        floor.close()
     art = stats(samples["article"])
     result = {"article": art, "modes": {}}
     for m in modes["modes"]:
@@ -255,6 +273,15 @@ def bringup(args, img, name, modes):
         result["modes"][m] = c
         say(f"bring-up {m}: {c['median']:.1f} ms, {c['ratio']:.2f} of the article's "
             f"{art['median']:.1f} ms")
+    rt = {"runs": args.bringup_runs}
+    for key, _, _ in MANAGERS:
+        rt[key] = {k: ms(median(v)) for k, v in runtime[key].items()}
+        say(f"runtime floor, manager {key}: create+start {rt[key]['up']:.1f} ms, exec "
+            f"{rt[key]['exec']:.1f} ms, kill+delete {rt[key]['down']:.1f} ms")
+    k1 = {k: ms(median(v)) for k, v in kernel.items()}
+    say(f"kernel floor, N = 1: make {k1['make']:.1f} ms, delete {k1['del_one_by_one']:.1f} ms; "
+        f"overlay {k1['overlay_up']:.1f} + {k1['overlay_down']:.1f} ms")
+    result["floor"] = {"runtime": rt, "kernel_one": k1, "ip_batch_empty": ms(empty)}
     shutil.rmtree(work)
     check_left("bring-up")
     return result
@@ -483,79 +510,99 @@ def wait_exit(pid, timeout=10):
         os.close(fd)
 
 
-def runtime_floor(args, img, prefix):
+class RuntimeFloor:
     """crun alone on one bundle (cloon-spec's config.json, its cgroupsPath changed): create +
     start, exec, kill (SIGKILL from here, its end seen on a pidfd) + delete, with the cgroup
     manager disabled, with the default manager (crun's /NAME), and with the default manager
-    and a nested path /cloon/PARENT/NAME (as cloon-spec --cgroups cloon writes)."""
-    work = f"{BASE}/floor-runtime"
-    os.makedirs(work, exist_ok=True)
-    base = f"{prefix}fl"
-    parent = f"bench-{os.getpid()}"
-    run(["cloon-overlay", "--image", img, "--name", base], stdout=f"{work}/d1.json")
-    try:
-        run(["cloon-netns", "--netns", "floor_rt", "--veth", "vflrt:eth0"],
-            stdin=f"{work}/d1.json", stdout=f"{work}/d2.json")
-        run(["cloon-spec"], stdin=f"{work}/d2.json", stdout=f"{work}/d3.json")
-        config = json.load(open(json.load(open(f"{work}/d3.json"))["bundle"]["config"]))
-        names = {"disabled": f"{base}x", "default": f"{base}r", "default-nested": f"{base}n"}
-        bundles = {}
-        for key, _, path in MANAGERS:
-            b = f"{work}/{key}"
-            os.makedirs(b, exist_ok=True)
-            c = json.loads(json.dumps(config))
-            c["linux"].pop("cgroupsPath", None)
-            c.get("annotations", {}).pop("org.cloon.cgroups", None)
-            if path:
-                c["linux"]["cgroupsPath"] = path.format(parent=parent, name=names[key])
-            with open(f"{b}/config.json", "w") as f:
-                json.dump(c, f)
-            bundles[key] = b
-        samples = {key: {"up": [], "exec": [], "down": []} for key, _, _ in MANAGERS}
+    and a nested path /cloon/PARENT/NAME (as cloon-spec --cgroups cloon writes). The bundle's
+    root filesystem is made by cloon's tools from a copy of the image, so that the image's own
+    lower is not kept mounted for the bring-ups that take turns with these samples."""
+
+    def __init__(self, args, img, prefix):
+        self.work = work = f"{BASE}/floor-runtime"
+        os.makedirs(work, exist_ok=True)
+        self.img = f"{args.work}/floor.img"
+        shutil.copyfile(img, self.img)
+        base = f"{prefix}fl"
+        self.parent = f"bench-{os.getpid()}"
+        self.names = {"disabled": f"{base}x", "default": f"{base}r", "default-nested": f"{base}n"}
+        self.bundles = {}
         try:
-            for i in range(1 + args.floor_runs):
-                for key, opts, _ in MANAGERS:
-                    crun = ["crun"] + opts
-                    name, b = names[key], bundles[key]
-                    pidfile = f"{b}/pid"
-                    t0 = time.perf_counter_ns()
-                    run(crun + ["create", "--bundle", b, "--pid-file", pidfile, name])
-                    run(crun + ["start", name])
-                    t1 = time.perf_counter_ns()
-                    e = run(crun + ["exec", name, "ip", "link"])
-                    pid = int(open(pidfile).read())
-                    t2 = time.perf_counter_ns()
-                    os.kill(pid, signal.SIGKILL)
-                    wait_exit(pid)
-                    run(crun + ["delete", name])
-                    t3 = time.perf_counter_ns()
-                    os.remove(pidfile)
-                    if i > 0:
-                        samples[key]["up"].append(t1 - t0)
-                        samples[key]["exec"].append(e.wall)
-                        samples[key]["down"].append(t3 - t2)
+            run(["cloon-overlay", "--image", self.img, "--name", base], stdout=f"{work}/d1.json")
+            run(["cloon-netns", "--netns", "floor_rt", "--veth", "vflrt:eth0"],
+                stdin=f"{work}/d1.json", stdout=f"{work}/d2.json")
+            run(["cloon-spec"], stdin=f"{work}/d2.json", stdout=f"{work}/d3.json")
+            config = json.load(open(json.load(open(f"{work}/d3.json"))["bundle"]["config"]))
+            for key, _, path in MANAGERS:
+                b = f"{work}/{key}"
+                os.makedirs(b, exist_ok=True)
+                c = json.loads(json.dumps(config))
+                c["linux"].pop("cgroupsPath", None)
+                c.get("annotations", {}).pop("org.cloon.cgroups", None)
+                if path:
+                    c["linux"]["cgroupsPath"] = path.format(parent=self.parent,
+                                                            name=self.names[key])
+                with open(f"{b}/config.json", "w") as f:
+                    json.dump(c, f)
+                self.bundles[key] = b
+        except BaseException:
+            self.close()
+            raise
+
+    def sample(self):
+        """One create + start, exec, kill + delete with each manager: {key: (ns, ns, ns)}."""
+        got = {}
+        for key, opts, _ in MANAGERS:
+            crun = ["crun"] + opts
+            name, b = self.names[key], self.bundles[key]
+            pidfile = f"{b}/pid"
+            t0 = time.perf_counter_ns()
+            run(crun + ["create", "--bundle", b, "--pid-file", pidfile, name])
+            run(crun + ["start", name])
+            t1 = time.perf_counter_ns()
+            e = run(crun + ["exec", name, "ip", "link"])
+            pid = int(open(pidfile).read())
+            t2 = time.perf_counter_ns()
+            os.kill(pid, signal.SIGKILL)
+            wait_exit(pid)
+            run(crun + ["delete", name])
+            t3 = time.perf_counter_ns()
+            os.remove(pidfile)
+            got[key] = (t1 - t0, e.wall, t3 - t2)
+        return got
+
+    def close(self):
+        work = self.work
+        for key, opts, _ in MANAGERS:
+            run(["crun"] + opts + ["delete", "--force", self.names[key]], check=False)
+        for d in glob.glob(f"/sys/fs/cgroup/*/cloon/{self.parent}"):
+            try:
+                os.rmdir(d)
+            except OSError:
+                pass
+        try:
+            if os.path.exists(f"{work}/d3.json"):
+                run(["cloon-spec", "down"], stdin=f"{work}/d3.json", stdout=f"{work}/d2.json")
+            if os.path.exists(f"{work}/d2.json"):
+                run(["cloon-netns", "down"], stdin=f"{work}/d2.json", stdout=f"{work}/d1.json")
+            if os.path.exists(f"{work}/d1.json"):
+                run(["cloon-overlay", "down"], stdin=f"{work}/d1.json")
         finally:
-            for key, opts, _ in MANAGERS:
-                run(["crun"] + opts + ["delete", "--force", names[key]], check=False)
-            for d in glob.glob(f"/sys/fs/cgroup/*/cloon/{parent}"):
-                try:
-                    os.rmdir(d)
-                except OSError:
-                    pass
-    finally:
-        if os.path.exists(f"{work}/d3.json"):
-            run(["cloon-spec", "down"], stdin=f"{work}/d3.json", stdout=f"{work}/d2.json")
-        if os.path.exists(f"{work}/d2.json"):
-            run(["cloon-netns", "down"], stdin=f"{work}/d2.json", stdout=f"{work}/d1.json")
-        run(["cloon-overlay", "down"], stdin=f"{work}/d1.json")
-        shutil.rmtree(work)
-    result = {"runs": args.floor_runs}
-    for key, _, _ in MANAGERS:
-        result[key] = {k: ms(median(v)) for k, v in samples[key].items()}
-        say(f"runtime floor, manager {key}: create+start {result[key]['up']:.1f} ms, exec "
-            f"{result[key]['exec']:.1f} ms, kill+delete {result[key]['down']:.1f} ms")
-    check_left("runtime floor")
-    return result
+            shutil.rmtree(work, ignore_errors=True)
+            if os.path.exists(self.img):
+                os.remove(self.img)
+
+
+def kernel_one(img, empty):
+    """The kernel's work for one container: its overlay's mounts (overlay_floor) and one
+    namespace with its veth, made and deleted by `ip -batch` (less `empty`, what an empty batch
+    costs): {key: ns}."""
+    up, down = overlay_floor(img, 1)
+    make = ip_batch(["netns add kf0",
+                     "link add name kfv0 group 7 up type veth peer name eth0 netns kf0"]) - empty
+    delete = ip_batch(["link del kfv0", "netns del kf0"]) - empty
+    return {"overlay_up": up, "overlay_down": down, "make": make, "del_one_by_one": delete,
+            "del_by_group": delete}
 
 
 def ip_batch(lines):
@@ -658,11 +705,11 @@ def kernel_floor(args, img):
     other up on the host), made by one `ip -batch`, then deleted by another, the veths one by
     one (`link del` each, then `netns del` each) or by group (`link del group G`, then `netns
     del` each); what `ip -batch` of an empty file costs is taken off. And the overlay's mounts
-    for n containers (overlay_floor). For n = 1 (the cycle) the median of several runs."""
+    for n containers (overlay_floor). For each n of the labs; n = 1 is measured by bringup."""
     os.makedirs(BASE, exist_ok=True)
     empty = median([ip_batch([]) for _ in range(10)])
     result = {"ip_batch_empty": ms(empty), "n": {}}
-    for n in [1] + args.labs:
+    for n in args.labs:
         make, by_one, by_group = [], [], ["link del group 7"]
         for i in range(n):
             make += [f"netns add kf{i}",
@@ -671,7 +718,7 @@ def kernel_floor(args, img):
             by_group.append(f"netns del kf{i}")
         got = {"make": [], "del_one_by_one": [], "del_by_group": [], "overlay_up": [],
                "overlay_down": []}
-        reps = args.floor_runs if n == 1 else 3 if n <= 50 else 1
+        reps = 3 if n <= 50 else 1
         # The overlay's mounts first, and a pause after each deletion: the kernel's
         # asynchronous clean-up of deleted namespaces can slow what comes right after it.
         for _ in range(reps):
@@ -951,7 +998,6 @@ def main():
     args.bringup_runs = 5 if q else 20
     args.cycles = 3 if q else 20
     args.image_runs = 2 if q else 5
-    args.floor_runs = 5 if q else 20
     args.start_runs = 200 if q else 1000
     args.labs = [int(n) for n in args.labs.split(",")] if args.labs else \
         ([10, 50] if q else [10, 50, 200, 500])
@@ -995,10 +1041,15 @@ def main():
         section("start", "start cost: --version against /bin/true (hyperfine -N)",
                 lambda: start_cost(args))
         if "floor" in only:
-            say("the floor: the runtime alone, the kernel alone")
+            # The runtime's floor and the kernel's for one container were measured with the
+            # bring-ups, taking turns with them (bringup); the kernel's for a lab of N here.
+            say("the floor: the kernel alone for a lab of N")
             t = time.monotonic()
-            results["floor"] = {"runtime": runtime_floor(args, args.image, name),
-                                "kernel": kernel_floor(args, args.image)}
+            one = (results.get("bringup") or {}).pop("floor", None) if "bringup" in only else None
+            kernel = kernel_floor(args, args.image)
+            if one:
+                kernel["n"]["1"] = one["kernel_one"]
+            results["floor"] = {"runtime": one and one["runtime"], "kernel": kernel}
             timings["floor"] = round(time.monotonic() - t, 1)
         section("labs", f"labs of N = {args.labs} (cloon-lab against the article's commands), "
                 f"then --jobs {args.jobs} at N = {args.jobs_n}",

@@ -322,7 +322,8 @@ def write(r, path):
         add(f"**The runtime.** crun on one bundle (cloon-spec's config.json, its "
             f"`cgroupsPath` changed), from the driver: `crun create` + `crun start`, `crun "
             f"exec ip link`, then SIGKILL sent from the driver (its end seen on a pidfd) + "
-            f"`crun delete`; median of {rt['runs']}.\n")
+            f"`crun delete`; the median of {rt['runs']}, taken in turn with the bring-ups "
+            f"above, so that the machine's load weighs on both alike.\n")
         rows = [[MANAGER_TEXT[k], f1(rt[k]["up"]), f1(rt[k]["exec"]), f1(rt[k]["down"])]
                 for k in ("disabled", "default", "default-nested")]
         add(table(["cgroups", "create + start (ms)", "exec (ms)", "kill + delete (ms)"], rows))
@@ -337,7 +338,9 @@ def write(r, path):
             f"({f1(kn and r['floor']['kernel']['ip_batch_empty'])} ms) is taken off. And the "
             f"overlay's mounts for N containers of one image, by system calls from the driver: "
             f"a read-only autoclear loop device, the lower, N overlays, then their unmounts. "
-            f"Bringing `lo` and `eth0` up inside and the bridge of a lab are left out.\n")
+            f"Bringing `lo` and `eth0` up inside and the bridge of a lab are left out. N = 1 "
+            f"is measured in turn with the bring-ups (the median of {rt['runs']}); N = 10 and "
+            f"50, the median of 3; more, one run.\n")
         rows = []
         for n, k in sorted(kn.items(), key=lambda x: int(x[0])):
             rows.append([n, f1(k["make"]), f1(k["del_one_by_one"]), f1(k["del_by_group"]),
