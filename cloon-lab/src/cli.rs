@@ -107,7 +107,7 @@ pub enum Verb {
         file: PathBuf,
         #[command(flatten)]
         place: Place,
-        /// At most N containers at once [default: the number of CPUs]
+        /// At most N containers at once [default: twice the number of CPUs]
         #[arg(long, short, value_name = "N")]
         jobs: Option<usize>,
         /// On failure, leave what this run made (for inspect) instead of undoing it
@@ -128,7 +128,7 @@ pub enum Verb {
         file: Option<PathBuf>,
         #[command(flatten)]
         place: Place,
-        /// At most N containers at once [default: the number of CPUs]
+        /// At most N containers at once [default: twice the number of CPUs]
         #[arg(long, short, value_name = "N")]
         jobs: Option<usize>,
         /// Say nothing but errors
