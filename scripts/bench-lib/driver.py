@@ -849,7 +849,7 @@ def labs(args, img, prefix, modes):
         n = args.jobs_n
         topo = f"{work}/jobs{n}.clab.yml"
         lan_topology(topo, f"{prefix}j{n}", img, n)
-        default_jobs = os.cpu_count()
+        default_jobs = 2 * os.cpu_count()  # cloon-lab's default: twice the CPUs
         result["jobs_default"] = default_jobs
         js = [default_jobs if j == 0 else j for j in args.jobs]
         ups = {j: [] for j in js}

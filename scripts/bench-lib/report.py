@@ -257,7 +257,7 @@ def write(r, path):
             f"with an address in 10.0.0.0/16, as cloonix's LANs and "
             f"[`labs/lan.clab.yml`](labs/lan.clab.yml) are; from the bench's image file "
             f"(nothing to build), cloon-lab's default `--jobs` ({lb['jobs_default']}, the "
-            f"number of CPUs) and cgroups `{lb['mode']}` (its default). Against it, the "
+            f"twice the number of CPUs) and cgroups `{lb['mode']}` (its default). Against it, the "
             f"article's commands for N containers "
             f"([`article-lab.sh`](scripts/bench-lib/article-lab.sh)): its bring-up N times, "
             f"then its teardown N times, each container with its own loop device, mounts, "
