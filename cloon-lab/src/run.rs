@@ -151,8 +151,9 @@ impl Tools {
         if !missing.is_empty() {
             bail!(
                 "{} not found next to cloon-lab{} nor in PATH: build the workspace (`cargo build \
-                 --release`) and put target/release in PATH, or install the tools \
-                 (scripts/install); `cloon-lab doctor` checks the rest of the host",
+                 --release`) and put target/$(rustc --print host-tuple)/release in PATH, or \
+                 install the tools (scripts/install); `cloon-lab doctor` checks the rest of the \
+                 host",
                 missing.join(", "),
                 self.own_dir
                     .as_ref()

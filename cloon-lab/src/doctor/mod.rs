@@ -39,7 +39,7 @@ pub fn report(tools: &Tools, runtime: Option<&str>) -> Report {
             found
                 .map(|p| p.display().to_string())
                 .unwrap_or_else(|| "not next to cloon-lab nor in PATH".into()),
-            "cargo build --release in the cloon repository and put target/release in PATH, or scripts/install",
+            "cargo build --release in the cloon repository and put target/$(rustc --print host-tuple)/release in PATH, or scripts/install",
         ));
     }
     let host = host::run(runtime);
