@@ -182,6 +182,9 @@ impl Part for Netns {
 impl Part for LinkPart {
     const KEY: &'static str = "link";
 }
+impl Part for VxlanPart {
+    const KEY: &'static str = "vxlan";
+}
 impl Part for Bundle {
     const KEY: &'static str = "bundle";
 }
@@ -294,6 +297,57 @@ pub struct EndPart {
     pub mtu: Option<u32>,
 }
 
+/// `vxlan`: one host's end of a link or LAN that crosses hosts, a VXLAN device (`cloon-netns
+/// vxlan`). Its UDP socket is in the tool's own namespace (the host's); the device is either in a
+/// container's namespace (`netns`, `path`: a point-to-point link, learning off) or a port of a
+/// Linux bridge of the host (`bridge`: a LAN, learning on).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct VxlanPart {
+    /// The VXLAN network identifier, 1 to 16777215.
+    pub vni: u32,
+    /// The UDP port this host's VXLAN listens on (and sends to by default).
+    pub port: u16,
+    /// The source address of the tunnel's packets, when given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub local: Option<String>,
+    /// The underlay interface, when given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dev: Option<String>,
+    /// The other hosts' ends: each gets every frame with no known destination (head-end
+    /// replication).
+    pub remotes: Vec<RemotePart>,
+    /// Whether the device learns where MAC addresses are (on for a bridge's port).
+    pub learning: bool,
+    /// The VXLAN device's name.
+    pub ifname: String,
+    /// The namespace the device is in (its name), for a point-to-point end.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub netns: Option<String>,
+    /// The namespace file, for a point-to-point end.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// The Linux bridge of the host the device is a port of, for a LAN.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bridge: Option<String>,
+    /// Its MAC address ("" in `--dry-run` when the kernel is to choose it).
+    pub mac: String,
+    #[serde(default)]
+    pub addrs: Vec<String>,
+    /// Its MTU.
+    pub mtu: u32,
+}
+
+/// One remote end of a VXLAN device.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct RemotePart {
+    /// The other host's address (IPv4 or IPv6).
+    pub address: String,
+    /// The UDP port its VXLAN listens on.
+    pub port: u16,
+}
+
 /// `bundle`: the OCI bundle directory and its config.json (cloon-spec).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
@@ -357,6 +411,10 @@ struct Shape {
     /// cloon-netns's part for a point-to-point link (`cloon-netns link`).
     #[serde(default)]
     link: Option<LinkPart>,
+    /// cloon-netns's part for a VXLAN end of a link or LAN that crosses hosts
+    /// (`cloon-netns vxlan`).
+    #[serde(default)]
+    vxlan: Option<VxlanPart>,
     /// cloon-spec's part.
     #[serde(default)]
     bundle: Option<Bundle>,

@@ -4,6 +4,7 @@
 
 use crate::settings::{Cidr, Mac};
 use cloon_core::netns::RUN_DIR;
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 /// A network namespace an action works in, by its file.
@@ -84,6 +85,60 @@ impl VethEnd {
     }
 }
 
+/// A VXLAN device to create: its name, interface group (0: none), MAC address, MTU (`None`: the
+/// kernel's, the underlay's less the encapsulation), the namespace it is created in (`None`: the
+/// tool's own; its UDP socket is in the tool's own either way), and its tunnel's settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VxlanDev {
+    pub name: String,
+    pub group: u32,
+    pub mac: Option<Mac>,
+    pub mtu: Option<u32>,
+    pub ns: Option<Ns>,
+    pub vni: u32,
+    pub port: u16,
+    /// The source address (`::` for an IPv6 tunnel given none: the device's family).
+    pub local: Option<IpAddr>,
+    /// The underlay interface, in the tool's namespace.
+    pub dev: Option<String>,
+    pub learning: bool,
+}
+
+impl VxlanDev {
+    /// `ip link add NAME [group N] [address MAC] [mtu N] [netns NS] type vxlan id N dstport P
+    /// [local A] [dev D] [no]learning`.
+    fn words(&self) -> Vec<String> {
+        let end = VethEnd {
+            name: self.name.clone(),
+            group: self.group,
+            mac: self.mac,
+            mtu: self.mtu,
+            ns: self.ns.clone(),
+        };
+        let mut w = words(&["ip", "link", "add"]);
+        w.extend(end.words());
+        w.extend(words(&["type", "vxlan", "id"]));
+        w.push(self.vni.to_string());
+        w.push("dstport".into());
+        w.push(self.port.to_string());
+        if let Some(local) = self.local {
+            w.extend(["local".into(), local.to_string()]);
+        }
+        if let Some(dev) = &self.dev {
+            w.extend(["dev".into(), dev.clone()]);
+        }
+        w.push(
+            if self.learning {
+                "learning"
+            } else {
+                "nolearning"
+            }
+            .into(),
+        );
+        w
+    }
+}
+
 /// One change to the system.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
@@ -113,6 +168,16 @@ pub enum Action {
         ns: Option<Ns>,
         dev: String,
         cidr: Cidr,
+    },
+    /// A VXLAN device, made directly in its namespace, its UDP socket in the tool's.
+    VxlanAdd(VxlanDev),
+    /// An all-zeros entry of the forwarding database of the VXLAN device `dev` of `ns`: frames
+    /// with no known destination (broadcast, unknown unicast) go to `dst`:`port` too.
+    FdbAppend {
+        ns: Option<Ns>,
+        dev: String,
+        dst: IpAddr,
+        port: u16,
     },
     /// Interface `dev` of `ns` deleted, while it still has index `index` (a veth takes its peer
     /// with it).
@@ -145,6 +210,24 @@ impl Action {
                 w.extend(b.words());
                 w
             }
+            Action::VxlanAdd(dev) => dev.words(),
+            Action::FdbAppend { ns, dev, dst, port } => {
+                let mut w = words(&["bridge"]);
+                match ns.as_ref().map(|ns| (ns, ns.ip_name())) {
+                    None => {}
+                    Some((_, Some(name))) => w.extend(words(&["-n", name])),
+                    Some((ns, None)) => {
+                        w = vec![
+                            "nsenter".into(),
+                            format!("--net={}", ns.path.display()),
+                            "bridge".into(),
+                        ];
+                    }
+                }
+                w.extend(words(&["fdb", "append", ZERO_MAC, "dev", dev, "dst"]));
+                w.extend([dst.to_string(), "port".into(), port.to_string()]);
+                w
+            }
             Action::LinkUp { ns, dev } => {
                 let mut w = ip(ns.as_ref());
                 w.extend(words(&["link", "set", dev, "up"]));
@@ -172,6 +255,9 @@ impl Action {
         cloon_core::explain::command_line(&self.words())
     }
 }
+
+/// The MAC address of the forwarding entries that flood: every frame with no entry of its own.
+pub const ZERO_MAC: &str = "00:00:00:00:00:00";
 
 fn words(w: &[&str]) -> Vec<String> {
     w.iter().map(|s| s.to_string()).collect()
@@ -284,6 +370,59 @@ mod tests {
                 index: 7
             }),
             "ip link del vgt_1_1_0"
+        );
+    }
+
+    #[test]
+    fn a_vxlan_device_and_its_flooding_entries_are_iproute2s() {
+        let dev = VxlanDev {
+            name: "eth1".into(),
+            group: 7,
+            mac: None,
+            mtu: Some(1450),
+            ns: Some(Ns::new("/run/netns/c1")),
+            vni: 42,
+            port: 4789,
+            local: Some("192.168.99.1".parse().unwrap()),
+            dev: None,
+            learning: false,
+        };
+        assert_eq!(
+            line(Action::VxlanAdd(dev.clone())),
+            "ip link add eth1 group 7 mtu 1450 netns c1 type vxlan id 42 dstport 4789 \
+             local 192.168.99.1 nolearning"
+        );
+        let host = VxlanDev {
+            name: "vxl_lan1".into(),
+            mtu: None,
+            ns: None,
+            local: None,
+            dev: Some("eth0".into()),
+            learning: true,
+            ..dev
+        };
+        assert_eq!(
+            line(Action::VxlanAdd(host)),
+            "ip link add vxl_lan1 group 7 type vxlan id 42 dstport 4789 dev eth0 learning"
+        );
+        let fdb = |ns: Option<Ns>| Action::FdbAppend {
+            ns,
+            dev: "eth1".into(),
+            dst: "fd00::2".parse().unwrap(),
+            port: 4790,
+        };
+        assert_eq!(
+            line(fdb(Some(Ns::new("/run/netns/c1")))),
+            "bridge -n c1 fdb append 00:00:00:00:00:00 dev eth1 dst fd00::2 port 4790"
+        );
+        assert_eq!(
+            line(fdb(Some(Ns::new("/tmp/ns")))),
+            "nsenter --net=/tmp/ns bridge fdb append 00:00:00:00:00:00 dev eth1 dst fd00::2 \
+             port 4790"
+        );
+        assert_eq!(
+            line(fdb(None)),
+            "bridge fdb append 00:00:00:00:00:00 dev eth1 dst fd00::2 port 4790"
         );
     }
 

@@ -11,12 +11,14 @@
 //! leaves a record that names it; a bridge that exists already is joined, and one that cloon did not make is never
 //! deleted. `down` deletes a bridge cloon made
 //! when no cloon port is left on it: which ports are cloon's is decided from the kernel's own list
-//! of the bridge's ports, each compared with the host ends that containers' records list (name and
+//! of the bridge's ports, each compared with the host ends that containers' records list and the
+//! VXLAN ports that LANs' records name (`cloon-netns vxlan IF,bridge=BR`, [`vxlan`]) (name and
 //! ifindex), never from a count a crash could leave wrong.
 
 use crate::link::{LinkState, Netlink};
 use crate::record::Record;
 use crate::tag::{self, Claim};
+use crate::vxlan::{self, VxlanRecord};
 use crate::PART;
 use cloon_core::shared::Shared;
 use cloon_core::{Code, Error, Result, StateDir};
@@ -283,7 +285,8 @@ pub fn cloon_ports(
         .collect()
 }
 
-/// Every host end that a container's record lists; `None` when a record cannot be read (then any
+/// Every host end that a container's record lists, and every VXLAN port a LAN's record names;
+/// `None` when a record cannot be read (then any
 /// port may be cloon's, and no bridge is deleted).
 pub fn recorded_host_ends(state: &StateDir) -> Result<Option<Vec<RecordedEnd>>> {
     let mut ends = Vec::new();
@@ -298,6 +301,20 @@ pub fn recorded_host_ends(state: &StateDir) -> Result<Option<Vec<RecordedEnd>>> 
                 }));
             }
             Ok(None) => {}
+            Err(e) => {
+                eprintln!("{}: warning: {e}: keeping the bridges in use", crate::STAGE);
+                return Ok(None);
+            }
+        }
+        // A LAN's VXLAN port (`cloon-netns vxlan IF,bridge=BR`) is a cloon port too.
+        match state.load::<VxlanRecord>(&name, vxlan::PART) {
+            Ok(Some(record)) if record.bridge.is_some() => ends.push(RecordedEnd {
+                name: record.ifname.clone(),
+                index: record.index,
+                group: record.group,
+                alias: record.alias.clone(),
+            }),
+            Ok(_) => {}
             Err(e) => {
                 eprintln!("{}: warning: {e}: keeping the bridges in use", crate::STAGE);
                 return Ok(None);

@@ -4,18 +4,20 @@ use crate::link::Netlink;
 use crate::namespace::{self, Namespace, Probe};
 use crate::p2p::{self, P2pRecord};
 use crate::record::Record;
+use crate::vxlan::{self, VxlanRecord};
 use crate::{PART, STAGE};
 use cloon_core::{cli, host, Code, Document, Error, Result, StateDir};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::path::Path;
 
-/// What `show` prints: a container's namespace record, or a link's.
+/// What `show` prints: a container's namespace record, a link's, or a VXLAN end's.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(untagged)]
 pub enum Shown {
     Netns(Record),
     Link(P2pRecord),
+    Vxlan(VxlanRecord),
 }
 
 /// The record of `name` (what `show` prints), or [`Code::Unknown`].
@@ -23,8 +25,11 @@ pub fn record(state: &StateDir, name: &str) -> Result<Shown> {
     if let Some(link) = state.load::<P2pRecord>(name, p2p::PART)? {
         return Ok(Shown::Link(link));
     }
+    if let Some(end) = state.load::<VxlanRecord>(name, vxlan::PART)? {
+        return Ok(Shown::Vxlan(end));
+    }
     state
-        .require(name, PART, "network namespace or link")
+        .require(name, PART, "network namespace, link or VXLAN end")
         .map(Shown::Netns)
 }
 
@@ -39,7 +44,8 @@ pub fn check_document(
     let name = cli::pick_name(name, doc.as_ref(), STAGE)?;
     let netns = state.load::<Record>(&name, PART)?;
     let link = state.load::<P2pRecord>(&name, p2p::PART)?;
-    if netns.is_none() && link.is_none() {
+    let vx = state.load::<VxlanRecord>(&name, vxlan::PART)?;
+    if netns.is_none() && link.is_none() && vx.is_none() {
         // The error that says what is missing.
         record(state, &name)?;
     }
@@ -52,6 +58,10 @@ pub fn check_document(
     if let Some(record) = link {
         let part = p2p::check(&name, &record)?;
         same_part(&doc, p2p::PART, &name, &part)?;
+    }
+    if let Some(record) = vx {
+        let part = vxlan::check(&name, &record)?;
+        same_part(&doc, vxlan::PART, &name, &part)?;
     }
     doc.set_name(&name)?;
     Ok(doc)

@@ -1,8 +1,8 @@
 //! `down`: deletes what the records say cloon made, and only that. Idempotent: what is already
 //! gone counts as done, and no record at all means nothing of cloon's is left.
 //!
-//! A name is a container's namespace (`netns.json`) or a point-to-point link (`link.json`, see
-//! [`p2p`]). For a container: its host ends (each takes its guest end with it), the bridges cloon
+//! A name is a container's namespace (`netns.json`), a point-to-point link (`link.json`, see
+//! [`p2p`]) or a VXLAN end (`vxlan.json`, see [`vxlan`]). For a container: its host ends (each takes its guest end with it), the bridges cloon
 //! made that no cloon port is left on, then the namespace if cloon created it.
 //!
 //! Records may come from a tool killed halfway ([`crate::up`] writes them ahead): an interface is
@@ -17,6 +17,7 @@ use crate::namespace::{self, Probe};
 use crate::p2p::{self, P2pRecord};
 use crate::record::Record;
 use crate::system::System;
+use crate::vxlan::{self, VxlanRecord};
 use crate::{tag, warn, PART, STAGE};
 use cloon_core::{explain, host, Result, StateDir, Undo};
 use std::collections::BTreeSet;
@@ -24,12 +25,12 @@ use std::path::Path;
 
 /// `down --all` of `names` (every name with a record in the state directory): a lab's teardown.
 ///
-/// First the host ends of every namespace record, and the bridges whose ports all go with them,
-/// are deleted in one kernel request, by the state directory's interface group
+/// First the host ends of every namespace record and the VXLAN ports of LANs, and the bridges
+/// whose ports all go with them, are deleted in one kernel request, by the state directory's interface group
 /// ([`delete_host_ends`]): the kernel waits for the network's grace periods once for all, not
 /// once per interface. Then each name goes as `down --name` has it, under its lock, finding
-/// those interfaces gone: the namespaces first, then the point-to-point links, whose ends went
-/// with the namespaces they were in.
+/// those interfaces gone: the namespaces first, then the point-to-point links and VXLAN ends,
+/// whose interfaces in namespaces went with them.
 pub fn down_all(state: &StateDir, names: &[String]) -> Result<()> {
     if explain::acting() {
         host::require_root(STAGE, "delete network namespaces and interfaces")?;
@@ -50,7 +51,8 @@ pub fn down_all(state: &StateDir, names: &[String]) -> Result<()> {
 }
 
 /// Deletes, in one request, the state directory's interface group when everything in it is a
-/// host end one of the `names` records claims, or a bridge whose ports all are. Anything else in
+/// host end (or a LAN's VXLAN port) one of the `names` records claims, or a bridge whose ports all
+/// are. Anything else in
 /// the group (an interface another record or nobody claims), or an `up` or `link` at work in the
 /// state directory (which may be adding one: each holds the state root's lock shared, this takes
 /// it exclusively for the check and the request), leaves the deletions to each name's `down`,
@@ -69,6 +71,13 @@ fn delete_host_ends(state: &StateDir, names: &[String]) -> Result<()> {
     }
     let mut going: BTreeSet<u32> = BTreeSet::new();
     for name in names {
+        if let Some(record) = state.load::<VxlanRecord>(name, vxlan::PART)? {
+            if let Some(found) = links.iter().find(|l| l.name == record.ifname) {
+                if record.bridge.is_some() && tag::is_claimed(found, &record.claim()) {
+                    going.insert(found.index);
+                }
+            }
+        }
         let Some(record) = state.load::<Record>(name, PART)? else {
             continue;
         };
@@ -100,7 +109,8 @@ fn delete_host_ends(state: &StateDir, names: &[String]) -> Result<()> {
 pub fn down_locked(state: &StateDir, name: &str) -> Result<()> {
     let netns = state.load::<Record>(name, PART)?;
     let link = state.load::<P2pRecord>(name, p2p::PART)?;
-    if netns.is_none() && link.is_none() {
+    let vxlan = state.load::<VxlanRecord>(name, vxlan::PART)?;
+    if netns.is_none() && link.is_none() && vxlan.is_none() {
         if explain::acting() {
             // What a tool killed before it wrote its record leaves: an empty directory.
             state.remove_dir_if_empty(name)?;
@@ -115,6 +125,9 @@ pub fn down_locked(state: &StateDir, name: &str) -> Result<()> {
     }
     if let Some(record) = link {
         p2p::down(state, name, &record)?;
+    }
+    if let Some(record) = vxlan {
+        vxlan::down(state, name, &record)?;
     }
     Ok(())
 }

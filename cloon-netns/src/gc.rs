@@ -3,7 +3,8 @@
 //! ([`crate::tag`]) only, never on names that merely look like cloon's, nor on another state
 //! directory's objects (one beside it, or nested inside it), in four passes:
 //!
-//! 1. every container record (and point-to-point link record) whose objects are partly gone
+//! 1. every container record (and point-to-point link or VXLAN end record) whose objects are
+//!    partly gone
 //!    (a namespace, a host end or a guest end missing or replaced; see
 //!    [`check::differences`]) is brought down, by the same `down` as `cloon-netns down`; a
 //!    record whose directory a running cloon-netns holds locked is left to it, and records of
@@ -29,6 +30,7 @@ use crate::link::{LinkState, Netlink};
 use crate::p2p::{self, P2pRecord};
 use crate::record::Record;
 use crate::tag::{Mark, Owner, RootLock};
+use crate::vxlan::{self, VxlanRecord};
 use crate::{PART, STAGE};
 use cloon_core::gc::Report;
 use cloon_core::{explain, host, stage, Error, Result, StateDir};
@@ -161,6 +163,13 @@ fn referenced_names(state: &StateDir) -> Result<Option<BTreeSet<String>>> {
         }
         match state.load::<P2pRecord>(&name, p2p::PART) {
             Ok(Some(record)) => names.extend(record.ends.into_iter().map(|e| e.ifname)),
+            Ok(None) => {}
+            Err(_) => return Ok(None),
+        }
+        match state.load::<VxlanRecord>(&name, vxlan::PART) {
+            Ok(Some(record)) => {
+                names.insert(record.ifname);
+            }
             Ok(None) => {}
             Err(_) => return Ok(None),
         }
@@ -386,12 +395,18 @@ fn bridge_one(
     Ok(())
 }
 
-/// The containers whose records name the bridge `name` for a host end.
+/// The containers whose records name the bridge `name` for a host end, and the VXLAN ends that
+/// are its ports.
 fn needing(state: &StateDir, name: &str) -> Result<Vec<String>> {
     let mut needed_by = Vec::new();
     for container in state.names()? {
         if let Some(record) = state.load::<Record>(&container, PART)? {
             if record.bridges().iter().any(|b| b == name) {
+                needed_by.push(container.clone());
+            }
+        }
+        if let Some(record) = state.load::<VxlanRecord>(&container, vxlan::PART)? {
+            if record.bridge.as_deref() == Some(name) {
                 needed_by.push(container);
             }
         }

@@ -3,14 +3,15 @@
 //! it (`vgt_1_1_0` on the host, `eth0` inside), optionally with their host ends in a Linux bridge
 //! (a LAN shared by several containers), brings `lo` and the ends up with their addresses, and
 //! adds the `netns` part to the cloon document. It also makes point-to-point links between two
-//! existing namespaces (the picture of a whole lab is `cloon-lab graph`'s).
+//! existing namespaces, and VXLAN ends of links and LANs that cross hosts (the picture of a whole
+//! lab is `cloon-lab graph`'s).
 //!
 //! Modules, one concept each: [`settings`] (an end's addresses, MAC address and MTU),
 //! [`parse`] (the `--veth` flag), [`action`] (each change to the system and the iproute2 command
 //! that makes it), [`system`] (carrying actions out), [`namespace`] (named namespaces, made
 //! without forking), [`link`] (rtnetlink), [`bridge`] (shared bridges and their records),
-//! [`p2p`] (point-to-point links), [`record`](mod@record) (what is kept under the state
-//! directory), [`tag`] (the interface group of each state directory, the alias that names an
+//! [`p2p`] (point-to-point links), [`vxlan`] (VXLAN ends of links and LANs that cross hosts),
+//! [`record`](mod@record) (what is kept under the state directory), [`tag`] (the interface group of each state directory, the alias that names an
 //! interface's record, and the state root's lock that keeps `gc` off interfaces being made),
 //! [`errors`] (failures into cloon errors), and the actions
 //! [`up`](mod@up), [`down`](mod@down), [`check`](mod@check) (with the record `show` prints) and
@@ -32,6 +33,7 @@ pub mod stage;
 pub mod system;
 pub mod tag;
 pub mod up;
+pub mod vxlan;
 
 pub use check::{check_document, record};
 pub use up::up;
@@ -69,6 +71,35 @@ pub struct LinkArgs {
     /// /run/netns or a path, IF the interface made in it
     #[arg(value_names = ["NSA:IFA", "NSB:IFB"], num_args = 2, required = true, action = clap::ArgAction::Set)]
     pub ends: Vec<String>,
+}
+
+/// Flags of `cloon-netns vxlan` (parsed and validated by [`vxlan::Plan`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq, clap::Args)]
+pub struct VxlanArgs {
+    /// The name its record is filed under (`cloon-netns down --name NAME`)
+    #[arg(long, value_name = "NAME")]
+    pub name: String,
+    /// The VXLAN network identifier, 1 to 16777215: the same on every host of the link or LAN
+    #[arg(long, value_name = "N")]
+    pub vni: String,
+    /// The UDP port this host's VXLAN listens on, and the remotes' by default
+    #[arg(long, value_name = "P", default_value = "4789")]
+    pub port: String,
+    /// The source address of the tunnel's packets (this host's address on the underlay)
+    #[arg(long, value_name = "ADDR")]
+    pub local: Option<String>,
+    /// The underlay interface the tunnel's packets go through; the MTU follows its own
+    #[arg(long, value_name = "UNDERLAY")]
+    pub dev: Option<String>,
+    /// Another host's end, IPv4 `ADDR[:PORT]` or IPv6 `[ADDR]:PORT` (repeatable, at least one):
+    /// frames with no known destination go to each
+    #[arg(long, value_name = "ADDR[:PORT]", required = true)]
+    pub remote: Vec<String>,
+    /// The device: NS:IF[,addr=CIDR]...[,mac=MAC][,mtu=N] made inside the namespace NS (a link
+    /// to a container on another host, learning off), or IF,bridge=BR[,mtu=N] made on the host
+    /// as a port of the bridge BR (a LAN spanning hosts, learning on)
+    #[arg(value_name = "END")]
+    pub end: String,
 }
 
 /// Says a warning: on stderr, or as a comment among the commands of `--explain`, so that what it

@@ -5,17 +5,25 @@
 //! whole life, whichever thread uses it later; it owns a current-thread tokio runtime and blocks
 //! on each request, so callers stay synchronous.
 
-use crate::action::VethEnd;
+use crate::action::{VethEnd, VxlanDev};
 use crate::errors::{netlink, netlink_errno};
 use crate::settings::{format_mac, Cidr};
 use crate::system::where_is;
 use cloon_core::{Code, Error, Result};
 use futures::TryStreamExt;
 use nix::errno::Errno;
-use rtnetlink::packet_route::link::{
-    InfoData, InfoKind, InfoVeth, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
+use rtnetlink::packet_core::{
+    NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_APPEND, NLM_F_CREATE, NLM_F_REQUEST,
 };
-use rtnetlink::{Handle, LinkBridge, LinkMessageBuilder, LinkUnspec, LinkVeth};
+use rtnetlink::packet_route::link::{
+    InfoData, InfoKind, InfoVeth, InfoVxlan, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
+};
+use rtnetlink::packet_route::neighbour::{
+    NeighbourAddress, NeighbourAttribute, NeighbourFlags, NeighbourMessage, NeighbourState,
+};
+use rtnetlink::packet_route::{AddressFamily, RouteNetlinkMessage};
+use rtnetlink::{Handle, LinkBridge, LinkMessageBuilder, LinkUnspec, LinkVeth, LinkVxlan};
+use std::net::IpAddr;
 use std::os::fd::{AsRawFd, BorrowedFd};
 use tokio::runtime::Runtime;
 
@@ -79,6 +87,27 @@ impl LinkState {
     pub fn is_bridge(&self) -> bool {
         self.kind == "bridge"
     }
+}
+
+/// The VNI and UDP port of a VXLAN device's link message; `None` for another kind of link.
+fn vxlan_id_port(msg: &LinkMessage) -> Option<(u32, u16)> {
+    let infos = msg.attributes.iter().find_map(|a| match a {
+        LinkAttribute::LinkInfo(infos) => Some(infos),
+        _ => None,
+    })?;
+    let data = infos.iter().find_map(|i| match i {
+        LinkInfo::Data(InfoData::Vxlan(data)) => Some(data),
+        _ => None,
+    })?;
+    let id = data.iter().find_map(|d| match d {
+        InfoVxlan::Id(id) => Some(*id),
+        _ => None,
+    })?;
+    let port = data.iter().find_map(|d| match d {
+        InfoVxlan::Port(port) => Some(*port),
+        _ => None,
+    })?;
+    Some((id, port))
 }
 
 /// A route netlink connection in the namespace of the thread that opened it.
@@ -221,6 +250,110 @@ impl Netlink {
                 err
             }
         })
+    }
+
+    /// Creates the VXLAN device `vx` (down), in the namespace `ns` (the namespace file; `None`:
+    /// this connection's) with its group, MAC address and MTU when given, all in the one request
+    /// that creates it. The request is sent from this connection's namespace, so the device's UDP
+    /// socket and its underlay `dev_index` are there, whichever namespace the device is made in.
+    pub fn add_vxlan(
+        &self,
+        vx: &VxlanDev,
+        dev_index: Option<u32>,
+        ns: Option<BorrowedFd<'_>>,
+    ) -> Result<()> {
+        let mut message = LinkMessageBuilder::<LinkVxlan>::new(&vx.name)
+            .id(vx.vni)
+            .port(vx.port)
+            .learning(vx.learning);
+        match vx.local {
+            Some(IpAddr::V4(a)) => message = message.local(a),
+            Some(IpAddr::V6(a)) => message = message.local6(a),
+            None => {}
+        }
+        if let Some(index) = dev_index {
+            message = message.dev(index);
+        }
+        if let Some(mac) = vx.mac {
+            message = message.address(mac.0.to_vec());
+        }
+        if let Some(mtu) = vx.mtu {
+            message = message.mtu(mtu);
+        }
+        if vx.group != 0 {
+            message = message.link_group(vx.group);
+        }
+        if let Some(fd) = ns {
+            message = message.setns_by_fd(fd.as_raw_fd());
+        }
+        let request = self.handle.link().add(message.build()).execute();
+        self.runtime.block_on(request).map_err(|e| {
+            let errno = netlink_errno(&e);
+            let err = netlink(
+                format!(
+                    "cannot create the VXLAN device {} {}",
+                    vx.name,
+                    where_is(vx.ns.as_ref())
+                ),
+                e,
+            );
+            match errno {
+                Some(Errno::EEXIST) => Error::new(Code::NameTaken, err.msg).details(err.details),
+                _ => err,
+            }
+        })
+    }
+
+    /// Appends to the forwarding database of the VXLAN device `index` (called `name`) an
+    /// all-zeros entry to `dst`:`port`, as `bridge fdb append 00:00:00:00:00:00 dev NAME dst DST
+    /// port PORT` does (RTM_NEWNEIGH, AF_BRIDGE, NLM_F_CREATE|NLM_F_APPEND, NTF_SELF, permanent):
+    /// frames with no entry of their own go to every such remote.
+    pub fn fdb_append(&self, index: u32, name: &str, dst: IpAddr, port: u16) -> Result<()> {
+        let mut message = NeighbourMessage::default();
+        message.header.family = AddressFamily::Bridge;
+        message.header.ifindex = index;
+        message.header.state = NeighbourState::Permanent;
+        message.header.flags = NeighbourFlags::Own;
+        message.attributes = vec![
+            NeighbourAttribute::LinkLayerAddress(vec![0; 6]),
+            NeighbourAttribute::Destination(match dst {
+                IpAddr::V4(a) => NeighbourAddress::Inet(a),
+                IpAddr::V6(a) => NeighbourAddress::Inet6(a),
+            }),
+            NeighbourAttribute::Port(port),
+        ];
+        let mut request = NetlinkMessage::from(RouteNetlinkMessage::NewNeighbour(message));
+        request.header.flags = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_APPEND;
+        let what = || format!("cannot add the remote {dst} port {port} to {name}");
+        let mut handle = self.handle.clone();
+        let mut response = handle.request(request).map_err(|e| netlink(what(), e))?;
+        self.runtime.block_on(async {
+            while let Some(message) = futures::StreamExt::next(&mut response).await {
+                if let NetlinkPayload::Error(err) = message.payload {
+                    return Err(netlink(what(), rtnetlink::Error::NetlinkError(err)));
+                }
+            }
+            Ok(())
+        })
+    }
+
+    /// The VXLAN devices of this connection's namespace that have the VNI `vni` on the UDP port
+    /// `port`, by name.
+    pub fn vxlans_with(&self, vni: u32, port: u16) -> Result<Vec<String>> {
+        let mut stream = self.handle.link().get().execute();
+        let mut names = Vec::new();
+        loop {
+            match self.runtime.block_on(stream.try_next()) {
+                Ok(Some(msg)) => {
+                    if vxlan_id_port(&msg) == Some((vni, port)) {
+                        names.push(LinkState::from_message(&msg).name);
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => return Err(netlink("cannot list the interfaces", e)),
+            }
+        }
+        Ok(names)
     }
 
     /// Creates the Linux bridge `name` (down, as `ip link add NAME type bridge` does), in the

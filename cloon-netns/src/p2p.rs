@@ -197,7 +197,7 @@ pub fn actions(ends: &[EndSpec; 2], group: u32) -> Vec<Action> {
 
 /// Whether this process may look inside namespaces (needs CAP_SYS_ADMIN; `--dry-run` may run
 /// without it and then plans without looking).
-fn can_look_inside(acting: bool) -> bool {
+pub(crate) fn can_look_inside(acting: bool) -> bool {
     acting || nix::unistd::geteuid().is_root()
 }
 
@@ -310,7 +310,7 @@ pub fn up(state: &StateDir, args: &LinkArgs, input: Option<Document>) -> Result<
 }
 
 /// The inode of the tool's own network namespace.
-fn own_netns_inode() -> Result<u64> {
+pub(crate) fn own_netns_inode() -> Result<u64> {
     nix::sys::stat::stat("/proc/self/ns/net")
         .map(|st| st.st_ino)
         .map_err(|e| crate::errors::sys("cannot inspect /proc/self/ns/net", e))

@@ -2,13 +2,15 @@
 //! its command line's texts, and its own verb (`link`).
 //!
 //! A container's state directory holds its namespace's record (`netns.json`, the stage's
-//! record) or, for a point-to-point link, the link's (`link.json`), whose part of the document is
-//! `link`: `down`, `check`, `show` and `gc` handle both.
+//! record); a point-to-point link's holds the link's (`link.json`), whose part of the document is
+//! `link`; a VXLAN end's holds `vxlan.json`, whose part is `vxlan`: `down`, `check`, `show` and
+//! `gc` handle the three.
 
 use crate::check::{self, Shown};
 use crate::p2p::{self, P2pRecord};
 use crate::record::Record;
-use crate::{LinkArgs, UpArgs, PART, STAGE};
+use crate::vxlan::{self, VxlanRecord};
+use crate::{LinkArgs, UpArgs, VxlanArgs, PART, STAGE};
 use cloon_core::doc::{Document, Netns};
 use cloon_core::gc::Report;
 use cloon_core::stage::{NoFlags, Stage, Verdict};
@@ -32,10 +34,19 @@ Examples:
   # A point-to-point link between two existing namespaces, no end on the host
   cloon-netns link --name wire1 cloonix_1_1:eth1,addr=10.9.0.1/30,mtu=9000 cloonix_1_2:eth1,addr=10.9.0.2/30,mtu=9000 </dev/null
 
+  # A link to a container on another host, over VXLAN (run the same on the other host, with the
+  # addresses swapped): eth1 is made inside cloonix_1_1, its UDP socket on this host, port 4789
+  cloon-netns vxlan --name wan1 --vni 42 --local 192.168.99.1 --dev eth0 --remote 192.168.99.2 cloonix_1_1:eth1,addr=10.42.0.1/30 </dev/null
+
+  # The LAN lan1 spanning three hosts: on each, one VXLAN port of the bridge lan1, the two
+  # other hosts as remotes (frames with no known destination go to both, learning finds the rest)
+  cloon-netns vxlan --name lan1-vx --vni 100 --dev eth0 --remote 192.168.99.2 --remote 192.168.99.3 vxl_lan1,bridge=lan1 </dev/null
+
   # The iproute2 commands that do the same: said and done (--explain), or only said (--dry-run)
   cloon-netns --dry-run --netns cloonix_1_3 --veth vgt_1_3_0:eth0,bridge=lan1 </dev/null
 
   # Undo, by name or with the document: links first, then the containers' namespaces
+  cloon-netns down --name wan1; cloon-netns down --name lan1-vx
   cloon-netns down --name wire1
   cloon-netns down --name Cloon2; cloon-netns down --name Cloon1
 
@@ -48,6 +59,13 @@ Examples:
 Without --name, the container is named after the namespace. With --dry-run nothing is touched and
 no record is written; the document gets the planned part, where a MAC address the kernel would
 choose is \"\" (mac, hostMac).
+
+vxlan: END is NS:IF[,addr=CIDR]...[,mac=MAC][,mtu=N] (IF made inside the namespace NS, learning
+off: a point-to-point link to another host) or IF,bridge=BR[,mtu=N] (IF made on the host as a
+port of the bridge BR, learning on: a LAN spanning hosts). The UDP socket is on the host either
+way. Each --remote gets an all-zeros forwarding entry (bridge fdb append). The MTU is the
+underlay's (--dev) less 50 bytes (70 over IPv6), 1450 without --dev; the UDP port (--port,
+4789) must be open between the hosts. A remote with no route from this host is refused.
 
 Every interface cloon-netns creates is created in its state directory's interface group, in the
 very request that creates it: 1668050798 (0x636c6f6e, \"clon\" in ASCII) for the default
@@ -91,6 +109,17 @@ pub enum Verbs {
                       cloon-netns down --name wire1"
     )]
     Link(LinkArgs),
+    /// Make this host's VXLAN end of a link or LAN that crosses hosts: a VXLAN device inside a
+    /// container's namespace, or as a port of a bridge of the host
+    #[command(after_help = "Examples:\n  \
+            cloon-netns vxlan --name wan1 --vni 42 --local 192.168.99.1 --dev eth0 \
+            --remote 192.168.99.2 cloonix_1_1:eth1,addr=10.42.0.1/30 </dev/null\n  \
+            cloon-netns vxlan --name lan1-vx --vni 100 --dev eth0 --remote 192.168.99.2 \
+            --remote '[fd00::3]:4790' vxl_lan1,bridge=lan1 </dev/null\n  \
+            cloon-netns down --name wan1\n\n\
+            The MTU is the underlay's (--dev) less 50 bytes (70 over IPv6), 1450 without --dev. \
+            The UDP port must be open between the hosts.")]
+    Vxlan(VxlanArgs),
 }
 
 /// `check` of a container's namespace record.
@@ -104,7 +133,7 @@ impl Stage for Net {
     const RECORD: &'static str = PART;
     const WHAT: &'static str = "network namespace";
     const KIND: &'static str = "container";
-    const OTHER_PARTS: &'static [&'static str] = &[p2p::PART];
+    const OTHER_PARTS: &'static [&'static str] = &[p2p::PART, vxlan::PART];
     type Up = UpArgs;
     type Down = NoFlags;
     type Verbs = Verbs;
@@ -125,11 +154,11 @@ impl Stage for Net {
         ),
         (
             "check",
-            "Check that the namespace and its links (or a link) still match the record",
+            "Check that the namespace and its links (or a link, or a VXLAN end) still match the record",
         ),
         (
             "show",
-            "Print the record of a container's namespace, or of a link",
+            "Print the record of a container's namespace, of a link, or of a VXLAN end",
         ),
     ];
     const UP_NAME: fn(&UpArgs) -> Option<&str> = |args| args.name.as_deref();
@@ -158,20 +187,24 @@ impl Stage for Net {
     }
 
     fn has_strays(state: &StateDir, name: &str) -> Result<bool> {
-        state.has_record(name, p2p::PART)
+        Ok(state.has_record(name, p2p::PART)? || state.has_record(name, vxlan::PART)?)
     }
 
-    /// A point-to-point link's record, judged as a container's is.
+    /// A point-to-point link's record, or a VXLAN end's, judged as a container's is.
     fn strays(state: &StateDir, name: &str, report: &mut Report) -> Result<()> {
-        let Some(record) = state.load::<P2pRecord>(name, p2p::PART)? else {
+        let (kind, judged) = if let Some(record) = state.load::<P2pRecord>(name, p2p::PART)? {
+            ("link", p2p::differences(&record))
+        } else if let Some(record) = state.load::<VxlanRecord>(name, vxlan::PART)? {
+            ("vxlan", vxlan::differences(&record))
+        } else {
             return Ok(());
         };
-        match p2p::differences(&record).map(|f| crate::gc::verdict(&f)) {
-            Err(e) => report.failed("link", name, e),
-            Ok(Verdict::Keep(why)) => report.keep("link", name, why),
+        match judged.map(|f| crate::gc::verdict(&f)) {
+            Err(e) => report.failed(kind, name, e),
+            Ok(Verdict::Keep(why)) => report.keep(kind, name, why),
             Ok(Verdict::Down(why)) => {
                 let outcome = crate::down::down_locked(state, name).map(|()| explain::acting());
-                report.found("link", name, why, outcome);
+                report.found(kind, name, why, outcome);
             }
         }
         Ok(())
@@ -184,6 +217,7 @@ impl Stage for Net {
     fn verb(state: &StateDir, verb: Verbs) -> ExitCode {
         match verb {
             Verbs::Link(args) => cli::run_step(STAGE, |doc| p2p::up(state, &args, doc)),
+            Verbs::Vxlan(args) => cli::run_step(STAGE, |doc| vxlan::up(state, &args, doc)),
         }
     }
 
@@ -277,6 +311,50 @@ mod tests {
     }
 
     #[test]
+    fn vxlan_takes_a_name_a_vni_remotes_and_one_end() {
+        let cli = parse(&[
+            "vxlan",
+            "--name",
+            "w",
+            "--vni",
+            "42",
+            "--remote",
+            "10.0.0.2",
+            "--remote",
+            "[fd00::2]:4790",
+            "--local",
+            "10.0.0.1",
+            "--dev",
+            "eth0",
+            "c1:eth1",
+        ]);
+        let Some(Cmd::Verb(Verbs::Vxlan(args))) = cli.cmd else {
+            panic!("not a vxlan: {cli:?}");
+        };
+        assert_eq!(args.name, "w");
+        assert_eq!(args.vni, "42");
+        assert_eq!(args.port, "4789");
+        assert_eq!(args.remote, ["10.0.0.2", "[fd00::2]:4790"]);
+        assert_eq!(args.local.as_deref(), Some("10.0.0.1"));
+        assert_eq!(args.dev.as_deref(), Some("eth0"));
+        assert_eq!(args.end, "c1:eth1");
+        for bad in [
+            &["vxlan", "--name", "w", "--vni", "1", "c1:eth1"][..],
+            &["vxlan", "--name", "w", "--vni", "1", "--remote", "10.0.0.2"],
+            &["vxlan", "--vni", "1", "--remote", "10.0.0.2", "c1:eth1"],
+            &["vxlan", "--name", "w", "--remote", "10.0.0.2", "c1:eth1"],
+            &[
+                "vxlan", "--name", "w", "--vni", "1", "--remote", "10.0.0.2", "a:e", "b:e",
+            ],
+            &[
+                "vxlan", "--name", "w", "--vni", "1", "--remote", "x", "--colour", "c1:e",
+            ],
+        ] {
+            assert!(try_parse(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
     fn the_help_ends_with_examples() {
         let help = cloon_core::stage::command::<Net>()
             .render_long_help()
@@ -284,6 +362,7 @@ mod tests {
         assert!(help.contains("Examples:"), "{help}");
         assert!(help.contains("bridge=lan1"), "{help}");
         assert!(help.contains("cloon-netns link --name wire1"), "{help}");
+        assert!(help.contains("cloon-netns vxlan --name wan1"), "{help}");
         let group = format!("group {}", crate::tag::DEFAULT_GROUP);
         assert!(help.contains(&group), "{help}");
         assert!(help.contains("cloon-netns gc --dry-run"), "{help}");

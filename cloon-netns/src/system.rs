@@ -20,7 +20,7 @@ pub enum Made {
     Namespace(u64),
     /// The file a new namespace is about to be bound on, with its inode.
     NamespaceFile(u64),
-    /// An interface (a bridge, the first end of a veth pair), with its index.
+    /// An interface (a bridge, the first end of a veth pair, a VXLAN device), with its index.
     Link(u32),
 }
 
@@ -160,6 +160,26 @@ impl System {
                     let _ = netlink.delete_if_same(&name, index);
                 });
                 journal(Made::Link(index))
+            }
+            Action::VxlanAdd(vx) => {
+                let dev_index = match &vx.dev {
+                    Some(dev) => Some(self.host.find(dev, "on the host")?.index),
+                    None => None,
+                };
+                self.host
+                    .add_vxlan(vx, dev_index, self.fd(vx.ns.as_ref())?)?;
+                let netlink = self.netlink(vx.ns.as_ref())?;
+                let index = netlink.find(&vx.name, &where_is(vx.ns.as_ref()))?.index;
+                let name = vx.name.clone();
+                undo.push(move || {
+                    let _ = netlink.delete_if_same(&name, index);
+                });
+                journal(Made::Link(index))
+            }
+            Action::FdbAppend { ns, dev, dst, port } => {
+                let netlink = self.netlink(ns.as_ref())?;
+                let link = netlink.find(dev, &where_is(ns.as_ref()))?;
+                netlink.fdb_append(link.index, dev, *dst, *port)
             }
             Action::LinkUp { ns, dev } => {
                 let netlink = self.netlink(ns.as_ref())?;

@@ -354,11 +354,15 @@ fn refuse_taken_names(state: &StateDir, plan: &Plan, sys: &System) -> Result<()>
     if state
         .load::<serde_json::Value>(&plan.name, p2p::PART)?
         .is_some()
+        || state
+            .load::<serde_json::Value>(&plan.name, crate::vxlan::PART)?
+            .is_some()
     {
         return Err(Error::new(
             Code::NameTaken,
             format!(
-                "\"{}\" is the name of a point-to-point link: pick another container name",
+                "\"{}\" is the name of a point-to-point link or VXLAN end: pick another \
+                 container name",
                 plan.name
             ),
         ));
