@@ -68,6 +68,10 @@ pub struct Place {
     /// it, else the relay) [default: the one the lab's up chose, else auto]
     #[arg(long, value_name = "auto|kernel|relay")]
     pub engine: Option<Engine>,
+    /// This machine among the lab's `hosts:`, for a lab spread over several: its containers
+    /// and its ends of the links to the others
+    #[arg(long, value_name = "HOST")]
+    pub host: Option<String>,
     /// Where the containers' processes go in the host's cgroups (up, makefile, script; see
     /// cloon-spec --cgroups): none, or cloon to read and limit the lab as one
     /// (/sys/fs/cgroup/*/cloon/ID) [default: cloon-spec's, none]

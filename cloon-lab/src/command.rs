@@ -53,8 +53,13 @@ fn load_printed(file: &Path, place: &Place) -> anyhow::Result<Plan> {
 fn read(file: &Path, place: &Place) -> anyhow::Result<Plan> {
     let lab =
         Lab::load(file, place.name.as_deref()).map_err(|e| anyhow::Error::new(BadTopology(e)))?;
-    let mut plan = Plan::new(lab, &place.labs_dir, &place.cache_dir)
-        .map_err(|e| anyhow::Error::new(BadTopology(e)))?;
+    let mut plan = Plan::for_host(
+        lab,
+        place.host.as_deref(),
+        &place.labs_dir,
+        &place.cache_dir,
+    )
+    .map_err(|e| anyhow::Error::new(BadTopology(e)))?;
     plan.cgroups = place.cgroups;
     Ok(plan)
 }

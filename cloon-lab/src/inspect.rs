@@ -11,6 +11,7 @@
 use crate::jobs::{default_jobs, parallel};
 use crate::plan::Plan;
 use crate::run::Tools;
+use crate::spread::TunnelEnd;
 use crate::topology::{Kind, Netem};
 use crate::up::{netns_check, running};
 use serde::Serialize;
@@ -72,14 +73,21 @@ pub struct InterfaceView {
 pub struct LinkView {
     /// The link's name: a point-to-point link's record, or the host end of a bridge port.
     pub name: String,
-    /// `p2p` (a veth pair between two namespaces) or `bridge` (a container's veth, its host end
-    /// in a bridge).
+    /// `p2p` (a veth pair between two namespaces), `bridge` (a container's veth, its host end
+    /// in a bridge), `relay` (two veths from the host joined by the relay), or `vxlan` (this
+    /// host's end of a link, or of a LAN, to other hosts).
     pub kind: String,
     pub ends: [String; 2],
     /// `up`, `broken` (recorded, but the kernel no longer matches), or `absent`.
     pub state: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mtu: Option<u32>,
+    /// A VXLAN end's VNI.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vni: Option<u32>,
+    /// A VXLAN end's remote hosts, `NAME (ADDRESS:PORT)`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub remotes: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub netem: Option<Netem>,
     /// The impairment applied, as the engine records and finds it (a dead relay has `ok`
@@ -189,9 +197,71 @@ pub fn gather(plan: &Plan, tools: &Tools) -> anyhow::Result<View> {
             ends: [l.ends[0].label(), l.ends[1].label()],
             state,
             mtu: l.mtu,
+            vni: None,
+            remotes: Vec::new(),
             netem: l.netem.clone(),
             applied,
             line: l.line,
+        });
+    }
+    // This host's ends of the links and LANs to other hosts.
+    let tunnels = plan.tunnels();
+    let tunnel_checks: Vec<bool> = if exists {
+        parallel(default_jobs(), tunnels, |t| {
+            netns_check(tools, plan, &t.name)
+        })
+    } else {
+        vec![false; tunnels.len()]
+    };
+    for (t, ok) in tunnels.iter().zip(tunnel_checks) {
+        let recorded = names.state_dir().join(&t.name).exists();
+        let state = match (recorded, ok) {
+            (_, true) => "up",
+            (true, false) => "broken",
+            (false, false) => "absent",
+        };
+        let remotes = t
+            .remotes
+            .iter()
+            .map(|h| {
+                format!(
+                    "{} ({})",
+                    h.name,
+                    std::net::SocketAddr::new(h.address, h.port)
+                )
+            })
+            .collect();
+        let (ends, netem, applied, line) = match (&t.end, t.link()) {
+            (_, Some(l)) => (
+                [l.ends[0].label(), l.ends[1].label()],
+                l.netem.clone(),
+                crate::impair::status(&names.impair_dir(&t.name))
+                    .ok()
+                    .flatten(),
+                l.line,
+            ),
+            (TunnelEnd::Bridge { bridge, ifname }, None) => (
+                [
+                    format!("{bridge}:{ifname}"),
+                    "its ports on the other hosts".into(),
+                ],
+                None,
+                None,
+                plan.lab.node(bridge).map_or(0, |n| n.line),
+            ),
+            (TunnelEnd::Node { .. }, None) => continue,
+        };
+        links.push(LinkView {
+            name: t.name.clone(),
+            kind: "vxlan".into(),
+            ends,
+            state: state.into(),
+            mtu: Some(t.mtu),
+            vni: Some(t.vni),
+            remotes,
+            netem,
+            applied,
+            line,
         });
     }
     let mut nodes = Vec::new();
@@ -257,6 +327,39 @@ pub fn gather(plan: &Plan, tools: &Tools) -> anyhow::Result<View> {
                 interfaces.push(iv);
             }
         }
+        for t in tunnels {
+            let Some(link) = t.link() else {
+                if let TunnelEnd::Bridge { bridge, ifname } = &t.end {
+                    if *bridge == n.name {
+                        interfaces.push(InterfaceView {
+                            name: ifname.clone(),
+                            addrs: Vec::new(),
+                            mac: None,
+                            peer: format!("VXLAN {} to {}", t.vni, remote_names(t)),
+                            host_end: Some(ifname.clone()),
+                            netem: None,
+                        });
+                    }
+                }
+                continue;
+            };
+            let Some(e) = t.local_end().filter(|e| e.node == n.name) else {
+                continue;
+            };
+            let other = link.ends.iter().find(|x| *x != e).unwrap_or(e);
+            let mut iv = InterfaceView {
+                name: e.interface.clone(),
+                addrs: e.addrs.clone(),
+                mac: e.mac.clone(),
+                peer: format!("{} on {} (VXLAN {})", other.label(), remote_names(t), t.vni),
+                host_end: None,
+                netem: link.netem.clone(),
+            };
+            recorded_end(&mut iv, read_doc(&names.link_doc(&t.name)).as_ref(), |v| {
+                v.get("vxlan").cloned()
+            });
+            interfaces.push(iv);
+        }
         let (object, state, pid) = match n.kind {
             Kind::Linux => {
                 let c = names.container(&n.name);
@@ -288,6 +391,15 @@ pub fn gather(plan: &Plan, tools: &Tools) -> anyhow::Result<View> {
         nodes,
         links,
     })
+}
+
+/// The names of a tunnel's remote hosts.
+fn remote_names(t: &crate::spread::Tunnel) -> String {
+    t.remotes
+        .iter()
+        .map(|h| h.name.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// The pids the node documents record.
@@ -440,6 +552,9 @@ pub fn table(v: &View) -> String {
         let mut extra = String::new();
         if let Some(m) = l.mtu {
             let _ = write!(extra, " mtu {m}");
+        }
+        if let Some(v) = l.vni {
+            let _ = write!(extra, " vni {v} to {}", l.remotes.join(", "));
         }
         if let Some(n) = &l.netem {
             let _ = write!(extra, " netem {}", n.summary());

@@ -13,6 +13,10 @@
 //! names derived from a hash of the lab's, and every tool is given the lab's own state directory
 //! (`/run/cloon/labs/LAB`), so two labs never share a name, a record or an interface group, and the
 //! `down` of one never touches the other.
+//!
+//! A lab may spread over several machines ([`spread`]): `hosts:` names them, each container's
+//! `host:` says where it runs, and `cloon-lab up FILE --host NAME` on each brings up that host's
+//! part, its links to the others being VXLAN tunnels (`cloon-netns vxlan`).
 
 pub mod capture;
 pub mod cli;
@@ -29,6 +33,7 @@ pub mod naming;
 pub mod netem;
 pub mod plan;
 pub mod run;
+pub mod spread;
 pub mod state;
 pub mod topology;
 pub mod up;

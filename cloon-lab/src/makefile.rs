@@ -131,10 +131,16 @@ pub fn makefile(plan: &Plan) -> anyhow::Result<String> {
         .map(|c| format!("$(LAB)/node-{}.json", c.name))
         .collect();
     let links: Vec<_> = plan.p2p_links().collect();
-    let link_docs: Vec<String> = links
+    let mut link_docs: Vec<String> = links
         .iter()
         .map(|l| format!("$(LAB)/link-{}.json", n.link(l)))
         .collect();
+    let tunnels = plan.tunnels();
+    let tunnel_docs: Vec<String> = tunnels
+        .iter()
+        .map(|t| format!("$(LAB)/link-{}.json", t.name))
+        .collect();
+    link_docs.extend(tunnel_docs.iter().cloned());
     let exec_marks: Vec<String> = containers
         .iter()
         .filter(|c| !c.exec.is_empty())
@@ -217,6 +223,26 @@ pub fn makefile(plan: &Plan) -> anyhow::Result<String> {
         let _ = writeln!(m, "{doc}: {}", ends.join(" "));
         let _ = writeln!(m, "\t{}\n", recipe(&plan.link_up(l).shell(false)));
     }
+    for (t, doc) in tunnels.iter().zip(&tunnel_docs) {
+        let deps = match t.local_end() {
+            Some(e) => format!("$(LAB)/node-{}.json", e.node),
+            None => "| $(LAB)".into(),
+        };
+        let _ = writeln!(
+            m,
+            "# {}: this host's VXLAN end, to {}.",
+            t.link()
+                .map(|l| format!("Link {}", l.label()))
+                .unwrap_or_else(|| format!("LAN {}", t.name)),
+            t.remotes
+                .iter()
+                .map(|h| h.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        let _ = writeln!(m, "{doc}: {deps}");
+        let _ = writeln!(m, "\t{}\n", recipe(&plan.tunnel_up(t).shell(false)));
+    }
     for (l, doc) in netem_links.iter().zip(&impair_docs) {
         let mut deps: Vec<String> = l
             .ends
@@ -226,7 +252,7 @@ pub fn makefile(plan: &Plan) -> anyhow::Result<String> {
             })
             .map(|e| format!("$(LAB)/node-{}.json", e.node))
             .collect();
-        if plan.is_p2p(l) && !plan.is_relayed(l) {
+        if (plan.is_p2p(l) && !plan.is_relayed(l)) || plan.tunnel_of(l).is_some() {
             deps.push(format!("$(LAB)/link-{}.json", n.link(l)));
         }
         let _ = writeln!(
@@ -267,7 +293,10 @@ pub fn makefile(plan: &Plan) -> anyhow::Result<String> {
     for l in &links {
         let _ = writeln!(m, "\t{}", recipe(&plan.link_down(&n.link(l)).shell(false)));
     }
-    if links.is_empty() && netem_links.is_empty() {
+    for t in tunnels {
+        let _ = writeln!(m, "\t{}", recipe(&plan.link_down(&t.name).shell(false)));
+    }
+    if links.is_empty() && netem_links.is_empty() && tunnels.is_empty() {
         m.push_str("\t@:\n");
     }
     m.push('\n');
@@ -379,6 +408,15 @@ pub fn script(plan: &Plan) -> anyhow::Result<String> {
             quote(&plan.link_up(l).shell(false))
         );
     }
+    for t in plan.tunnels() {
+        let doc = quote(&n.link_doc(&t.name).display().to_string());
+        let _ = writeln!(s, "  # this host's VXLAN end of {}", t.name);
+        let _ = writeln!(
+            s,
+            "  [ -f {doc} ] || step {doc} {}",
+            quote(&plan.tunnel_up(t).shell(false))
+        );
+    }
     for l in plan.netem_links() {
         let path = n.lab_dir().join(format!("impair-{}.json", n.link(l)));
         let doc = quote(&path.display().to_string());
@@ -412,6 +450,9 @@ pub fn script(plan: &Plan) -> anyhow::Result<String> {
     }
     for l in plan.p2p_links() {
         let _ = writeln!(s, "  {}", plan.link_down(&n.link(l)).shell(false));
+    }
+    for t in plan.tunnels() {
+        let _ = writeln!(s, "  {}", plan.link_down(&t.name).shell(false));
     }
     for c in &containers {
         for p in plan.down_by_name(&n.container(&c.name)) {

@@ -94,6 +94,32 @@ impl Names {
         format!("cb{}", short_hash(&[&self.lab, "bridge", node]))
     }
 
+    /// The VXLAN port of the bridge node `node` on each host, for a LAN spanning hosts.
+    pub fn vxlan_port(&self, node: &str) -> String {
+        format!("cv{}", short_hash(&[&self.lab, "vxlan", node]))
+    }
+
+    /// The name this host's VXLAN port of the LAN of bridge node `node` is filed under:
+    /// `LAB.NODE.vxlan` (three parts: never a link's five), or `LAB.lan.` and a hash when long.
+    pub fn lan_tunnel(&self, node: &str) -> String {
+        let long = format!("{}.{node}.vxlan", self.lab);
+        if long.len() <= cloon_core::name::MAX_NAME {
+            long
+        } else {
+            format!("{}.lan.{}", self.lab, short_hash(&[&self.lab, "lan", node]))
+        }
+    }
+
+    /// A VNI (1 to 16777215) from the lab's name and `seed`: the same on every host.
+    pub fn vni(&self, seed: &str) -> u32 {
+        let mut h = Sha256::new();
+        h.update(self.lab.as_bytes());
+        h.update([0]);
+        h.update(seed.as_bytes());
+        let d = h.finalize();
+        u32::from_be_bytes([0, d[0], d[1], d[2]]) % 0xff_ffff + 1
+    }
+
     /// The name a point-to-point link is filed under.
     pub fn link(&self, link: &Link) -> String {
         let [a, b] = &link.ends;
@@ -163,6 +189,14 @@ impl Names {
                     let b = self.bridge(&n.name);
                     cloon_core::name::interface(&b).map_err(|e| anyhow::anyhow!(e.msg))?;
                     add(b, format!("bridge {}", n.name))?;
+                    add(
+                        self.vxlan_port(&n.name),
+                        format!("bridge {}'s VXLAN port", n.name),
+                    )?;
+                    add(
+                        self.lan_tunnel(&n.name),
+                        format!("bridge {}'s VXLAN record", n.name),
+                    )?;
                 }
             }
         }

@@ -99,9 +99,7 @@ fn find_link<'a>(plan: &'a Plan, endpoint: &str) -> anyhow::Result<&'a Link> {
         Some(_) => bail!("{node} is a bridge: name the container's end of the link"),
         None => bail!("lab {} has no node {node}", plan.lab.name),
     }
-    plan.lab
-        .links
-        .iter()
+    plan.links_here()
         .find(|l| {
             l.ends
                 .iter()
@@ -124,6 +122,10 @@ fn host_has(ifname: &str) -> bool {
 /// engine, the interfaces of the one veth pair (or the bridge port). Else an error that says how
 /// to get a link the relay can impair.
 fn new_ends(plan: &Plan, link: &Link, kind: EngineKind) -> anyhow::Result<(EngineKind, [End; 2])> {
+    if plan.tunnel_of(link).is_some() {
+        // A link to another host: this host's end alone, with the kernel's netem.
+        return Ok((EngineKind::Kernel, plan.impair_ends(link)?));
+    }
     let hosts: Vec<String> = link
         .ends
         .iter()
@@ -345,7 +347,7 @@ impl LinkImpair {
 /// The impairment of each link of `plan` that has `netem:` or a record.
 pub fn gather(plan: &Plan) -> Vec<LinkImpair> {
     let mut out = Vec::new();
-    for l in &plan.lab.links {
+    for l in plan.links_here() {
         let dir = plan.names.impair_dir(&plan.names.link(l));
         let applied = impair::status(&dir).ok().flatten();
         if l.netem.is_none() && applied.is_none() {

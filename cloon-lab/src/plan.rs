@@ -30,6 +30,7 @@ use crate::image::{self, Image};
 use crate::impair::{self, End, EngineKind};
 use crate::naming::Names;
 use crate::run::{Cmd, Pipeline};
+use crate::spread::{Spread, Tunnel, TunnelEnd};
 use crate::topology::{Kind, Lab, Link, Node};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -50,6 +51,9 @@ pub struct Plan {
     pub engine: EngineKind,
     /// The containers' cgroup mode (`cloon-spec --cgroups`); `None` leaves cloon-spec's default.
     pub cgroups: Option<cloon_core::cgroups::Mode>,
+    /// For a lab spread over hosts, this host and its tunnels ([`crate::spread`]); `lab` is then
+    /// this host's part.
+    pub spread: Option<Spread>,
 }
 
 impl Plan {
@@ -80,7 +84,94 @@ impl Plan {
             images,
             engine: EngineKind::Relay,
             cgroups: None,
+            spread: None,
         })
+    }
+
+    /// The plan of this host's part of `lab` (see [`crate::spread::localize`]): `host` names
+    /// this machine among the lab's `hosts:`, and is `None` for a lab on one machine.
+    pub fn for_host(
+        lab: Lab,
+        host: Option<&str>,
+        labs_dir: &Path,
+        cache_dir: &Path,
+    ) -> anyhow::Result<Plan> {
+        let names = Names::new(&lab.name, labs_dir);
+        let (lab, spread) = crate::spread::localize(lab, &names, host)?;
+        let mut plan = Plan::new(lab, labs_dir, cache_dir)?;
+        plan.spread = spread;
+        Ok(plan)
+    }
+
+    /// This host's tunnels (none for a lab on one machine).
+    pub fn tunnels(&self) -> &[Tunnel] {
+        self.spread.as_ref().map_or(&[], |s| s.tunnels.as_slice())
+    }
+
+    /// The links this host has an end of: the lab's local links, then the links to other hosts.
+    pub fn links_here(&self) -> impl Iterator<Item = &Link> {
+        self.lab
+            .links
+            .iter()
+            .chain(self.tunnels().iter().filter_map(Tunnel::link))
+    }
+
+    /// The tunnel of `link`, when it crosses hosts.
+    pub fn tunnel_of(&self, link: &Link) -> Option<&Tunnel> {
+        self.tunnels().iter().find(|t| {
+            t.link()
+                .is_some_and(|l| l.line == link.line && l.label() == link.label())
+        })
+    }
+
+    /// The command that makes this host's end of `tunnel` (`cloon-netns vxlan`), its document
+    /// to `S/.lab/link-NAME.json`.
+    pub fn tunnel_up(&self, tunnel: &Tunnel) -> Pipeline {
+        let mut c = Cmd::new("cloon-netns").args([
+            "vxlan".to_string(),
+            "--state-dir".to_string(),
+            self.state(),
+            "--name".to_string(),
+            tunnel.name.clone(),
+            "--vni".to_string(),
+            tunnel.vni.to_string(),
+        ]);
+        if let Some(s) = &self.spread {
+            c = c.args([
+                "--port".to_string(),
+                s.here.port.to_string(),
+                "--local".to_string(),
+                s.here.address.to_string(),
+            ]);
+            if let Some(dev) = &s.here.interface {
+                c = c.args(["--dev", dev.as_str()]);
+            }
+        }
+        for r in &tunnel.remotes {
+            let addr = match r.address {
+                std::net::IpAddr::V4(a) => a.to_string(),
+                std::net::IpAddr::V6(a) => format!("[{a}]"),
+            };
+            c = c.args(["--remote".to_string(), format!("{addr}:{}", r.port)]);
+        }
+        let end = match &tunnel.end {
+            TunnelEnd::Node { link, local } => {
+                let e = &link.ends[*local];
+                let mut s = format!("{}:{}", self.names.netns(&e.node), e.interface);
+                for a in &e.addrs {
+                    s.push_str(&format!(",addr={a}"));
+                }
+                if let Some(m) = &e.mac {
+                    s.push_str(&format!(",mac={m}"));
+                }
+                s
+            }
+            TunnelEnd::Bridge { bridge, ifname } => {
+                format!("{ifname},bridge={}", self.names.bridge(bridge))
+            }
+        };
+        c = c.arg(format!("{end},mtu={}", tunnel.mtu));
+        Pipeline::new(vec![c]).stdout(self.names.link_doc(&tunnel.name))
     }
 
     fn state(&self) -> String {
@@ -227,7 +318,7 @@ impl Plan {
 
     /// Whether the lab has a link with `netem:` (and so an engine to choose).
     pub fn has_netem(&self) -> bool {
-        self.lab.links.iter().any(|l| l.netem.is_some())
+        self.links_here().any(|l| l.netem.is_some())
     }
 
     /// Whether `link` is a point-to-point link with `netem:` under the relay engine: two veths
@@ -238,7 +329,7 @@ impl Plan {
 
     /// The links with `netem:`.
     pub fn netem_links(&self) -> impl Iterator<Item = &Link> {
-        self.lab.links.iter().filter(|l| l.netem.is_some())
+        self.links_here().filter(|l| l.netem.is_some())
     }
 
     /// The path of `node`'s namespace (`/run/netns/NAME`).
@@ -251,6 +342,12 @@ impl Plan {
     /// interface and its host end for a bridge port (kernel). An error for a bridge port under
     /// the relay, which cannot stand between a bridge and its port.
     pub fn impair_ends(&self, link: &Link) -> anyhow::Result<[End; 2]> {
+        if let Some(e) = self.tunnel_of(link).and_then(Tunnel::local_end) {
+            // A link to another host: this host impairs its own end (the VXLAN interface in the
+            // node's namespace) with the kernel's netem; the other host impairs its end.
+            let end = End::in_netns(self.netns_path(&e.node), &e.interface);
+            return Ok([end.clone(), end]);
+        }
         let [a, b] = &link.ends;
         if self.is_relayed(link) {
             return Ok([
@@ -300,7 +397,11 @@ impl Plan {
             "--record-dir".to_string(),
             dir.display().to_string(),
             "--engine".to_string(),
-            self.engine.to_string(),
+            if self.tunnel_of(link).is_some() {
+                EngineKind::Kernel.to_string()
+            } else {
+                self.engine.to_string()
+            },
         ]);
         if !n.delay.is_zero() {
             c = c.args(["--delay".to_string(), n.delay.to_string()]);
@@ -526,5 +627,55 @@ mod tests {
         assert_eq!(p.p2p_links().count(), 1);
         let ends = p.impair_ends(l).unwrap();
         assert_eq!(ends[0].to_string(), "/run/netns/nl-a:eth1");
+    }
+
+    #[test]
+    fn a_host_makes_its_own_nodes_and_its_vxlan_ends() {
+        let lab = Lab::parse(
+            "name: w\nhosts:\n  h1: {address: 192.168.99.1, interface: up0}\n  h2: {address: 192.168.99.2, port: 4790}\n  h3: {address: 192.168.99.3}\ntopology:\n  defaults: {kind: linux, image: busybox}\n  nodes:\n    a: {host: h1}\n    b: {host: h2}\n    c: {host: h3}\n    sw: {kind: bridge}\n  links:\n    - endpoints: [\"a:eth1\", \"b:eth1\"]\n      ipv4: [\"10.9.0.1/30\", \"10.9.0.2/30\"]\n      netem: {delay: 5ms}\n    - endpoints: [\"a:eth0\", \"sw:a\"]\n      ipv4: [\"10.0.0.1/24\"]\n    - endpoints: [\"c:eth0\", \"sw:c\"]\n      ipv4: [\"10.0.0.3/24\"]\n",
+            Path::new("/t.yml"),
+            None,
+        )
+        .expect("the file is right");
+        let p = Plan::for_host(
+            lab,
+            Some("h1"),
+            Path::new("/run/cloon/labs"),
+            Path::new("/cache"),
+        )
+        .expect("h1's part");
+        assert_eq!(p.lab.containers().count(), 1);
+        assert_eq!(p.p2p_links().count(), 0, "a-b crosses hosts: no veth pair");
+        let [link, lan] = p.tunnels() else {
+            panic!("two tunnels: {:?}", p.tunnels());
+        };
+        let up = p.tunnel_up(link).shell(false);
+        assert_eq!(
+            up,
+            format!("cloon-netns vxlan --state-dir /run/cloon/labs/w --name w.a.eth1.b.eth1 --vni {} --port 4789 --local 192.168.99.1 --dev up0 --remote 192.168.99.2:4790 w-a:eth1,addr=10.9.0.1/30,mtu=1450 </dev/null >/run/cloon/labs/w/.lab/link-w.a.eth1.b.eth1.json", link.vni)
+        );
+        let up = p.tunnel_up(lan).shell(false);
+        assert!(
+            up.contains(&format!(
+                "--remote 192.168.99.3:4789 {},bridge={},mtu=1450 ",
+                p.names.vxlan_port("sw"),
+                p.names.bridge("sw")
+            )),
+            "{up}"
+        );
+        let a = p.node_up(p.lab.node("a").expect("a")).shell(false);
+        assert!(
+            a.contains(",mtu=1450,host-mtu=1450"),
+            "the LAN's MTU on its ports: {a}"
+        );
+        // The netem of a link to another host: this host's end alone, the kernel's netem.
+        let l = p.tunnels()[0].link().expect("a link").clone();
+        let ends = p.impair_ends(&l).expect("ends");
+        assert_eq!(ends[0], ends[1]);
+        assert!(p
+            .impair_up(&l)
+            .expect("impair")
+            .shell(false)
+            .contains("--engine kernel"));
     }
 }

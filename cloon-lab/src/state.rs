@@ -176,9 +176,11 @@ pub fn recorded_names(names: &Names) -> Vec<String> {
         .collect()
 }
 
-/// Whether the tools' records of `name` include a point-to-point link.
+/// Whether the tools' records of `name` are a link's: a point-to-point link, or a VXLAN end of
+/// a link or LAN to another host.
 pub fn is_link_record(names: &Names, name: &str) -> bool {
-    names.state_dir().join(name).join("link.json").is_file()
+    let dir = names.state_dir().join(name);
+    dir.join("link.json").is_file() || dir.join("vxlan.json").is_file()
 }
 
 /// Removes the lab's directory, which must hold nothing but the marker and `.lab/` (whose files

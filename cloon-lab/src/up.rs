@@ -121,6 +121,12 @@ pub fn up(plan: &Plan, tools: &Tools, opts: &UpOptions) -> anyhow::Result<Report
     let lock =
         state::lock(&plan.names, true)?.ok_or_else(|| anyhow::anyhow!("no lab directory"))?;
     let mut report = Report::default();
+    if let Some(spread) = &plan.spread {
+        if let Err(e) = crate::spread::check_underlay(spread) {
+            drop_if_empty(plan, &lock);
+            return Err(e);
+        }
+    }
     if plan.has_netem() {
         crate::netem::record_engine(plan)?;
     }
@@ -160,6 +166,7 @@ pub fn up(plan: &Plan, tools: &Tools, opts: &UpOptions) -> anyhow::Result<Report
         .containers()
         .map(|n| plan.names.container(&n.name))
         .chain(plan.p2p_links().map(|l| plan.names.link(l)))
+        .chain(plan.tunnels().iter().map(|t| t.name.clone()))
         .collect();
     let strays: Vec<String> = state::recorded_names(&plan.names)
         .into_iter()
@@ -270,6 +277,49 @@ pub fn up(plan: &Plan, tools: &Tools, opts: &UpOptions) -> anyhow::Result<Report
             Err(e) => {
                 failures.push(format!("link {}: {e:#}", l.label()));
                 made_links.push(plan.names.link(l));
+            }
+        }
+    }
+    // This host's ends of the links and LANs to other hosts: one VXLAN interface each, once
+    // the namespaces and bridges exist.
+    let tunnels = plan.tunnels();
+    let tunnel_work = parallel(opts.jobs, tunnels, |t| {
+        let fresh = t
+            .local_end()
+            .is_some_and(|e| remade.contains(e.node.as_str()));
+        if !fresh && good_doc(&plan.names.link_doc(&t.name)) && netns_check(tools, plan, &t.name) {
+            return Ok(None);
+        }
+        if plan.names.state_dir().join(&t.name).exists() {
+            tools.run_ok(&plan.link_down(&t.name))?;
+        }
+        tools.run_ok(&plan.tunnel_up(t))?;
+        anyhow::Ok(Some(()))
+    });
+    for (t, r) in tunnels.iter().zip(tunnel_work) {
+        let what = match t.link() {
+            Some(l) => format!("link {}", l.label()),
+            None => format!("LAN {}", t.name),
+        };
+        let to: Vec<&str> = t.remotes.iter().map(|h| h.name.as_str()).collect();
+        match r {
+            Ok(Some(())) => {
+                say(
+                    q,
+                    format!(
+                        "{lab}: {what}: VXLAN {} to {} (VNI {}, MTU {})",
+                        t.ifname(),
+                        to.join(", "),
+                        t.vni,
+                        t.mtu
+                    ),
+                );
+                made_links.push(t.name.clone());
+            }
+            Ok(None) => {}
+            Err(e) => {
+                failures.push(format!("{what} to {}: {e:#}", to.join(", ")));
+                made_links.push(t.name.clone());
             }
         }
     }
@@ -426,7 +476,12 @@ pub(crate) fn impair_link(
         relay_program: tools.find(impair::RELAY_PROGRAM),
         ..impair::Options::default()
     };
-    impair::apply_with(&ends, &netem, engine_of(plan.engine), &dir, &opts)
+    let engine = if plan.tunnel_of(link).is_some() {
+        impair::Engine::Kernel
+    } else {
+        engine_of(plan.engine)
+    };
+    impair::apply_with(&ends, &netem, engine, &dir, &opts)
 }
 
 /// The engine to ask for, from the one the plan resolved.

@@ -166,8 +166,14 @@ pub fn apply_with(
     opts: &Options,
 ) -> Result<Applied> {
     netem.validate().map_err(|e| anyhow!("{e}"))?;
-    if ends[0] == ends[1] {
-        bail!("the two ends of a link must differ ({})", ends[0]);
+    // One end given twice: a link to another host, whose other end that host impairs. Only
+    // the kernel's netem can act on one end alone (the relay joins two).
+    if ends[0] == ends[1] && engine != Engine::Kernel {
+        bail!(
+            "{} is both ends: only the kernel engine impairs one end alone (a link to another \
+             host); the relay joins two interfaces",
+            ends[0]
+        );
     }
     if let Some(old) = record::load(record_dir)? {
         let fits = match engine {

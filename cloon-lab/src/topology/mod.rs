@@ -69,6 +69,27 @@ pub struct Lab {
     pub nodes: Vec<Node>,
     /// The links, in the file's order.
     pub links: Vec<Link>,
+    /// The machines the lab is spread over (cloon's `hosts:`), in the file's order; empty for a
+    /// lab on one machine.
+    pub hosts: Vec<Host>,
+}
+
+/// The UDP port of VXLAN when a host does not say (IANA's).
+pub const VXLAN_PORT: u16 = 4789;
+
+/// One machine of a lab spread over several: `hosts: {h1: {address: 192.0.2.1}}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Host {
+    pub name: String,
+    /// The address the other hosts reach it at (its VXLAN tunnels' source).
+    pub address: std::net::IpAddr,
+    /// The underlay interface its tunnels go out of, when given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub interface: Option<String>,
+    /// The UDP port its VXLAN listens on.
+    pub port: u16,
+    pub line: u64,
 }
 
 /// What a node is.
@@ -98,6 +119,9 @@ pub struct Node {
     pub kind: Kind,
     /// The line of its definition in the file.
     pub line: u64,
+    /// The host it runs on, for a lab spread over several (containers only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
     /// The image (containers only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub image: Option<ImageSource>,
@@ -573,6 +597,18 @@ impl Lab {
     pub fn containers(&self) -> impl Iterator<Item = &Node> {
         self.nodes.iter().filter(|n| n.kind == Kind::Linux)
     }
+
+    /// The host called `name`.
+    pub fn host(&self, name: &str) -> Option<&Host> {
+        self.hosts.iter().find(|h| h.name == name)
+    }
+
+    /// The host `node` runs on (`None` for a bridge, or a lab on one machine).
+    pub fn host_of(&self, node: &str) -> Option<&Host> {
+        self.node(node)
+            .and_then(|n| n.host.as_deref())
+            .and_then(|h| self.host(h))
+    }
 }
 
 /// A YAML or schema error as `FILE:LINE:COLUMN: message`, in words for the topology's author.
@@ -630,6 +666,7 @@ fn resolve(
             String::new()
         }
     };
+    let hosts = resolve_hosts(raw.hosts.as_ref(), problems);
     let Some(topology) = raw.topology else {
         problems.add(1, "there is no `topology:` with nodes");
         return None;
@@ -766,7 +803,8 @@ fn resolve(
         }
         levels.push(defaults);
         let levels = Levels { levels };
-        if let Some(node) = resolve_node(&node_name, kind, l, &levels, dir, problems) {
+        if let Some(mut node) = resolve_node(&node_name, kind, l, &levels, dir, problems) {
+            node.host = resolve_node_host(&node_name, kind, l, &levels, &hosts, problems);
             nodes.push(node);
         }
     }
@@ -793,12 +831,247 @@ fn resolve(
             );
         }
     }
+    check_cross_host_links(&links, &nodes, &hosts, problems);
     Some(Lab {
         name,
         file: file.to_path_buf(),
         nodes,
         links,
+        hosts,
     })
+}
+
+/// Reads `hosts:`: each host's address (unicast, distinct), interface and port.
+fn resolve_hosts(
+    raw: Option<&Spanned<raw::Entries<raw::HostDef>>>,
+    problems: &mut Problems,
+) -> Vec<Host> {
+    let Some(raw) = raw else {
+        return Vec::new();
+    };
+    if raw.value.0.is_empty() {
+        problems.add(
+            line(raw),
+            "hosts: is empty: name each machine with its address, or remove hosts:",
+        );
+    }
+    let mut hosts: Vec<Host> = Vec::new();
+    for (key, def) in &raw.value.0 {
+        let (name, l) = (key.value.clone(), line(key));
+        if let Err(e) = check_simple_name("host name", &name, 64) {
+            problems.add(l, format!("hosts: {e}"));
+            continue;
+        }
+        if let Some(first) = hosts.iter().find(|h| h.name == name) {
+            problems.add(
+                l,
+                format!(
+                    "hosts: \"{name}\" is defined twice (first at line {})",
+                    first.line
+                ),
+            );
+            continue;
+        }
+        let Some(addr) = &def.address else {
+            problems.add(
+                l,
+                format!(
+                    "hosts: \"{name}\" has no address: give the address the other hosts reach \
+                     it at, e.g. address: 192.0.2.1"
+                ),
+            );
+            continue;
+        };
+        let address = match addr.value.parse::<std::net::IpAddr>() {
+            Ok(a) if !a.is_unspecified() && !a.is_multicast() && !a.is_loopback() => a,
+            Ok(_) => {
+                problems.add(
+                    line(addr),
+                    format!(
+                        "hosts: \"{name}\": address {} is not one another host can reach: give \
+                         the host's own unicast address on the underlay",
+                        addr.value
+                    ),
+                );
+                continue;
+            }
+            Err(_) => {
+                problems.add(
+                    line(addr),
+                    format!(
+                        "hosts: \"{name}\": address \"{}\" is not an IP address (write e.g. \
+                         192.0.2.1 or 2001:db8::1, without a prefix length)",
+                        addr.value
+                    ),
+                );
+                continue;
+            }
+        };
+        if let Some(other) = hosts.iter().find(|h| h.address == address) {
+            problems.add(
+                line(addr),
+                format!(
+                    "hosts: \"{name}\" and \"{}\" have the same address {address}: each host \
+                     has its own",
+                    other.name
+                ),
+            );
+        }
+        let interface =
+            def.interface
+                .as_ref()
+                .and_then(|i| match cloon_core::name::interface(&i.value) {
+                    Ok(()) => Some(i.value.clone()),
+                    Err(e) => {
+                        problems.add(line(i), format!("hosts: \"{name}\": interface {}", e.msg));
+                        None
+                    }
+                });
+        let port = match &def.port {
+            None => VXLAN_PORT,
+            Some(p) => match u16::try_from(p.value) {
+                Ok(port) if port > 0 => port,
+                _ => {
+                    problems.add(
+                        line(p),
+                        format!(
+                            "hosts: \"{name}\": port {} is not a UDP port (1 to 65535; VXLAN's \
+                             is {VXLAN_PORT})",
+                            p.value
+                        ),
+                    );
+                    VXLAN_PORT
+                }
+            },
+        };
+        hosts.push(Host {
+            name,
+            address,
+            interface,
+            port,
+            line: l,
+        });
+    }
+    hosts
+}
+
+/// The host of a node: a container of a lab with `hosts:` needs one of them; a bridge spans the
+/// hosts of its ports and takes none of its own; a lab without `hosts:` has no `host:`.
+fn resolve_node_host(
+    name: &str,
+    kind: Kind,
+    l: u64,
+    levels: &Levels,
+    hosts: &[Host],
+    problems: &mut Problems,
+) -> Option<String> {
+    let host = levels.first(|d| d.host.as_ref());
+    if kind == Kind::Bridge {
+        if let Some(h) = levels.levels[0].host.as_ref() {
+            problems.add(
+                line(h),
+                format!(
+                    "bridge \"{name}\": `host` is for containers: a bridge is on every host \
+                     that has a container linked to it"
+                ),
+            );
+        }
+        return None;
+    }
+    match host {
+        Some(h) if hosts.is_empty() => {
+            problems.add(
+                line(h),
+                format!(
+                    "node \"{name}\": host \"{}\" but the file has no `hosts:`: add it with \
+                     each host's address, or remove `host:`",
+                    h.value
+                ),
+            );
+            None
+        }
+        Some(h) if !hosts.iter().any(|x| x.name == h.value) => {
+            let known: Vec<&str> = hosts.iter().map(|x| x.name.as_str()).collect();
+            problems.add(
+                line(h),
+                format!(
+                    "node \"{name}\": host \"{}\" is not in hosts: (there are: {})",
+                    h.value,
+                    known.join(", ")
+                ),
+            );
+            None
+        }
+        Some(h) => Some(h.value.clone()),
+        None if !hosts.is_empty() => {
+            problems.add(
+                l,
+                format!(
+                    "node \"{name}\" has no host: set `host:` on it (or in its group, kind or \
+                     the defaults) to one of the hosts"
+                ),
+            );
+            None
+        }
+        None => None,
+    }
+}
+
+/// A link between two hosts is a VXLAN tunnel from one address to the other: they must be of
+/// one family (an IPv4 host cannot reach an IPv6 one), and so must every host of a LAN.
+fn check_cross_host_links(links: &[Link], nodes: &[Node], hosts: &[Host], problems: &mut Problems) {
+    let host_of = |node: &str| {
+        nodes
+            .iter()
+            .find(|n| n.name == node)
+            .and_then(|n| n.host.as_deref())
+            .and_then(|h| hosts.iter().find(|x| x.name == h))
+    };
+    let mut lan_family: BTreeMap<&str, (&Host, u64)> = BTreeMap::new();
+    for l in links {
+        let [a, b] = &l.ends;
+        match (host_of(&a.node), host_of(&b.node)) {
+            (Some(ha), Some(hb)) if ha.address.is_ipv4() != hb.address.is_ipv4() => problems.add(
+                l.line,
+                format!(
+                    "link {}: its ends are on hosts {} ({}) and {} ({}): a VXLAN tunnel joins \
+                     two addresses of one family",
+                    l.label(),
+                    ha.name,
+                    ha.address,
+                    hb.name,
+                    hb.address
+                ),
+            ),
+            (Some(h), None) | (None, Some(h)) => {
+                let bridge = if host_of(&a.node).is_none() {
+                    &a.node
+                } else {
+                    &b.node
+                };
+                match lan_family.get(bridge.as_str()) {
+                    Some((first, fl)) if first.address.is_ipv4() != h.address.is_ipv4() => problems
+                        .add(
+                            l.line,
+                            format!(
+                                "link {}: bridge {bridge} has ports on host {} ({}, line {fl}) \
+                                 and {} ({}): the hosts of a LAN must have addresses of one family",
+                                l.label(),
+                                first.name,
+                                first.address,
+                                h.name,
+                                h.address
+                            ),
+                        ),
+                    Some(_) => {}
+                    None => {
+                        lan_family.insert(bridge, (h, l.line));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
 }
 
 /// Resolves one node from its levels (most specific first).
@@ -853,6 +1126,7 @@ fn resolve_node(
             name: name.to_string(),
             kind,
             line: l,
+            host: None,
             image: None,
             cmd: None,
             exec: Vec::new(),
@@ -970,6 +1244,7 @@ fn resolve_node(
         name: name.to_string(),
         kind,
         line: l,
+        host: None,
         image,
         cmd,
         exec: exec_argv,

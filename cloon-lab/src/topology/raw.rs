@@ -15,12 +15,23 @@ use std::fmt;
 /// A string with the line it was read from.
 pub type Str = Spanned<String>;
 
-/// The whole file: `name:` and `topology:`.
+/// The whole file: `name:`, `topology:`, and cloon's `hosts:` (a lab spread over machines).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct File {
     pub name: Option<Str>,
+    pub hosts: Option<Spanned<Entries<HostDef>>>,
     pub topology: Option<Spanned<Topology>>,
+}
+
+/// One machine of a lab spread over several (cloon's `hosts:`): the address the other hosts
+/// reach it at, and optionally its underlay interface and its VXLAN UDP port.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HostDef {
+    pub address: Option<Str>,
+    pub interface: Option<Str>,
+    pub port: Option<Spanned<u32>>,
 }
 
 /// `topology:`: nodes, links, and the levels nodes inherit from.
@@ -41,6 +52,8 @@ pub struct Topology {
 pub struct NodeDef {
     pub kind: Option<Str>,
     pub group: Option<Str>,
+    /// The machine it runs on (cloon's, with `hosts:`).
+    pub host: Option<Str>,
     pub image: Option<Str>,
     pub cmd: Option<Str>,
     pub exec: Option<Vec<Str>>,

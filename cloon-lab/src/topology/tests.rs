@@ -307,3 +307,60 @@ fn all_problems_are_reported_at_once_in_line_order() {
     let second = msg.find(":7:").unwrap();
     assert!(first < second, "{msg}");
 }
+
+#[test]
+fn hosts_spread_a_lab_and_each_container_names_one() {
+    let lab = parse(
+        "name: w\nhosts:\n  h1: {address: 192.0.2.1}\n  h2: {address: 192.0.2.2, interface: ens4, port: 8472}\ntopology:\n  defaults: {kind: linux, image: busybox, host: h1}\n  nodes:\n    a:\n    b: {host: h2}\n  links:\n    - endpoints: [\"a:eth1\", \"b:eth1\"]\n",
+    )
+    .expect("accepted");
+    assert_eq!(lab.hosts.len(), 2);
+    assert_eq!(lab.hosts[1].port, 8472);
+    assert_eq!(lab.hosts[1].interface.as_deref(), Some("ens4"));
+    assert_eq!(lab.hosts[0].port, VXLAN_PORT);
+    assert_eq!(lab.host_of("a").map(|h| h.name.as_str()), Some("h1"));
+    assert_eq!(lab.host_of("b").map(|h| h.name.as_str()), Some("h2"));
+}
+
+#[test]
+fn host_mistakes_are_refused_with_their_line() {
+    let base = "topology:\n  defaults: {kind: linux, image: busybox}\n  nodes:\n";
+    let e = refused(&format!(
+        "name: w\nhosts:\n  h1: {{address: 192.0.2.1}}\n{base}    a: {{host: h1}}\n    b:\n"
+    ));
+    assert!(e.contains(":8: node \"b\" has no host"), "{e}");
+    let e = refused(&format!("name: w\n{base}    a: {{host: h1}}\n"));
+    assert!(e.contains("the file has no `hosts:`"), "{e}");
+    let e = refused(&format!(
+        "name: w\nhosts:\n  h1: {{address: 192.0.2.1}}\n{base}    a: {{host: h2}}\n"
+    ));
+    assert!(
+        e.contains("host \"h2\" is not in hosts: (there are: h1)"),
+        "{e}"
+    );
+    let e = refused(&format!(
+        "name: w\nhosts:\n  h1: {{address: 192.0.2.1/24}}\n  h2: {{}}\n  h3: {{address: 127.0.0.1}}\n  h4: {{address: 192.0.2.9, port: 0}}\n  h5: {{address: 192.0.2.9}}\n{base}    a: {{host: h4}}\n"
+    ));
+    assert!(
+        e.contains(":3: hosts: \"h1\": address \"192.0.2.1/24\" is not an IP address"),
+        "{e}"
+    );
+    assert!(e.contains(":4: hosts: \"h2\" has no address"), "{e}");
+    assert!(
+        e.contains("address 127.0.0.1 is not one another host can reach"),
+        "{e}"
+    );
+    assert!(e.contains("port 0 is not a UDP port"), "{e}");
+    assert!(e.contains("\"h5\" and \"h4\" have the same address"), "{e}");
+    let e = refused(&format!(
+        "name: w\nhosts:\n  h1: {{address: 192.0.2.1}}\n  h2: {{address: 2001:db8::2}}\n{base}    a: {{host: h1}}\n    b: {{host: h2}}\n  links:\n    - endpoints: [\"a:eth1\", \"b:eth1\"]\n"
+    ));
+    assert!(
+        e.contains("a VXLAN tunnel joins two addresses of one family"),
+        "{e}"
+    );
+    let e = refused(&format!(
+        "name: w\nhosts:\n  h1: {{address: 192.0.2.1}}\n{base}    a: {{host: h1}}\n    sw: {{kind: bridge, host: h1}}\n  links:\n    - endpoints: [\"a:eth1\", \"sw:a\"]\n"
+    ));
+    assert!(e.contains("bridge \"sw\": `host` is for containers"), "{e}");
+}
