@@ -55,7 +55,7 @@ pub struct Tunnel {
 pub enum TunnelEnd {
     /// Inside a local node's namespace, as its end of `link` (the topology's link; `local` is
     /// the index of the local end in `link.ends`).
-    Node { link: Link, local: usize },
+    Node { link: Box<Link>, local: usize },
     /// On the host, a port of the bridge of the bridge node `bridge`, named `ifname`.
     Bridge { bridge: String, ifname: String },
 }
@@ -218,7 +218,7 @@ pub fn localize(
                         mtu: l.mtu.unwrap_or(TUNNEL_MTU),
                         remotes: vec![other.clone()],
                         end: TunnelEnd::Node {
-                            link: l.clone(),
+                            link: Box::new(l.clone()),
                             local,
                         },
                     });
