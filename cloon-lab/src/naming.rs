@@ -94,6 +94,12 @@ impl Names {
         format!("cb{}", short_hash(&[&self.lab, "bridge", node]))
     }
 
+    /// The host-side VXLAN end of `node`'s interface `iface`, for a link to another host that
+    /// the relay impairs (it joins this and the node's veth, [`Names::host_end`]).
+    pub fn tunnel_end(&self, node: &str, iface: &str) -> String {
+        format!("cv{}", short_hash(&[&self.lab, "tunnel", node, iface]))
+    }
+
     /// The VXLAN port of the bridge node `node` on each host, for a LAN spanning hosts.
     pub fn vxlan_port(&self, node: &str) -> String {
         format!("cv{}", short_hash(&[&self.lab, "vxlan", node]))
@@ -206,6 +212,10 @@ impl Names {
                     add(
                         self.host_end(&e.node, &e.interface),
                         format!("port {}", e.label()),
+                    )?;
+                    add(
+                        self.tunnel_end(&e.node, &e.interface),
+                        format!("VXLAN end {}", e.label()),
                     )?;
                 }
             }

@@ -122,9 +122,17 @@ fn host_has(ifname: &str) -> bool {
 /// engine, the interfaces of the one veth pair (or the bridge port). Else an error that says how
 /// to get a link the relay can impair.
 fn new_ends(plan: &Plan, link: &Link, kind: EngineKind) -> anyhow::Result<(EngineKind, [End; 2])> {
-    if plan.tunnel_of(link).is_some() {
-        // A link to another host: this host's end alone, with the kernel's netem.
-        return Ok((EngineKind::Kernel, plan.impair_ends(link)?));
+    if let Some(e) = plan.tunnel_of(link).and_then(|t| t.local_end()) {
+        // A link to another host: built for the relay (a veth from the node, the tunnel's end
+        // on the host), the relay joins them; else the kernel's netem on the node's end.
+        let relayed = host_has(&plan.names.host_end(&e.node, &e.interface));
+        let mut p = plan.clone();
+        p.engine = if relayed {
+            EngineKind::Relay
+        } else {
+            EngineKind::Kernel
+        };
+        return Ok((p.engine, p.impair_ends(link)?));
     }
     let hosts: Vec<String> = link
         .ends
@@ -203,9 +211,11 @@ fn change_of(flags: &NetemFlags) -> anyhow::Result<NetemChange> {
     .map_err(|e| anyhow::anyhow!("{e}"))
 }
 
-fn relay_options(tools: &Tools) -> impair::Options {
+/// How to run the relay of `link`: one way for a link to another host.
+fn relay_options(tools: &Tools, plan: &Plan, link: &Link) -> impair::Options {
     impair::Options {
         relay_program: tools.find(impair::RELAY_PROGRAM),
+        one_way: plan.tunnel_of(link).is_some(),
         ..impair::Options::default()
     }
 }
@@ -249,7 +259,7 @@ fn set(
                     &n,
                     engine_of(st.engine),
                     &dir,
-                    &relay_options(tools),
+                    &relay_options(tools, plan, link),
                 )?
             }
         }
@@ -265,7 +275,13 @@ fn set(
                 return Ok(ExitCode::SUCCESS);
             }
             make_impair_dir(&dir)?;
-            impair::apply_with(&ends, &n, engine_of(kind), &dir, &relay_options(tools))?
+            impair::apply_with(
+                &ends,
+                &n,
+                engine_of(kind),
+                &dir,
+                &relay_options(tools, plan, link),
+            )?
         }
     };
     eprintln!(
@@ -294,7 +310,7 @@ fn reset(plan: &Plan, tools: &Tools, endpoint: &str) -> anyhow::Result<ExitCode>
                 &impair::Netem::default(),
                 Engine::Relay,
                 &dir,
-                &relay_options(tools),
+                &relay_options(tools, plan, link),
             )?;
             eprintln!(
                 "{}: link {}: no impairment (its relay stays, as a plain wire)",

@@ -155,6 +155,13 @@ impl Plan {
             c = c.args(["--remote".to_string(), format!("{addr}:{}", r.port)]);
         }
         let end = match &tunnel.end {
+            // A link with `netem:` under the relay: the node's end is a veth from the host
+            // (made by its pipeline, `veths`), the tunnel's end is on the host, and the relay
+            // joins the two.
+            TunnelEnd::Node { link, local } if self.is_relayed(link) => {
+                let e = &link.ends[*local];
+                self.names.tunnel_end(&e.node, &e.interface)
+            }
             TunnelEnd::Node { link, local } => {
                 let e = &link.ends[*local];
                 let mut s = format!("{}:{}", self.names.netns(&e.node), e.interface);
@@ -195,6 +202,27 @@ impl Plan {
     /// host end alone on the host, for the relay).
     fn veths(&self, node: &Node) -> Vec<String> {
         let mut out = Vec::new();
+        for t in self.tunnels() {
+            let (Some(l), Some(e)) = (t.link(), t.local_end()) else {
+                continue;
+            };
+            if e.node != node.name || !self.is_relayed(l) {
+                continue;
+            }
+            let mut v = format!(
+                "{}:{}",
+                self.names.host_end(&e.node, &e.interface),
+                e.interface
+            );
+            for a in &e.addrs {
+                v.push_str(&format!(",addr={a}"));
+            }
+            if let Some(m) = &e.mac {
+                v.push_str(&format!(",mac={m}"));
+            }
+            v.push_str(&format!(",mtu={0},host-mtu={0}", t.mtu));
+            out.push(v);
+        }
         for l in &self.lab.links {
             let relayed = self.is_relayed(l);
             for (i, e) in l.ends.iter().enumerate() {
@@ -324,7 +352,9 @@ impl Plan {
     /// Whether `link` is a point-to-point link with `netem:` under the relay engine: two veths
     /// from the host, made by the nodes' pipelines, joined by the relay.
     pub fn is_relayed(&self, link: &Link) -> bool {
-        self.engine == EngineKind::Relay && link.netem.is_some() && self.is_p2p(link)
+        self.engine == EngineKind::Relay
+            && link.netem.is_some()
+            && (self.is_p2p(link) || self.tunnel_of(link).is_some())
     }
 
     /// The links with `netem:`.
@@ -343,8 +373,16 @@ impl Plan {
     /// the relay, which cannot stand between a bridge and its port.
     pub fn impair_ends(&self, link: &Link) -> anyhow::Result<[End; 2]> {
         if let Some(e) = self.tunnel_of(link).and_then(Tunnel::local_end) {
-            // A link to another host: this host impairs its own end (the VXLAN interface in the
-            // node's namespace) with the kernel's netem; the other host impairs its end.
+            // A link to another host: this host impairs the frames its node sends, the other
+            // host those of its own. With the relay, between the node's veth and the tunnel's
+            // end on the host (one way); with the kernel's netem, on the VXLAN interface in the
+            // node's namespace (one end).
+            if self.is_relayed(link) {
+                return Ok([
+                    End::here(&self.names.host_end(&e.node, &e.interface)),
+                    End::here(&self.names.tunnel_end(&e.node, &e.interface)),
+                ]);
+            }
             let end = End::in_netns(self.netns_path(&e.node), &e.interface);
             return Ok([end.clone(), end]);
         }
@@ -397,12 +435,15 @@ impl Plan {
             "--record-dir".to_string(),
             dir.display().to_string(),
             "--engine".to_string(),
-            if self.tunnel_of(link).is_some() {
+            if self.tunnel_of(link).is_some() && !self.is_relayed(link) {
                 EngineKind::Kernel.to_string()
             } else {
                 self.engine.to_string()
             },
         ]);
+        if self.tunnel_of(link).is_some() {
+            c = c.arg("--one-way");
+        }
         if !n.delay.is_zero() {
             c = c.args(["--delay".to_string(), n.delay.to_string()]);
         }
@@ -637,13 +678,14 @@ mod tests {
             None,
         )
         .expect("the file is right");
-        let p = Plan::for_host(
+        let mut p = Plan::for_host(
             lab,
             Some("h1"),
             Path::new("/run/cloon/labs"),
             Path::new("/cache"),
         )
         .expect("h1's part");
+        p.engine = EngineKind::Kernel;
         assert_eq!(p.lab.containers().count(), 1);
         assert_eq!(p.p2p_links().count(), 0, "a-b crosses hosts: no veth pair");
         let [link, lan] = p.tunnels() else {
@@ -677,5 +719,26 @@ mod tests {
             .expect("impair")
             .shell(false)
             .contains("--engine kernel"));
+        // Under the relay: a veth from the node, the tunnel's end on the host, the relay
+        // between them, one way.
+        p.engine = EngineKind::Relay;
+        let host = p.names.host_end("a", "eth1");
+        let tunnel = p.names.tunnel_end("a", "eth1");
+        let up = p.tunnel_up(&p.tunnels()[0]).shell(false);
+        assert!(up.contains(&format!(" {tunnel},mtu=1450 ")), "{up}");
+        let a = p.node_up(p.lab.node("a").expect("a")).shell(false);
+        assert!(
+            a.contains(&format!(
+                "--veth {host}:eth1,addr=10.9.0.1/30,mtu=1450,host-mtu=1450"
+            )),
+            "{a}"
+        );
+        let impair = p.impair_up(&l).expect("impair").shell(false);
+        assert!(
+            impair.contains(&format!(
+                "--engine relay --one-way --delay 5ms {host} {tunnel}"
+            )),
+            "{impair}"
+        );
     }
 }

@@ -472,11 +472,13 @@ pub(crate) fn impair_link(
     let netem = plan.impair_netem(link)?;
     let dir = plan.names.impair_dir(&plan.names.link(link));
     make_impair_dir(&dir)?;
+    let tunnel = plan.tunnel_of(link).is_some();
     let opts = impair::Options {
         relay_program: tools.find(impair::RELAY_PROGRAM),
+        one_way: tunnel,
         ..impair::Options::default()
     };
-    let engine = if plan.tunnel_of(link).is_some() {
+    let engine = if tunnel && !plan.is_relayed(link) {
         impair::Engine::Kernel
     } else {
         engine_of(plan.engine)

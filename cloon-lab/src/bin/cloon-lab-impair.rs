@@ -6,7 +6,7 @@
 //! ```text
 //! cloon-lab-impair apply --record-dir DIR [--engine auto|kernel|relay] [--seed N] [--limit N]
 //!                        [--delay D] [--jitter D] [--loss P%] [--rate R] [--corrupt P%]
-//!                        [--duplicate P%] END_A END_B           (END: IF or NS:IF)
+//!                        [--duplicate P%] [--one-way] END_A END_B   (END: IF or NS:IF)
 //! cloon-lab-impair change --record-dir DIR [--delay D] ...      (the rest stays)
 //! cloon-lab-impair show --record-dir DIR                        (JSON; exit 1 if it does not hold)
 //! cloon-lab-impair remove --record-dir DIR
@@ -95,6 +95,10 @@ enum Cmd {
         engine: Engine,
         #[command(flatten)]
         netem: NetemFlags,
+        /// Impair only the frames from END_A to END_B (this host's end of a link to another
+        /// host, whose host impairs the way back)
+        #[arg(long)]
+        one_way: bool,
         end_a: String,
         end_b: String,
     },
@@ -172,6 +176,7 @@ fn run(cli: Cli) -> Result<i32> {
             record_dir,
             engine,
             netem,
+            one_way,
             end_a,
             end_b,
         } => {
@@ -179,7 +184,11 @@ fn run(cli: Cli) -> Result<i32> {
             let n = impair::Netem::default().changed(&netem.change()?);
             std::fs::create_dir_all(&record_dir)
                 .with_context(|| format!("cannot make {}", record_dir.display()))?;
-            print_json(&impair::apply(&ends, &n, engine, &record_dir)?)?;
+            let opts = impair::Options {
+                one_way,
+                ..impair::Options::default()
+            };
+            print_json(&impair::apply_with(&ends, &n, engine, &record_dir, &opts)?)?;
             Ok(0)
         }
         Cmd::Change { record_dir, netem } => {

@@ -87,6 +87,8 @@ pub struct Options {
     pub relay_program: Option<PathBuf>,
     /// How long the relay may take to open its sockets.
     pub ready_timeout: Duration,
+    /// Impair only the frames from the first end to the second (see [`Record::one_way`]).
+    pub one_way: bool,
 }
 
 impl Default for Options {
@@ -94,6 +96,7 @@ impl Default for Options {
         Options {
             relay_program: None,
             ready_timeout: Duration::from_secs(10),
+            one_way: false,
         }
     }
 }
@@ -194,6 +197,7 @@ pub fn apply_with(
                 ends: ends.clone(),
                 netem: netem.clone(),
                 relay: None,
+                one_way: opts.one_way,
             };
             record::save(record_dir, &rec)?;
             let set = kernel::set(&ends[0], netem).and_then(|()| kernel::set(&ends[1], netem));
@@ -234,6 +238,7 @@ pub fn apply_with(
                 ends: ends.clone(),
                 netem: netem.clone(),
                 relay: None,
+                one_way: opts.one_way,
             };
             let proc_ = start_relay(record_dir, rec, opts)?;
             Ok(Applied {

@@ -71,6 +71,10 @@ pub struct Record {
     pub netem: Netem,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub relay: Option<Proc>,
+    /// Only the frames from `ends[0]` to `ends[1]` are impaired (the relay passes the others as
+    /// they come): this host's end of a link to another host, whose host impairs the way back.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub one_way: bool,
 }
 
 /// The counters of one direction of a relayed link.
@@ -312,6 +316,7 @@ mod tests {
     #[test]
     fn record_round_trip() {
         let r = Record {
+            one_way: false,
             engine: EngineKind::Relay,
             ends: [End::here("va"), End::in_netns("x", "vb")],
             netem: serde_json::from_str(r#"{"delay":"10ms"}"#).unwrap(),

@@ -179,6 +179,9 @@ struct Relay {
     sockets: [PacketSocket; 2],
     dirs: [Direction; 2],
     netem: Netem,
+    /// No impairment: what the way back of a one-way relay gets.
+    clear: Netem,
+    one_way: bool,
     seed: u64,
     stats_seq: u64,
     dir_fd: std::os::fd::OwnedFd,
@@ -217,11 +220,16 @@ impl Relay {
                 dir.stats.segmented += 1;
             }
             let now = now_ns();
+            let netem = if self.one_way && i == 1 {
+                &self.clear
+            } else {
+                &self.netem
+            };
             for mut f in frames {
                 if let Some(tag) = got.vlan {
                     packet::insert_vlan(&mut f, tag);
                 }
-                dir.admit(f, &self.netem, now);
+                dir.admit(f, netem, now);
             }
         }
     }
@@ -348,6 +356,8 @@ pub fn serve(dir: &Path) -> Result<()> {
             Direction::new(seed ^ 0x5851_f42d_4c95_7f2d, &names[1], &names[0]),
         ],
         netem: rec.netem.clone(),
+        clear: Netem::default(),
+        one_way: rec.one_way,
         seed,
         stats_seq: 0,
         dir_fd,
