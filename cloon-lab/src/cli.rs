@@ -22,6 +22,10 @@ image: an image file made by cloon-img, or a source cloon-img builds it from onc
 --cache-dir by content: busybox, debootstrap:SUITE[:PKG,PKG...], oci:LAYOUT[:TAG], tar:FILE.
 There is no management network: links may use any interface name, eth0 included.
 
+hosts: (cloon's) spreads a lab over machines: hosts: {h1: {address: A, interface: IF, port: P}},
+and host: h1 on each container; `--host h1` on h1 brings up h1's containers and its ends of the
+links to the other hosts, VXLAN tunnels (MTU 1450 unless mtu: says; UDP port 4789 unless port:).
+
 Every object carries the lab's name: containers and namespaces LAB-NODE, links
 LAB.NODE.IF.NODE.IF, host interfaces and bridges short names hashed from the lab's (inspect
 shows them), and every tool gets the lab's own state directory, --labs-dir/LAB. Two labs (one
@@ -42,7 +46,8 @@ Examples:
   cloon-lab netem reset wan.clab.yml r1:eth1                    # a plain wire again
   cloon-lab capture wan.clab.yml r1:eth1 -c 10 -w r1.pcap       # pcap, inside r1's namespace
   cloon-lab down labs/lan.clab.yml              # everything gone, also when half up
-  cloon-lab down --name lan2                    # by name, from its records, without the file";
+  cloon-lab down --name lan2                    # by name, from its records, without the file
+  cloon-lab up wan.clab.yml --host h1           # a lab over several hosts: h1's part, on h1";
 
 /// Network labs from containerlab topology files, run with the five cloon tools.
 #[derive(Debug, Parser)]

@@ -603,13 +603,14 @@ impl Sandbox {
         left
     }
 
-    /// Joins sandboxes as hosts joined by one underlay LAN, `192.168.99.0/24`: `hosts[0]` holds a
-    /// bridge `under` (address .1), and each other host `i` a veth `under` (address .(i+1))
+    /// Joins sandboxes as hosts joined by one underlay LAN, `NET.0/24` (`net` is its first three
+    /// bytes, e.g. `192.168.99`): `hosts[0]` holds a bridge `under` (address .1), and each other
+    /// host `i` a veth `under` (address .(i+1))
     /// whose peer `u{i}` is a port of that bridge. Each pair is made in `hosts[0]`'s network
     /// namespace with its peer put straight into host `i`'s (by the sandbox's first process):
     /// nothing is made in this machine's own namespaces. Returns the interfaces of `hosts[0]`
     /// (for [`Sandbox::assert_clean`]); the other hosts have `under`.
-    pub fn underlay(hosts: &[&Sandbox]) -> Vec<String> {
+    pub fn underlay(hosts: &[&Sandbox], net: &str) -> Vec<String> {
         let first = hosts[0];
         let in_first = |script: &str| {
             let out = Command::new("nsenter")
@@ -624,10 +625,10 @@ impl Sandbox {
                 String::from_utf8_lossy(&out.stderr)
             );
         };
-        in_first(
-            "ip link add under type bridge && ip addr add 192.168.99.1/24 dev under && \
-             ip link set under up",
-        );
+        in_first(&format!(
+            "ip link add under type bridge && ip addr add {net}.1/24 dev under && \
+             ip link set under up"
+        ));
         let mut made = vec!["under".to_string()];
         for (i, host) in hosts.iter().enumerate().skip(1) {
             in_first(&format!(
@@ -636,7 +637,7 @@ impl Sandbox {
                 host.init
             ));
             host.sh(&format!(
-                "ip addr add 192.168.99.{}/24 dev under && ip link set under up",
+                "ip addr add {net}.{}/24 dev under && ip link set under up",
                 i + 1
             ))
             .ok();

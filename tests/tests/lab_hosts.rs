@@ -93,7 +93,7 @@ fn a_lab_over_three_hosts() {
     ) else {
         return;
     };
-    let under = Sandbox::underlay(&[&h1, &h2, &h3]);
+    let under = Sandbox::underlay(&[&h1, &h2, &h3], "192.168.99");
     let keep: Vec<&str> = under.iter().map(String::as_str).collect();
     let name = unique("hosts");
     let file = h1.path("lab.clab.yml");
@@ -204,7 +204,7 @@ fn an_unreachable_host_or_a_wrong_host_is_refused_before_anything_is_made() {
     ) else {
         return;
     };
-    let under = Sandbox::underlay(&[&h1, &h2]);
+    let under = Sandbox::underlay(&[&h1, &h2], "192.168.99");
     let keep: Vec<&str> = under.iter().map(String::as_str).collect();
     let name = unique("unreach");
     let file = h1.path("lab.clab.yml");
@@ -260,7 +260,7 @@ fn the_makefile_of_a_host_brings_up_its_part() {
     let (Some(h1), Some(h2)) = (Sandbox::new("hosts-make-1"), Sandbox::new("hosts-make-2")) else {
         return;
     };
-    let under = Sandbox::underlay(&[&h1, &h2]);
+    let under = Sandbox::underlay(&[&h1, &h2], "192.168.99");
     let keep: Vec<&str> = under.iter().map(String::as_str).collect();
     let name = unique("hmake");
     let file = h1.path("lab.clab.yml");
@@ -290,5 +290,63 @@ fn the_makefile_of_a_host_brings_up_its_part() {
     assert_eq!(make.status, 0, "{}{}", make.stdout, make.stderr);
     h1.assert_clean(&keep);
     lab(&h2, "h2", "down", &[&file]).ok();
+    h2.assert_clean(&["under"]);
+}
+
+/// The README's two-host lab, exactly as written there: its file, and its commands run on two
+/// hosts whose underlay has the README's addresses.
+#[test]
+fn the_readme_two_host_lab_works_as_written() {
+    let (Some(h1), Some(h2)) = (Sandbox::new("hosts-readme-1"), Sandbox::new("hosts-readme-2"))
+    else {
+        return;
+    };
+    let under = Sandbox::underlay(&[&h1, &h2], "192.0.2");
+    let keep: Vec<&str> = under.iter().map(String::as_str).collect();
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md"))
+        .expect("the README");
+    let section = readme
+        .split("### A lab over several hosts")
+        .nth(1)
+        .expect("the README's section on several hosts");
+    let block = |fence: &str| -> String {
+        let start = section.find(fence).expect("a code block") + fence.len();
+        let len = section[start..].find("```").expect("the block's end");
+        section[start..start + len].to_string()
+    };
+    let yaml = block("```yaml\n");
+    let commands = block("```sh\n");
+    // Each command without its comment: (host, the command's words after `cloon-lab`).
+    let lines: Vec<Vec<&str>> = commands
+        .lines()
+        .map(|l| l.split('#').next().unwrap_or("").split_whitespace().collect())
+        .filter(|w: &Vec<&str>| !w.is_empty())
+        .collect();
+    assert!(lines.len() >= 3, "{commands}");
+    let dir = h1.path("readme");
+    std::fs::create_dir_all(&dir).expect("a directory for the lab");
+    std::fs::write(dir.join("wan.clab.yml"), &yaml).expect("write the README's file");
+    let cache = h1.path("cache").display().to_string();
+    let run = |words: &[&str]| {
+        assert_eq!(words[0], "cloon-lab", "{words:?}");
+        let host = words
+            .iter()
+            .position(|w| *w == "--host")
+            .map(|i| words[i + 1])
+            .expect("--host");
+        let sb = if host == "h1" { &h1 } else { &h2 };
+        let mut cmd = sb.cmd(cloon_tests::tool_path("cloon-lab"));
+        cmd.current_dir(&dir).env("CLOON_LAB_CACHE", &cache).args(&words[1..]);
+        sb.run_cmd(&mut cmd, "")
+    };
+    for words in &lines {
+        let r = run(words);
+        assert_eq!(r.status, 0, "{words:?}: {}{}", r.stdout, r.stderr);
+    }
+    for host in ["h1", "h2"] {
+        let r = run(&["cloon-lab", "down", "wan.clab.yml", "--host", host]);
+        assert_eq!(r.status, 0, "down on {host}: {}", r.stderr);
+    }
+    h1.assert_clean(&keep);
     h2.assert_clean(&["under"]);
 }
