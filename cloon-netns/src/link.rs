@@ -1,5 +1,5 @@
-//! Network interfaces through rtnetlink: veth pairs, bridges and their ports, link state,
-//! addresses, hardware addresses, MTUs.
+//! Network interfaces through rtnetlink: veth pairs, bridges and their ports, VXLAN devices and
+//! their forwarding entries, link state, addresses, hardware addresses, MTUs.
 //!
 //! A [`Netlink`] connection acts in the network namespace of the thread that opened it, for its
 //! whole life, whichever thread uses it later; it owns a current-thread tokio runtime and blocks

@@ -124,6 +124,19 @@ proptest! {
     }
 
     #[test]
+    fn vxlan_flags_never_panic(text in tricky(), port in any::<u16>()) {
+        if let Ok(end) = cloon_netns::vxlan::parse_end(&text) {
+            prop_assert!(end.ifname.len() <= name::MAX_IFNAME && end.ifname != "lo");
+        }
+        if let Ok(remote) = cloon_netns::vxlan::parse_remote(&text, port.max(1)) {
+            prop_assert!(remote.port != 0 && !remote.addr.is_unspecified());
+        }
+        if let Ok(vni) = cloon_netns::vxlan::parse_vni(&text) {
+            prop_assert!((1..=cloon_netns::vxlan::VNI_MAX).contains(&vni));
+        }
+    }
+
+    #[test]
     fn spec_flags_never_panic(text in tricky()) {
         let _ = cloon_spec::spec::parse_cap(&text);
         let _ = cloon_spec::spec::parse_env(&text);
@@ -156,6 +169,7 @@ const WORDS: &[&str] = &[
     "check",
     "show",
     "link",
+    "vxlan",
     "create",
     "info",
     "state",
@@ -170,6 +184,11 @@ const WORDS: &[&str] = &[
     "a:eth0",
     "a:eth0,addr=10.0.0.1/24",
     "x:y,bridge=b",
+    "--vni",
+    "7",
+    "--remote",
+    "192.0.2.1",
+    "n:eth1",
     "--image",
     "/nothere.img",
     "--rootfs",
