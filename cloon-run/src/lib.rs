@@ -345,7 +345,8 @@ pub fn up(state: &StateDir, args: &UpArgs, input: Option<Document>) -> Result<Do
         } else {
             None
         };
-        rt.create(&bundle, &name, &log, &pid_file, cgroups)?;
+        rt.create(&bundle, &name, &log, &pid_file, cgroups)
+            .map_err(|e| no_cgroup_manager_hint(e, cgroups, &rt))?;
     }
     // Before `start`, the container's process runs the runtime's own program, waiting to
     // execute the container's command: what it runs then tells when it has.
@@ -752,6 +753,22 @@ pub fn exec(state: &StateDir, args: &ExecArgs) -> Result<i32> {
         .status()
         .map_err(|e| rt.spawn_error("exec", &e))?;
     Ok(runtime::shell_status(status))
+}
+
+/// A runtime other than crun that refused crun's `--cgroup-manager=disabled` (a wrapper of
+/// runc, say): the error says what to do about it.
+fn no_cgroup_manager_hint(e: Error, cgroups: Mode, rt: &Runtime) -> Error {
+    let said = format!("{} {}", e.msg, e.details);
+    if cgroups != Mode::None || rt.kind == Kind::Crun || !said.contains("cgroup-manager") {
+        return e;
+    }
+    let msg = format!(
+        "{}: this runtime does not take crun's {}, which the bundle's cgroup mode none needs: \
+         make the bundle with cloon-spec --cgroups runtime (or cloon), or run crun",
+        e.msg,
+        runtime::NO_CGROUPS
+    );
+    Error { msg, ..e }
 }
 
 #[cfg(test)]

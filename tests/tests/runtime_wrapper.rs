@@ -36,10 +36,27 @@ fn a_wrapper_script_at_a_path_runs_the_pipeline() {
         }
     }
     let _cleanup = Cleanup(&sb, name.clone());
+    // The default bundle has no cgroup of its own (crun's --cgroup-manager=disabled), which
+    // runc does not take: the error says so and what to do, and leaves nothing.
+    let refused = sb.sh(&format!(
+        "cd {} && cloon-img create --busybox bb0.img | cloon-overlay --name {name} \
+         | cloon-spec | cloon-run --runtime '{}' --root {root} > refused.json; \
+         cloon-run down < refused.json | cloon-spec down | cloon-overlay down >/dev/null",
+        sb.dir.display(),
+        wrapper.display()
+    ));
+    assert!(
+        refused
+            .stderr
+            .contains("does not take crun's --cgroup-manager=disabled")
+            && refused.stderr.contains("cloon-spec --cgroups runtime"),
+        "{}",
+        refused.stderr
+    );
     let up = format!(
         "cd {} && cloon-img create --busybox bb.img | cloon-overlay --name {name} \
-         | cloon-netns --netns cloonix_1_1 --veth vgt_1_1_0:eth0,addr=10.0.0.2/24 | cloon-spec \
-         | cloon-run --runtime '{}' --root {root} > {name}.json",
+         | cloon-netns --netns cloonix_1_1 --veth vgt_1_1_0:eth0,addr=10.0.0.2/24 \
+         | cloon-spec --cgroups runtime | cloon-run --runtime '{}' --root {root} > {name}.json",
         sb.dir.display(),
         wrapper.display()
     );

@@ -159,23 +159,11 @@ fn a_pipeline_killed_at_any_moment_in_one_state_directory_leaves_the_others_whol
     let victim = unique("K");
     let mut rng = Seeded(0x5eed_d1e5);
     let mut interrupted = 0;
-    // How long the pipeline takes here, run once to its end: the kills are picked within it, so
-    // that most of them interrupt it, on a fast machine as on a loaded one.
-    let start = std::time::Instant::now();
-    sb.sh(&in_dir(&sb, &pipeline(OUTER, &victim, 9, "k.json")))
-        .ok();
-    let span_us = u64::try_from(start.elapsed().as_micros())
-        .unwrap_or(u64::MAX)
-        .max(1);
-    sb.sh(&in_dir(&sb, &teardown(OUTER, "k.json"))).ok();
-    for trial in 0..12 {
-        // The whole pipeline in the outer directory, killed after a seeded delay within it.
-        let delay = Duration::from_micros(rng.next() % span_us);
+    // The pipeline, in a session of its own whose id it writes down first (so that its whole
+    // process group can be killed at once, as a Ctrl-C or a kill of the shell's group would).
+    let spawn = || {
         let script = in_dir(&sb, &pipeline(OUTER, &victim, 9, "k.json"));
-        // In a session of its own, whose id it writes down: the whole pipeline is then killed
-        // at once, as a Ctrl-C or a kill of the shell's process group would.
-        let mut child = sb
-            .cmd("setsid")
+        sb.cmd("setsid")
             .args(["sh", "-c", &format!("echo $$ > /run/victim.sid; {script}")])
             .env(
                 "PATH",
@@ -189,11 +177,11 @@ fn a_pipeline_killed_at_any_moment_in_one_state_directory_leaves_the_others_whol
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
-            .expect("spawn");
-        // The delay counts from the start of the pipeline's shell, which writes its session's
-        // id first; then its process group (the shell and every tool of the pipeline) is killed
-        // at once, as a Ctrl-C would. A runtime command cloon-run's guardian runs, in a group of
-        // its own, is left to end.
+            .expect("spawn")
+    };
+    // When the pipeline's shell has started, as this test sees it (polling takes a few
+    // milliseconds, so the kills below are timed from the same moment as the span).
+    let started = || {
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         while sb.sh("test -s /run/victim.sid && echo yes; true").ok() != "yes\n" {
             assert!(
@@ -202,6 +190,26 @@ fn a_pipeline_killed_at_any_moment_in_one_state_directory_leaves_the_others_whol
             );
             std::thread::sleep(Duration::from_millis(1));
         }
+        std::time::Instant::now()
+    };
+    // How long the pipeline takes here, run once to its end, from the moment it is seen to
+    // start: the kills are picked within it (between a tenth and nine tenths of it), so that
+    // most of them interrupt it, on a fast machine as on a loaded one.
+    let mut child = spawn();
+    let seen = started();
+    let _ = child.wait();
+    let span_us = u64::try_from(seen.elapsed().as_micros())
+        .unwrap_or(u64::MAX)
+        .max(10);
+    sb.sh("rm -f /run/victim.sid").ok();
+    sb.sh(&in_dir(&sb, &teardown(OUTER, "k.json"))).ok();
+    for trial in 0..12 {
+        // The whole pipeline in the outer directory, killed after a seeded delay within it.
+        let delay = Duration::from_micros(span_us / 10 + rng.next() % (span_us * 8 / 10));
+        let mut child = spawn();
+        // Then its process group (the shell and every tool of the pipeline) is killed at once.
+        // A runtime command cloon-run's guardian runs, in a group of its own, is left to end.
+        started();
         std::thread::sleep(delay);
         sb.sh("kill -9 -$(cat /run/victim.sid) 2>/dev/null; rm -f /run/victim.sid; true")
             .ok();
