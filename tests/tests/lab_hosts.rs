@@ -297,8 +297,10 @@ fn the_makefile_of_a_host_brings_up_its_part() {
 /// hosts whose underlay has the README's addresses.
 #[test]
 fn the_readme_two_host_lab_works_as_written() {
-    let (Some(h1), Some(h2)) = (Sandbox::new("hosts-readme-1"), Sandbox::new("hosts-readme-2"))
-    else {
+    let (Some(h1), Some(h2)) = (
+        Sandbox::new("hosts-readme-1"),
+        Sandbox::new("hosts-readme-2"),
+    ) else {
         return;
     };
     let under = Sandbox::underlay(&[&h1, &h2], "192.0.2");
@@ -319,7 +321,13 @@ fn the_readme_two_host_lab_works_as_written() {
     // Each command without its comment: (host, the command's words after `cloon-lab`).
     let lines: Vec<Vec<&str>> = commands
         .lines()
-        .map(|l| l.split('#').next().unwrap_or("").split_whitespace().collect())
+        .map(|l| {
+            l.split('#')
+                .next()
+                .unwrap_or("")
+                .split_whitespace()
+                .collect()
+        })
         .filter(|w: &Vec<&str>| !w.is_empty())
         .collect();
     assert!(lines.len() >= 3, "{commands}");
@@ -336,7 +344,9 @@ fn the_readme_two_host_lab_works_as_written() {
             .expect("--host");
         let sb = if host == "h1" { &h1 } else { &h2 };
         let mut cmd = sb.cmd(cloon_tests::tool_path("cloon-lab"));
-        cmd.current_dir(&dir).env("CLOON_LAB_CACHE", &cache).args(&words[1..]);
+        cmd.current_dir(&dir)
+            .env("CLOON_LAB_CACHE", &cache)
+            .args(&words[1..]);
         sb.run_cmd(&mut cmd, "")
     };
     for words in &lines {
