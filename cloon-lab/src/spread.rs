@@ -17,7 +17,7 @@
 //! The VNI is derived from the lab's name and the link's (or the LAN's), the same on every host
 //! (they read the same file), distinct within the lab, and recorded by cloon-netns. The MTU of a
 //! link across hosts is the link's `mtu:`, else 1450: a 1500-byte underlay less VXLAN's 50
-//! bytes (outer Ethernet is not counted: outer IPv4 20, UDP 8, VXLAN 8, inner Ethernet 14); the
+//! bytes (outer IPv4 20, UDP 8, VXLAN 8, inner Ethernet 14; 1430 over IPv6, 20 bytes more); the
 //! ports of a LAN spanning hosts get the LAN's smallest `mtu:`, else 1450, so that no frame is
 //! too big for the tunnel.
 
@@ -26,8 +26,19 @@ use crate::topology::{Endpoint, Host, Kind, Lab, Link};
 use anyhow::bail;
 use std::collections::{BTreeMap, BTreeSet};
 
-/// The MTU of a link across hosts unless its `mtu:` says: 1500 less VXLAN's overhead.
+/// The MTU of a link across hosts unless its `mtu:` says: 1500 less VXLAN's overhead over IPv4
+/// (over IPv6, [`tunnel_mtu`]).
 pub const TUNNEL_MTU: u32 = 1450;
+
+/// The MTU of a link across hosts whose addresses are `of`'s family, unless its `mtu:` says:
+/// 1500 less VXLAN's 50 bytes over IPv4, 70 over IPv6.
+pub fn tunnel_mtu(of: &Host) -> u32 {
+    if of.address.is_ipv6() {
+        1430
+    } else {
+        TUNNEL_MTU
+    }
+}
 
 /// This host's part of a lab spread over several.
 #[derive(Debug, Clone)]
@@ -140,15 +151,15 @@ pub fn lan_hosts<'a>(lab: &'a Lab, bridge: &str) -> Vec<&'a Host> {
     out
 }
 
-/// The MTU of the LAN of `bridge` when it spans hosts: the smallest `mtu:` of its links, else
-/// [`TUNNEL_MTU`].
-fn lan_mtu(lab: &Lab, bridge: &str) -> u32 {
+/// The MTU of the LAN of `bridge` when it spans hosts (of `here`'s family): the smallest `mtu:`
+/// of its links, else [`tunnel_mtu`].
+fn lan_mtu(lab: &Lab, bridge: &str, here: &Host) -> u32 {
     lab.links
         .iter()
         .filter(|l| l.ends.iter().any(|e| e.node == bridge))
         .filter_map(|l| l.mtu)
         .min()
-        .unwrap_or(TUNNEL_MTU)
+        .unwrap_or_else(|| tunnel_mtu(here))
 }
 
 /// This host's part of `lab`: the lab as this host runs it (its containers, the bridges they
@@ -199,7 +210,7 @@ pub fn localize(
                 bridges.insert(br.node.clone());
                 let mut l = l.clone();
                 if lan_hosts(&lab, &br.node).len() > 1 && l.mtu.is_none() {
-                    l.mtu = Some(lan_mtu(&lab, &br.node));
+                    l.mtu = Some(lan_mtu(&lab, &br.node, &here));
                 }
                 links.push(l);
             }
@@ -215,7 +226,7 @@ pub fn localize(
                     tunnels.push(Tunnel {
                         vni: vnis.get(&name).copied().unwrap_or(1),
                         name,
-                        mtu: l.mtu.unwrap_or(TUNNEL_MTU),
+                        mtu: l.mtu.unwrap_or_else(|| tunnel_mtu(&here)),
                         remotes: vec![other.clone()],
                         end: TunnelEnd::Node {
                             link: Box::new(l.clone()),
@@ -234,7 +245,7 @@ pub fn localize(
         tunnels.push(Tunnel {
             name: names.lan_tunnel(&b.name),
             vni: vnis.get(&b.name).copied().unwrap_or(1),
-            mtu: lan_mtu(&lab, &b.name),
+            mtu: lan_mtu(&lab, &b.name, &here),
             remotes: hosts
                 .into_iter()
                 .filter(|h| h.name != here.name)

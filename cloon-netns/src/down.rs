@@ -73,7 +73,7 @@ fn delete_host_ends(state: &StateDir, names: &[String]) -> Result<()> {
     for name in names {
         if let Some(record) = state.load::<VxlanRecord>(name, vxlan::PART)? {
             if let Some(found) = links.iter().find(|l| l.name == record.ifname) {
-                if record.bridge.is_some() && tag::is_claimed(found, &record.claim()) {
+                if record.path.is_none() && tag::is_claimed(found, &record.claim()) {
                     going.insert(found.index);
                 }
             }

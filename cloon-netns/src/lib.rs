@@ -96,8 +96,9 @@ pub struct VxlanArgs {
     #[arg(long, value_name = "ADDR[:PORT]", required = true)]
     pub remote: Vec<String>,
     /// The device: NS:IF[,addr=CIDR]...[,mac=MAC][,mtu=N] made inside the namespace NS (a link
-    /// to a container on another host, learning off), or IF,bridge=BR[,mtu=N] made on the host
-    /// as a port of the bridge BR (a LAN spanning hosts, learning on)
+    /// to a container on another host, learning off), IF,bridge=BR[,mtu=N] made on the host
+    /// as a port of the bridge BR (a LAN spanning hosts, learning on), or IF[,mtu=N] made on
+    /// the host alone (a link's end that a relay joins to a container's veth, learning off)
     #[arg(value_name = "END")]
     pub end: String,
 }

@@ -61,9 +61,10 @@ no record is written; the document gets the planned part, where a MAC address th
 choose is \"\" (mac, hostMac).
 
 vxlan: END is NS:IF[,addr=CIDR]...[,mac=MAC][,mtu=N] (IF made inside the namespace NS, learning
-off: a point-to-point link to another host) or IF,bridge=BR[,mtu=N] (IF made on the host as a
-port of the bridge BR, learning on: a LAN spanning hosts). The UDP socket is on the host either
-way. Each --remote gets an all-zeros forwarding entry (bridge fdb append). The MTU is the
+off: a point-to-point link to another host), IF,bridge=BR[,mtu=N] (IF made on the host as a
+port of the bridge BR, learning on: a LAN spanning hosts) or IF[,mtu=N] (IF made on the host
+alone, learning off: a link's end that a relay joins to a container's veth). The UDP socket is on
+the host every way. Each --remote gets an all-zeros forwarding entry (bridge fdb append). The MTU is the
 underlay's (--dev) less 50 bytes (70 over IPv6), 1450 without --dev; the UDP port (--port,
 4789) must be open between the hosts. A remote with no route from this host is refused.
 

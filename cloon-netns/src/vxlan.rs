@@ -9,7 +9,7 @@
 //! so that a frame with no known destination (a broadcast, an ARP request, an unknown MAC
 //! address) goes to every remote: head-end replication, with no multicast in the underlay.
 //!
-//! The device is made in one of two places, its UDP socket always in the tool's own namespace
+//! The device is made in one of three places, its UDP socket always in the tool's own namespace
 //! (the host's), since the request that creates it is sent from there:
 //!
 //! - `NS:IF[,addr=CIDR]...[,mac=MAC][,mtu=N]`: IF is made directly inside the container's
@@ -20,8 +20,13 @@
 //! - `IF,bridge=BR[,mtu=N]`: IF is made on the host as a port of the Linux bridge BR, which the
 //!   containers' veths of a LAN join (`--veth HOST:GUEST,bridge=BR`): one such port per LAN and
 //!   host spans the LAN over the hosts. The device learns (`learning`) which remote each MAC
-//!   address is behind, and floods the rest to them all. The bridge is created when missing and
+//!   address is behind, and floods the rest to them all (when a remote listens on another port
+//!   than this host's, it learns nothing and floods everything: the kernel sends a learned
+//!   address to the device's own port). The bridge is created when missing and
 //!   deleted with its last cloon port, exactly as for veths ([`crate::bridge`]).
+//! - `IF[,mtu=N]`: IF is made on the host alone, learning nothing: the end of a point-to-point
+//!   link that something else joins to a container, such as cloon-lab's relay, which impairs the
+//!   frames between a container's veth and this end.
 //!
 //! The encapsulation takes 50 bytes (70 over IPv6): the device's MTU is the underlay's less that
 //! (the kernel computes it from `--dev`; without it, cloon gives 1500 less it, where the kernel
@@ -54,8 +59,8 @@ pub const PART: &str = <VxlanPart as cloon_core::doc::Part>::KEY;
 
 /// The syntax of the end, quoted in error messages.
 pub const END_SYNTAX: &str = "NS:IF[,addr=CIDR]...[,mac=MAC][,mtu=N] (a container's interface, \
-     e.g. cloonix_1_1:eth1,addr=10.9.0.1/30) or IF,bridge=BR[,mtu=N] (a port of a bridge of the \
-     host, e.g. vxl_lan1,bridge=lan1)";
+     e.g. cloonix_1_1:eth1,addr=10.9.0.1/30), IF,bridge=BR[,mtu=N] (a port of a bridge of the \
+     host, e.g. vxl_lan1,bridge=lan1) or IF[,mtu=N] (alone on the host, e.g. vxl_w1)";
 
 /// The UDP port IANA gave VXLAN, the default of `--port`.
 pub const DEFAULT_PORT: u16 = 4789;
@@ -81,8 +86,12 @@ pub enum Place {
         target: Target,
         settings: EndSettings,
     },
-    /// On the host, as a port of a bridge.
-    Bridge { bridge: String, mtu: Option<u32> },
+    /// On the host: a port of a bridge (a LAN's end), or alone (the end of a link that a relay
+    /// joins to a container's veth, to impair it).
+    Host {
+        bridge: Option<String>,
+        mtu: Option<u32>,
+    },
 }
 
 /// The device to make: its name and place.
@@ -97,7 +106,7 @@ impl EndSpec {
     pub fn mtu(&self) -> Option<u32> {
         match &self.place {
             Place::Netns { settings, .. } => settings.mtu,
-            Place::Bridge { mtu, .. } => *mtu,
+            Place::Host { mtu, .. } => *mtu,
         }
     }
 
@@ -105,17 +114,23 @@ impl EndSpec {
     pub fn ns(&self) -> Option<Ns> {
         match &self.place {
             Place::Netns { target, .. } => Some(Ns::new(target.path())),
-            Place::Bridge { .. } => None,
+            Place::Host { .. } => None,
         }
     }
 
     /// Whether the device learns where MAC addresses are: as a bridge's port only.
     pub fn learning(&self) -> bool {
-        matches!(self.place, Place::Bridge { .. })
+        matches!(
+            self.place,
+            Place::Host {
+                bridge: Some(_),
+                ..
+            }
+        )
     }
 }
 
-/// Parses the end: `NS:IF[,OPTION]...` or `IF,bridge=BR[,mtu=N]`.
+/// Parses the end: `NS:IF[,OPTION]...`, `IF,bridge=BR[,mtu=N]` or `IF[,mtu=N]`.
 pub fn parse_end(value: &str) -> Result<EndSpec> {
     let context = |e: Error| Error::new(e.code, format!("vxlan end {value}: {}", e.msg));
     let mut fields = value.split(',');
@@ -157,7 +172,7 @@ pub fn parse_end(value: &str) -> Result<EndSpec> {
     })
 }
 
-/// The options of an end on the host: `bridge=BR` (required) and `mtu=N`.
+/// The options of an end on the host: `bridge=BR` and `mtu=N`.
 fn parse_bridge_end(ifname: &str, fields: &[&str]) -> Result<EndSpec> {
     let mut bridge = None;
     let mut mtu = None;
@@ -199,15 +214,9 @@ fn parse_bridge_end(ifname: &str, fields: &[&str]) -> Result<EndSpec> {
             }
         }
     }
-    let Some(bridge) = bridge else {
-        return Err(Error::invalid(format!(
-            "\"{ifname}\" has no namespace and no bridge: write NS:{ifname} for a container's \
-             interface, or {ifname},bridge=BR for a port of a bridge of the host"
-        )));
-    };
     Ok(EndSpec {
         ifname: ifname.to_string(),
-        place: Place::Bridge { bridge, mtu },
+        place: Place::Host { bridge, mtu },
     })
 }
 
@@ -298,6 +307,14 @@ pub struct Plan {
 }
 
 impl Plan {
+    /// Whether the device learns which remote each MAC address is behind: as a bridge's port,
+    /// when every remote listens on this host's port. A learned address is sent to the
+    /// device's own port (the kernel records no port when it learns), so with remotes on other
+    /// ports it learns nothing and floods every frame to them all, each to its port.
+    pub fn learning(&self) -> bool {
+        self.end.learning() && self.remotes.iter().all(|r| r.port == self.port)
+    }
+
     /// Checks the flags and the document together.
     pub fn new(args: &VxlanArgs, input: Option<&Document>) -> Result<Plan> {
         if let Some(doc) = input {
@@ -429,7 +446,7 @@ impl Plan {
             group,
             mac: match &self.end.place {
                 Place::Netns { settings, .. } => settings.mac,
-                Place::Bridge { .. } => None,
+                Place::Host { .. } => None,
             },
             mtu,
             ns: self.end.ns(),
@@ -437,7 +454,7 @@ impl Plan {
             port: self.port,
             local: self.device_local(),
             dev: self.dev.clone(),
-            learning: self.end.learning(),
+            learning: self.learning(),
         }
     }
 
@@ -470,17 +487,19 @@ impl Plan {
         let ns = self.end.ns();
         let dev = self.end.ifname.clone();
         actions.push(Action::VxlanAdd(self.device(group, mtu)));
-        if let Place::Bridge { bridge, .. } = &self.end.place {
+        if let Place::Host { bridge, .. } = &self.end.place {
             if let Some(alias) = alias {
                 actions.push(Action::SetAlias {
                     dev: dev.clone(),
                     alias: alias.to_string(),
                 });
             }
-            actions.push(Action::SetMaster {
-                dev: dev.clone(),
-                bridge: bridge.clone(),
-            });
+            if let Some(bridge) = bridge {
+                actions.push(Action::SetMaster {
+                    dev: dev.clone(),
+                    bridge: bridge.clone(),
+                });
+            }
         }
         actions.extend(self.remotes.iter().map(|r| Action::FdbAppend {
             ns: ns.clone(),
@@ -557,9 +576,7 @@ impl VxlanRecord {
                 settings.mac_string(),
                 settings.addr_strings(),
             ),
-            Place::Bridge { bridge, .. } => {
-                (None, None, Some(bridge.clone()), String::new(), Vec::new())
-            }
+            Place::Host { bridge, .. } => (None, None, bridge.clone(), String::new(), Vec::new()),
         };
         VxlanRecord {
             name: plan.name.clone(),
@@ -575,11 +592,11 @@ impl VxlanRecord {
                     port: r.port,
                 })
                 .collect(),
-            learning: plan.end.learning(),
+            learning: plan.learning(),
             ifname: plan.end.ifname.clone(),
             index: 0,
             group,
-            alias: if bridge.is_some() { alias } else { None },
+            alias: if netns.is_none() { alias } else { None },
             netns,
             path,
             inode,
@@ -736,7 +753,7 @@ pub fn up(state: &StateDir, args: &VxlanArgs, input: Option<Document>) -> Result
             inode = namespace.inode();
             opened = Some(namespace);
         }
-        Place::Bridge { .. } => {}
+        Place::Host { .. } => {}
     }
     if let (Some(ns), Some(namespace)) = (&ns, opened) {
         if crate::p2p::can_look_inside(acting) {
@@ -1185,17 +1202,30 @@ mod tests {
         .unwrap();
         assert_eq!(
             p.end.place,
-            Place::Bridge {
-                bridge: "lan1".into(),
+            Place::Host {
+                bridge: Some("lan1".into()),
                 mtu: Some(1400)
             }
         );
         assert!(p.end.learning());
+        assert!(p.learning());
         assert_eq!(p.end.ns(), None);
+        // Alone on the host: no bridge, learning nothing.
+        let p = plan("vxl_w1,mtu=1400", &["10.0.0.2"], &[]).unwrap();
+        assert_eq!(
+            p.end.place,
+            Place::Host {
+                bridge: None,
+                mtu: Some(1400)
+            }
+        );
+        assert!(!p.learning());
+        // A LAN's port whose remotes listen on other ports learns nothing either.
+        let p = plan("vxl_lan1,bridge=lan1", &["10.0.0.2:4790"], &[]).unwrap();
+        assert!(p.end.learning() && !p.learning());
         for (end, says) in [
             ("c1:lo", "loopback"),
             ("lo,bridge=b", "loopback"),
-            ("eth1", "no namespace and no bridge"),
             ("c1:eth1,bridge=lan1", "bridge= is for a device on the host"),
             ("c1:eth1,colour=red", "unknown option"),
             ("v,bridge=v", "own name"),

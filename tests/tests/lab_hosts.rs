@@ -54,8 +54,8 @@ fn does_not_ping(sb: &Sandbox, host: &str, file: &str, node: &str, addr: &str) {
     );
 }
 
-/// Three hosts: a on h1 and b on h2 joined point to point (with a netem delay), and a LAN `lan`
-/// with a port on each host (a, b, c).
+/// Three hosts: a on h1 and b on h2 joined point to point with a netem delay, a and c (on h3)
+/// joined point to point, and a LAN `lan` with a port on each host (a, b, c).
 fn three_hosts(name: &str) -> String {
     format!(
         r#"name: {name}
@@ -74,6 +74,8 @@ topology:
     - endpoints: ["a:eth1", "b:eth1"]
       ipv4: ["10.9.0.1/30", "10.9.0.2/30"]
       netem: {{delay: 15ms}}
+    - endpoints: ["a:eth2", "c:eth2"]
+      ipv4: ["10.9.1.1/30", "10.9.1.2/30"]
     - endpoints: ["a:eth0", "lan:a"]
       ipv4: ["10.0.0.1/24"]
     - endpoints: ["b:eth0", "lan:b"]
@@ -106,19 +108,35 @@ fn a_lab_over_three_hosts() {
         assert!(up.stderr.contains("VXLAN"), "{host}: {}", up.stderr);
     }
 
-    // The point-to-point link: a VXLAN interface in each node's namespace, learning off, its
-    // MTU 1500 less VXLAN's 50.
-    let link = h1.sh(&format!("ip -n {name}-a -d link show eth1")).ok();
-    assert!(link.contains("vxlan id"), "{link}");
-    assert!(link.contains("mtu 1450"), "{link}");
-    assert!(link.contains("nolearning"), "{link}");
+    // A point-to-point link: a VXLAN interface in each node's namespace, learning off, its
+    // MTU 1500 less VXLAN's 50 (h3 listens on port 4790).
+    for (sb, node) in [(&h1, "a"), (&h3, "c")] {
+        let link = sb
+            .sh(&format!("ip -n {name}-{node} -d link show eth2"))
+            .ok();
+        assert!(link.contains("vxlan id"), "{link}");
+        assert!(link.contains("mtu 1450"), "{link}");
+        assert!(link.contains("nolearning"), "{link}");
+    }
+    pings(&h1, "h1", &file, "a", "10.9.1.2");
+    pings(&h3, "h3", &file, "c", "10.9.1.1");
+    // The link with netem: on this kernel (no netem) the relay impairs it, between a veth from
+    // the node and the tunnel's end on the host, each host the frames its node sends; where the
+    // kernel has netem, the netem qdisc on the VXLAN interface in the node's namespace. Either
+    // way the round trip has both ends' delay.
+    pings(&h1, "h1", &file, "a", "10.9.0.2");
+    // The second ping: the first waits for ARP too, whose request and answer are delayed as well.
     let rtt = pings(&h1, "h1", &file, "a", "10.9.0.2");
     eprintln!("MEASURE a (h1) -> b (h2) over VXLAN with netem 15ms on each end: {rtt} ms");
     assert!(
         rtt >= 30.0,
         "the delay of both ends is in the round trip: {rtt} ms"
     );
+    assert!(rtt < 45.0, "no more than both ends' delay: {rtt} ms");
     pings(&h2, "h2", &file, "b", "10.9.0.1");
+    let shown = lab(&h1, "h1", "netem", &["show", "--json", &file]).json();
+    assert_eq!(shown.as_array().map(Vec::len), Some(1), "{shown}");
+    assert_eq!(shown[0]["applied"]["ok"], true, "{shown}");
 
     // The LAN over three hosts: everyone reaches everyone.
     for (host, sb, node, me) in [
@@ -138,7 +156,7 @@ fn a_lab_over_three_hosts() {
     let view = lab(&h1, "h1", "inspect", &["--json", &file]).json();
     let links = view["links"].as_array().expect("links");
     let vxlans: Vec<&serde_json::Value> = links.iter().filter(|l| l["kind"] == "vxlan").collect();
-    assert_eq!(vxlans.len(), 2, "{links:#?}");
+    assert_eq!(vxlans.len(), 3, "{links:#?}");
     for l in &vxlans {
         assert_eq!(l["state"], "up", "{l}");
         assert_eq!(l["mtu"], 1450, "{l}");
@@ -147,15 +165,15 @@ fn a_lab_over_three_hosts() {
     let table = lab(&h1, "h1", "inspect", &[&file]).ok();
     assert!(table.contains("mtu 1450 vni"), "{table}");
 
-    // Capture on the VXLAN side: a's end of the link to b.
+    // Capture on the VXLAN side: a's end of the link to c.
     let pcap = h1.path("vxlan.pcap");
     h1.sh(&format!(
-        "cloon-lab capture --host h1 {file} a:eth1 -c 2 -w {} 2>{}.err & sleep 0.5",
+        "cloon-lab capture --host h1 {file} a:eth2 -c 2 -w {} 2>{}.err & sleep 0.5",
         pcap.display(),
         pcap.display()
     ))
     .ok();
-    pings(&h1, "h1", &file, "a", "10.9.0.2");
+    pings(&h1, "h1", &file, "a", "10.9.1.2");
     let mut err = String::new();
     for _ in 0..50 {
         err = std::fs::read_to_string(format!("{}.err", pcap.display())).unwrap_or_default();
@@ -343,11 +361,12 @@ fn the_readme_two_host_lab_works_as_written() {
             .map(|i| words[i + 1])
             .expect("--host");
         let sb = if host == "h1" { &h1 } else { &h2 };
-        let mut cmd = sb.cmd(cloon_tests::tool_path("cloon-lab"));
-        cmd.current_dir(&dir)
-            .env("CLOON_LAB_CACHE", &cache)
-            .args(&words[1..]);
-        sb.run_cmd(&mut cmd, "")
+        // As typed in a shell, in the file's directory (the words are plain: no quoting).
+        sb.sh(&format!(
+            "cd '{}' && CLOON_LAB_CACHE='{cache}' {}",
+            dir.display(),
+            words.join(" ")
+        ))
     };
     for words in &lines {
         let r = run(words);

@@ -477,8 +477,14 @@ fn refused_ends_leave_nothing() {
             "unknown option",
         ),
         (
-            &["--vni", "7", "--remote", "192.168.99.2", "eth1"],
-            "no namespace and no bridge",
+            &[
+                "--vni",
+                "7",
+                "--remote",
+                "192.168.99.2",
+                "vxl1,addr=10.0.0.1/24",
+            ],
+            "is for a device in a container's namespace",
         ),
         (
             &[
