@@ -59,6 +59,27 @@ impl BridgeRecord {
         }
     }
 
+    /// The actions that make the bridge this record plans: created in its group, given its
+    /// alias, brought up.
+    pub fn make(&self) -> Vec<crate::action::Action> {
+        use crate::action::Action;
+        let mut actions = vec![Action::BridgeAdd {
+            name: self.name.clone(),
+            group: self.group,
+        }];
+        if let Some(alias) = &self.alias {
+            actions.push(Action::SetAlias {
+                dev: self.name.clone(),
+                alias: alias.clone(),
+            });
+        }
+        actions.push(Action::LinkUp {
+            ns: None,
+            dev: self.name.clone(),
+        });
+        actions
+    }
+
     /// Whether `link` (the interface of its name) is the bridge cloon made for this record.
     pub fn is_cloons(&self, link: &LinkState) -> bool {
         self.created

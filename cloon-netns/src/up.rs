@@ -85,20 +85,7 @@ impl Plan {
             actions.push(Action::NetnsAdd { name: name.clone() });
         }
         for bridge in missing_bridges {
-            actions.push(Action::BridgeAdd {
-                name: bridge.name.clone(),
-                group: bridge.group,
-            });
-            if let Some(alias) = &bridge.alias {
-                actions.push(Action::SetAlias {
-                    dev: bridge.name.clone(),
-                    alias: alias.clone(),
-                });
-            }
-            actions.push(Action::LinkUp {
-                ns: None,
-                dev: bridge.name.clone(),
-            });
+            actions.extend(bridge.make());
         }
         for veth in &self.veths {
             actions.push(Action::VethAdd {

@@ -469,20 +469,7 @@ impl Plan {
     ) -> Vec<Action> {
         let mut actions = Vec::new();
         if let Some(bridge) = missing {
-            actions.push(Action::BridgeAdd {
-                name: bridge.name.clone(),
-                group: bridge.group,
-            });
-            if let Some(alias) = &bridge.alias {
-                actions.push(Action::SetAlias {
-                    dev: bridge.name.clone(),
-                    alias: alias.clone(),
-                });
-            }
-            actions.push(Action::LinkUp {
-                ns: None,
-                dev: bridge.name.clone(),
-            });
+            actions.extend(bridge.make());
         }
         let ns = self.end.ns();
         let dev = self.end.ifname.clone();

@@ -25,6 +25,15 @@ pub fn bin_dir() -> PathBuf {
         .to_path_buf()
 }
 
+/// `PATH` with the tools under test first.
+pub fn tools_path() -> String {
+    format!(
+        "{}:{}",
+        bin_dir().display(),
+        std::env::var("PATH").unwrap_or_default()
+    )
+}
+
 /// The path of one of cloon's tools, which `cargo build --workspace` must have built.
 pub fn tool_path(tool: &str) -> PathBuf {
     let p = bin_dir().join(tool);
@@ -454,13 +463,8 @@ impl Sandbox {
     }
 
     fn sh_cmd(&self, script: &str) -> Command {
-        let path = format!(
-            "{}:{}",
-            bin_dir().display(),
-            std::env::var("PATH").unwrap_or_default()
-        );
         let mut cmd = self.cmd("sh");
-        cmd.args(["-c", script]).env("PATH", path);
+        cmd.args(["-c", script]).env("PATH", tools_path());
         cmd
     }
 

@@ -7,7 +7,7 @@
 
 mod netns_util;
 
-use cloon_tests::{bin_dir, tool_path, Run, Sandbox};
+use cloon_tests::{tool_path, Run, Sandbox};
 use netns_util::{ifindex, STAGE};
 use serde_json::Value;
 
@@ -58,13 +58,9 @@ impl<'a> Host<'a> {
 
     /// Runs a shell script on the host, with cloon's tools first in `PATH`.
     fn sh(&self, script: &str) -> Run {
-        let path = format!(
-            "{}:{}",
-            bin_dir().display(),
-            std::env::var("PATH").unwrap_or_default()
-        );
         let mut cmd = self.cmd("sh");
-        cmd.args(["-c", script]).env("PATH", path);
+        cmd.args(["-c", script])
+            .env("PATH", cloon_tests::tools_path());
         self.sb.run_cmd(&mut cmd, "")
     }
 
