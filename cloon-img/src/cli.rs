@@ -88,7 +88,8 @@ enum Cmd {
         #[arg(long)]
         force: bool,
         /// The same input gives the same image bytes: every time set to SOURCE_DATE_EPOCH (1
-        /// when unset), a UUID and hash seed derived from the content
+        /// when unset), a UUID and hash seed derived from the content (not with --debootstrap,
+        /// whose runs differ)
         #[arg(long)]
         reproducible: bool,
         /// The filesystem UUID of a --reproducible image [default: derived from the content]

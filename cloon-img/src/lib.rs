@@ -95,6 +95,7 @@ pub fn info(path: &Path) -> Result<Image> {
 /// steps are said and nothing is made: the `image` part returned then has the size given by
 /// `--size` or computed from `--from-dir`, else 0 (the script computes it in `$size`).
 pub fn create(req: &Create) -> Result<Image> {
+    check_reproducible(req)?;
     let acting = explain::acting();
     if acting {
         host::require_root(STAGE, "give the image's files to root")?;
@@ -274,6 +275,23 @@ pub fn create(req: &Create) -> Result<Image> {
     Ok(part)
 }
 
+/// Refuses `--reproducible` with a source that cannot give the same bytes twice, before
+/// anything is made or downloaded.
+pub fn check_reproducible(req: &Create) -> Result<()> {
+    if req.reproducible && matches!(req.source, Source::Debootstrap { .. }) {
+        return Err(Error::invalid(
+            "--reproducible cannot be used with --debootstrap: two runs are not byte-identical",
+        )
+        .details(
+            "debootstrap writes /etc/machine-id, /var/cache/ldconfig/aux-cache and the dpkg, \
+             alternatives and bootstrap logs with the time of the run, and the mirror's packages \
+             change over time; use --busybox, --from-dir, --from-tar or --from-oci for a \
+             reproducible image, or drop --reproducible",
+        ));
+    }
+    Ok(())
+}
+
 /// A tarball to extract: how it is named, its size if known, and its bytes.
 type Tarball = (String, Option<u64>, Box<dyn std::io::Read>);
 
@@ -377,4 +395,46 @@ fn publish(tmp: &Path, image: &Path, force: bool) -> Result<()> {
             )
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reproducible_debootstrap_is_refused_before_anything_is_made() {
+        let dir = std::env::temp_dir().join(format!("cloon-img-repro-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("scratch dir");
+        let req = Create {
+            image: dir.join("deb.img"),
+            source: Source::Debootstrap {
+                suite: "bookworm".into(),
+                include: String::new(),
+                mirror: Some("http://127.0.0.1:9/debian".into()),
+            },
+            size: None,
+            force: false,
+            reproducible: true,
+            uuid: None,
+        };
+        let err = create(&req).expect_err("--reproducible --debootstrap accepted");
+        assert_eq!(err.code, Code::InvalidArgument);
+        assert_eq!(err.code.number(), 4);
+        let text = err.to_string();
+        for needle in ["--debootstrap", "machine-id", "--from-oci", "drop --reproducible"] {
+            assert!(text.contains(needle), "{needle} not in {text}");
+        }
+        let left: Vec<_> = std::fs::read_dir(&dir)
+            .expect("scratch dir")
+            .map(|e| e.expect("entry").file_name())
+            .collect();
+        assert!(left.is_empty(), "left behind: {left:?}");
+        std::fs::remove_dir(&dir).expect("remove scratch dir");
+        // The other sources pass the check.
+        let busybox = Create {
+            source: Source::Busybox,
+            ..req
+        };
+        assert!(check_reproducible(&busybox).is_ok());
+    }
 }
