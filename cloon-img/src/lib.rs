@@ -421,7 +421,12 @@ mod tests {
         assert_eq!(err.code, Code::InvalidArgument);
         assert_eq!(err.code.number(), 4);
         let text = err.to_string();
-        for needle in ["--debootstrap", "machine-id", "--from-oci", "drop --reproducible"] {
+        for needle in [
+            "--debootstrap",
+            "machine-id",
+            "--from-oci",
+            "drop --reproducible",
+        ] {
             assert!(text.contains(needle), "{needle} not in {text}");
         }
         let left: Vec<_> = std::fs::read_dir(&dir)
