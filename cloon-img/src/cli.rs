@@ -31,7 +31,7 @@ Examples:
   docker export CONTAINER | cloon-img create --from-tar - my.img
   cloon-img create --from-oci ./layout:latest app.img      # e.g. from skopeo copy ... oci:layout:latest
   SOURCE_DATE_EPOCH=1700000000 cloon-img create --reproducible --busybox bb.img
-  cloon-img info bb.img
+  cloon-img info bb.img | cloon-overlay --name Cloon1
   cloon-img gc --dry-run .                             # what killed creates left here
   cloon-img create --explain --busybox bb.img          # the steps as shell commands, on stderr
   cloon-img create --dry-run --busybox bb.img 2>bb.sh  # the same commands, nothing made";
@@ -96,7 +96,8 @@ enum Cmd {
         #[arg(long, value_name = "UUID", requires = "reproducible", value_parser = parse_uuid)]
         uuid: Option<String>,
     },
-    /// Print the `image` part of an existing image
+    /// Print a document holding the `image` part of an existing image (what `create` prints),
+    /// to pipe into cloon-overlay
     Info {
         /// The image file
         image: PathBuf,
@@ -164,7 +165,7 @@ pub fn main() -> ExitCode {
 pub fn run(cli: Cli) -> ExitCode {
     cli.explain.apply();
     match cli.cmd {
-        Cmd::Info { image } => cli::run_query(STAGE, || crate::info(&image)),
+        Cmd::Info { image } => cli::run_new(STAGE, || crate::info_document(&image)),
         Cmd::Gc { paths } => cloon_core::gc::run(STAGE, || crate::leftovers::gc(&paths)),
         Cmd::Create {
             image,

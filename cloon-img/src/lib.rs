@@ -86,6 +86,14 @@ pub fn info(path: &Path) -> Result<Image> {
     })
 }
 
+/// `cloon-img info`: a new document holding the `image` part of the image at `path`, the shape
+/// `create` prints, so that `cloon-img info IMG | cloon-overlay ...` works.
+pub fn info_document(path: &Path) -> Result<cloon_core::Document> {
+    let mut doc = cloon_core::Document::new();
+    doc.set(PART, &info(path)?);
+    Ok(doc)
+}
+
 /// Builds the image; on failure nothing is left (no half-written image, no staging directory).
 ///
 /// The staging items are made next to the image under names its record lists (see
@@ -441,5 +449,26 @@ mod tests {
             ..req
         };
         assert!(check_reproducible(&busybox).is_ok());
+    }
+
+    #[test]
+    fn info_prints_a_document_that_the_next_stage_reads() {
+        let dir = std::env::temp_dir().join(format!("cloon-img-info-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("scratch dir");
+        let img = dir.join("fake.img");
+        let mut bytes = vec![0u8; 4096];
+        bytes[1024 + 0x38..1024 + 0x3A].copy_from_slice(&0xEF53u16.to_le_bytes());
+        bytes[1024 + 0x60] = 0x40; // extents: ext4
+        std::fs::write(&img, &bytes).expect("write the image");
+        let text = info_document(&img).expect("info").to_json();
+        std::fs::remove_dir_all(&dir).expect("remove scratch dir");
+        assert!(text.starts_with("{\n  \"cloonVersion\": \"1\""), "{text}");
+        let doc = cloon_core::Document::parse(&text)
+            .expect("info's output parses")
+            .expect("a document");
+        let image: Image = doc.part().expect("an image part").expect("image present");
+        assert_eq!(image.path, img.to_string_lossy());
+        assert_eq!(image.fstype, "ext4");
+        assert_eq!(image.bytes, 4096);
     }
 }
