@@ -127,14 +127,15 @@ pub fn host_architecture() -> &'static str {
     }
 }
 
-/// Splits `DIR[:TAG]`: a directory that is a layout as given stays whole; otherwise the part after
-/// the last `:` is the tag when it has no `/`.
+/// Splits `DIR[:TAG]` as skopeo's `oci:` transport does: at the first `:`, so that a tag may
+/// hold colons (`layout:app:v1` is the layout `layout`, tag `app:v1`); a value that names a
+/// layout as given (a directory with an `index.json`) stays whole, with no tag.
 pub fn parse_ref(value: &str) -> (PathBuf, Option<String>) {
     if Path::new(value).join("index.json").is_file() {
         return (value.into(), None);
     }
-    match value.rsplit_once(':') {
-        Some((dir, tag)) if !dir.is_empty() && !tag.is_empty() && !tag.contains('/') => {
+    match value.split_once(':') {
+        Some((dir, tag)) if !dir.is_empty() && !tag.is_empty() => {
             (dir.into(), Some(tag.to_string()))
         }
         _ => (value.into(), None),
@@ -525,14 +526,38 @@ mod tests {
     }
 
     #[test]
-    fn references_split_at_the_last_colon() {
+    fn references_split_at_the_first_colon() {
         assert_eq!(
             parse_ref("/nonexistent/layout:1.0"),
             ("/nonexistent/layout".into(), Some("1.0".into()))
         );
+        assert_eq!(
+            parse_ref("/nonexistent/layout:app:v1"),
+            ("/nonexistent/layout".into(), Some("app:v1".into()))
+        );
         assert_eq!(parse_ref("layout"), ("layout".into(), None));
-        assert_eq!(parse_ref("a:b/c"), ("a:b/c".into(), None));
+        assert_eq!(parse_ref("a:b/c"), ("a".into(), Some("b/c".into())));
         assert_eq!(parse_ref("dir:"), ("dir:".into(), None));
+        assert_eq!(parse_ref(":tag"), (":tag".into(), None));
+    }
+
+    #[test]
+    fn an_existing_layout_with_a_colon_in_its_name_is_whole() {
+        let dir = std::env::temp_dir().join(format!("cloon-oci-ref-{}", std::process::id()));
+        let layout = dir.join("lay:out");
+        std::fs::create_dir_all(&layout).expect("layout dir");
+        std::fs::write(layout.join("index.json"), "{}").expect("index.json");
+        let whole = layout.to_string_lossy().into_owned();
+        let parsed = parse_ref(&whole);
+        let tagged = parse_ref(&format!("{whole}:v1"));
+        std::fs::remove_dir_all(&dir).expect("remove scratch dir");
+        assert_eq!(parsed, (layout.clone(), None));
+        // Not a layout as a whole: split at the first colon, as skopeo does.
+        let first = whole.split_once(':').expect("a colon");
+        assert_eq!(
+            tagged,
+            (PathBuf::from(first.0), Some(format!("{}:v1", first.1)))
+        );
     }
 
     #[test]

@@ -256,10 +256,17 @@ impl ImageSource {
             });
         }
         if let Some(rest) = text.strip_prefix("oci:") {
-            // The tag follows the last ':' when what follows has no '/': a layout path may
-            // hold a ':' itself only if a tag follows.
-            let (layout, tag) = match rest.rsplit_once(':') {
-                Some((l, t)) if !t.contains('/') && !l.is_empty() => (l, Some(t.to_string())),
+            // As skopeo's oci: transport (and cloon-img --from-oci): the tag follows the first
+            // ':', so it may hold colons, unless the whole names a layout (it has an index.json).
+            let whole = path(rest)?;
+            if whole.join("index.json").is_file() {
+                return Ok(ImageSource::Oci {
+                    layout: whole,
+                    tag: None,
+                });
+            }
+            let (layout, tag) = match rest.split_once(':') {
+                Some((l, t)) if !l.is_empty() && !t.is_empty() => (l, Some(t.to_string())),
                 _ => (rest, None),
             };
             return Ok(ImageSource::Oci {
