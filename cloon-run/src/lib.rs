@@ -134,9 +134,23 @@ impl Default for StopArgs {
 /// Flags of `cloon-run exec`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ExecArgs {
-    /// Give the command a terminal (automatic when stdin is a terminal)
-    #[arg(short, long)]
+    /// Give the command a terminal (automatic when stdin is a terminal, unless --detach)
+    #[arg(short, long, conflicts_with = "detach")]
     pub tty: bool,
+    /// Run the command in the background: exec returns once it started, and prints nothing of
+    /// it (its stderr goes to the container's log)
+    #[arg(short, long)]
+    pub detach: bool,
+    /// Set an environment variable of the command (repeatable)
+    #[arg(short, long = "env", value_name = "KEY=VALUE")]
+    pub env: Vec<String>,
+    /// The command's working directory, absolute [default: the container's own, process.cwd
+    /// of its bundle's config.json (the image's WorkingDir), else /]
+    #[arg(long, value_name = "DIR")]
+    pub cwd: Option<String>,
+    /// Run the command as this user and group, numeric [default: root]
+    #[arg(short, long, value_name = "UID[:GID]")]
+    pub user: Option<String>,
     /// The container's name
     pub name: String,
     /// The command and its arguments
@@ -735,24 +749,125 @@ pub fn list(state: &StateDir) -> Result<Value> {
     Ok(Value::Array(out))
 }
 
-/// `exec`: runs a command in the container with the caller's stdio; its exit status.
+/// `exec`: runs a command in the container with the caller's stdio; its exit status. With
+/// `--detach`, the runtime returns once the command started (0), and the command's stdio are
+/// /dev/null and the container's log.
 pub fn exec(state: &StateDir, args: &ExecArgs) -> Result<i32> {
     use std::io::IsTerminal;
     name::container(&args.name)?;
+    for e in &args.env {
+        check_env(e)?;
+    }
+    if let Some(cwd) = &args.cwd {
+        check_cwd(cwd)?;
+    }
+    if let Some(user) = &args.user {
+        check_user(user)?;
+    }
     let rec = record(state, &args.name)?;
     if explain::acting() {
         host::require_root(STAGE, "enter containers")?;
     }
     let rt = rec.runtime()?;
-    let tty = args.tty || std::io::stdin().is_terminal();
-    if !explain::shell(&rt.exec_line(&rec.id, tty, &args.cmd)) {
+    let opts = runtime::ExecOptions {
+        tty: !args.detach && (args.tty || std::io::stdin().is_terminal()),
+        detach: args.detach,
+        env: if args.env.is_empty() {
+            Vec::new()
+        } else {
+            // crun replaces the command's environment with the `--env` it is given (runc adds
+            // them to the container's): the container's come first, so both add.
+            let mut env = bundle_env(Path::new(&rec.bundle));
+            env.extend(args.env.iter().cloned());
+            env
+        },
+        cwd: args
+            .cwd
+            .clone()
+            .or_else(|| bundle_cwd(Path::new(&rec.bundle))),
+        user: args.user.clone(),
+    };
+    if args.detach {
+        rt.exec_detached(&rec.id, &opts, &args.cmd, Path::new(&rec.log))?;
+        return Ok(0);
+    }
+    if !explain::shell(&rt.exec_line(&rec.id, &opts, &args.cmd)) {
         return Ok(0);
     }
     let status = rt
-        .exec_command(&rec.id, tty, &args.cmd)
+        .exec_command(&rec.id, &opts, &args.cmd)
         .status()
         .map_err(|e| rt.spawn_error("exec", &e))?;
     Ok(runtime::shell_status(status))
+}
+
+/// The container's own working directory: `process.cwd` of its bundle's config.json (which
+/// cloon-spec sets from the image's WorkingDir), if it says an absolute one.
+fn bundle_cwd(bundle: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(bundle.join("config.json")).ok()?;
+    let config: Value = serde_json::from_str(&text).ok()?;
+    config["process"]["cwd"]
+        .as_str()
+        .filter(|c| c.starts_with('/'))
+        .map(str::to_string)
+}
+
+/// The container's own environment: `process.env` of its bundle's config.json.
+fn bundle_env(bundle: &Path) -> Vec<String> {
+    let Ok(text) = std::fs::read_to_string(bundle.join("config.json")) else {
+        return Vec::new();
+    };
+    let config: Value = serde_json::from_str(&text).unwrap_or_default();
+    config["process"]["env"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|e| e.as_str())
+                .filter(|e| check_env(e).is_ok())
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// `-e KEY=VALUE`: a key, not empty, then `=`.
+fn check_env(e: &str) -> Result<()> {
+    match e.split_once('=') {
+        Some((key, _)) if !key.is_empty() && !e.contains('\0') => Ok(()),
+        _ => Err(Error::new(
+            Code::InvalidArgument,
+            format!("--env \"{e}\" is not KEY=VALUE with a non-empty KEY (as in -e LANG=C.UTF-8)"),
+        )),
+    }
+}
+
+/// `--cwd DIR`: absolute, as the container sees it.
+fn check_cwd(cwd: &str) -> Result<()> {
+    if cwd.starts_with('/') && !cwd.contains('\0') {
+        return Ok(());
+    }
+    Err(Error::new(
+        Code::InvalidArgument,
+        format!("--cwd \"{cwd}\" is not an absolute path: give the directory from the container's / (as in --cwd /srv)"),
+    ))
+}
+
+/// `--user UID[:GID]`: numbers (the container's names are not known outside it).
+fn check_user(user: &str) -> Result<()> {
+    let number = |s: &str| {
+        !s.is_empty() && s.parse::<u32>().is_ok() && s.bytes().all(|b| b.is_ascii_digit())
+    };
+    let ok = match user.split_once(':') {
+        Some((uid, gid)) => number(uid) && number(gid),
+        None => number(user),
+    };
+    if ok {
+        return Ok(());
+    }
+    Err(Error::new(
+        Code::InvalidArgument,
+        format!("--user \"{user}\" is not UID or UID:GID in numbers (as in -u 1000:1000)"),
+    ))
 }
 
 /// A runtime other than crun that refused crun's `--cgroup-manager=disabled` (a wrapper of
@@ -797,6 +912,10 @@ mod tests {
         assert_eq!(check(&st, "Nope").unwrap_err().code, Code::Unknown);
         let exec_args = ExecArgs {
             tty: false,
+            detach: false,
+            env: vec![],
+            cwd: None,
+            user: None,
             name: "Nope".into(),
             cmd: vec!["true".into()],
         };
@@ -852,6 +971,80 @@ mod tests {
         assert_eq!(v[0]["name"], "L1");
         assert_eq!(v[0]["status"], "gone");
         assert_eq!(record(&st, "L1").unwrap().pid, 7);
+        fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn exec_options_are_checked() {
+        for good in ["A=b", "A=", "A=b=c", "_x=1"] {
+            check_env(good).unwrap();
+        }
+        for bad in ["A", "=b", "", "A\0=b"] {
+            assert_eq!(
+                check_env(bad).unwrap_err().code,
+                Code::InvalidArgument,
+                "{bad}"
+            );
+        }
+        check_cwd("/").unwrap();
+        check_cwd("/srv/app").unwrap();
+        for bad in ["", "tmp", "./x"] {
+            assert_eq!(
+                check_cwd(bad).unwrap_err().code,
+                Code::InvalidArgument,
+                "{bad}"
+            );
+        }
+        for good in ["0", "1000", "1000:1000", "0:0"] {
+            check_user(good).unwrap();
+        }
+        for bad in [
+            "",
+            "root",
+            "1000:",
+            ":1000",
+            "-1",
+            "+1",
+            "1000:x",
+            "1:2:3",
+            "99999999999",
+        ] {
+            assert_eq!(
+                check_user(bad).unwrap_err().code,
+                Code::InvalidArgument,
+                "{bad}"
+            );
+        }
+        // Checked before the container is looked for.
+        let (st, _root) = state("execopts");
+        let args = ExecArgs {
+            tty: false,
+            detach: false,
+            env: vec![],
+            cwd: Some("tmp".into()),
+            user: None,
+            name: "Nope".into(),
+            cmd: vec!["pwd".into()],
+        };
+        assert_eq!(exec(&st, &args).unwrap_err().code, Code::InvalidArgument);
+    }
+
+    #[test]
+    fn the_bundles_cwd_is_the_default() {
+        let (_st, root) = state("cwd");
+        fs::create_dir_all(&root).unwrap();
+        assert_eq!(bundle_cwd(&root), None);
+        fs::write(root.join("config.json"), r#"{"process":{"cwd":"/srv"}}"#).unwrap();
+        assert_eq!(bundle_cwd(&root).as_deref(), Some("/srv"));
+        assert!(bundle_env(&root).is_empty());
+        fs::write(
+            root.join("config.json"),
+            r#"{"process":{"env":["PATH=/bin","bad","TERM=xterm"]}}"#,
+        )
+        .unwrap();
+        assert_eq!(bundle_env(&root), ["PATH=/bin", "TERM=xterm"]);
+        fs::write(root.join("config.json"), r#"{"process":{"cwd":"srv"}}"#).unwrap();
+        assert_eq!(bundle_cwd(&root), None);
         fs::remove_dir_all(&root).unwrap();
     }
 

@@ -331,28 +331,76 @@ impl Runtime {
         .details(String::from_utf8_lossy(&out.stderr).trim()))
     }
 
-    /// The arguments after `exec`: `[--tty] ID CMD...`.
-    fn exec_args<'a>(id: &'a str, tty: bool, cmd: &'a [String]) -> Vec<&'a OsStr> {
+    /// The arguments after `exec`: `[--tty] [--detach] [--env K=V]... [--cwd DIR] [--user U[:G]]
+    /// ID CMD...`, as crun and runc both take them.
+    fn exec_args<'a>(id: &'a str, opts: &'a ExecOptions, cmd: &'a [String]) -> Vec<&'a OsStr> {
         let mut args = Vec::new();
-        if tty {
+        if opts.tty {
             args.push(OsStr::new("--tty"));
+        }
+        if opts.detach {
+            args.push(OsStr::new("--detach"));
+        }
+        for e in &opts.env {
+            args.extend([OsStr::new("--env"), OsStr::new(e)]);
+        }
+        if let Some(cwd) = &opts.cwd {
+            args.extend([OsStr::new("--cwd"), OsStr::new(cwd)]);
+        }
+        if let Some(user) = &opts.user {
+            args.extend([OsStr::new("--user"), OsStr::new(user)]);
         }
         args.push(OsStr::new(id));
         args.extend(cmd.iter().map(OsStr::new));
         args
     }
 
-    /// `exec [--tty] ID CMD...`, with the caller's stdio: an interactive command.
-    pub fn exec_command(&self, id: &str, tty: bool, cmd: &[String]) -> Command {
+    /// `exec [OPTIONS] ID CMD...`, with the caller's stdio: an interactive command.
+    pub fn exec_command(&self, id: &str, opts: &ExecOptions, cmd: &[String]) -> Command {
         let mut c = self.command();
-        c.arg("exec").args(Self::exec_args(id, tty, cmd));
+        c.arg("exec").args(Self::exec_args(id, opts, cmd));
         c
     }
 
     /// The command line of [`Runtime::exec_command`], as `--explain` says it.
-    pub fn exec_line(&self, id: &str, tty: bool, cmd: &[String]) -> String {
-        self.command_line("exec", &Self::exec_args(id, tty, cmd))
+    pub fn exec_line(&self, id: &str, opts: &ExecOptions, cmd: &[String]) -> String {
+        self.command_line("exec", &Self::exec_args(id, opts, cmd))
     }
+
+    /// `exec --detach [OPTIONS] ID CMD...` (said first with `--explain`; not run with
+    /// `--dry-run`): the runtime returns once the command started, which keeps running in the
+    /// container; stdin and stdout are /dev/null, stderr is appended to `log` (the container's),
+    /// so that nothing of the command reaches the caller's output. An error carries what the
+    /// runtime wrote to the log.
+    pub fn exec_detached(
+        &self,
+        id: &str,
+        opts: &ExecOptions,
+        cmd: &[String],
+        log: &Path,
+    ) -> Result<()> {
+        let opts = ExecOptions {
+            detach: true,
+            tty: false,
+            ..opts.clone()
+        };
+        self.run_logged(&[], "exec", &Self::exec_args(id, &opts, cmd), log)
+    }
+}
+
+/// The options of a command run in a container (`exec`), as crun's and runc's `exec` take them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ExecOptions {
+    /// `--tty`: a pseudo-terminal.
+    pub tty: bool,
+    /// `--detach`: run in the background, the runtime returning at once.
+    pub detach: bool,
+    /// `--env KEY=VALUE`, each.
+    pub env: Vec<String>,
+    /// `--cwd DIR`: the working directory (the runtime's default, `/`, when `None`).
+    pub cwd: Option<String>,
+    /// `--user UID[:GID]`.
+    pub user: Option<String>,
 }
 
 /// Whether `errno`, from starting a program, says that the program itself cannot be executed
@@ -571,7 +619,11 @@ mod tests {
             kind: Kind::Crun,
             root: "/run/crun".into(),
         };
-        let c = rt.exec_command("C1", true, &["sh".into(), "-c".into(), "exit 7".into()]);
+        let tty = ExecOptions {
+            tty: true,
+            ..Default::default()
+        };
+        let c = rt.exec_command("C1", &tty, &["sh".into(), "-c".into(), "exit 7".into()]);
         let args: Vec<&OsStr> = c.get_args().collect();
         assert_eq!(
             args,
@@ -586,13 +638,28 @@ mod tests {
                 "exit 7"
             ]
         );
-        let c = rt.exec_command("C1", false, &["hostname".into()]);
+        let c = rt.exec_command("C1", &ExecOptions::default(), &["hostname".into()]);
         assert_eq!(c.get_args().count(), 5);
         assert!(
-            rt.exec_line("C1", true, &["sh".into(), "-c".into(), "exit 7".into()])
+            rt.exec_line("C1", &tty, &["sh".into(), "-c".into(), "exit 7".into()])
                 .ends_with(" --root /run/crun exec --tty C1 sh -c 'exit 7'"),
             "{}",
-            rt.exec_line("C1", true, &[])
+            rt.exec_line("C1", &tty, &[])
+        );
+        let all = ExecOptions {
+            tty: false,
+            detach: true,
+            env: vec!["A=b c".into(), "B=".into()],
+            cwd: Some("/tmp".into()),
+            user: Some("1000:1000".into()),
+        };
+        let line = rt.exec_line("C1", &all, &["id".into()]);
+        assert!(
+            line.ends_with(
+                " --root /run/crun exec --detach --env 'A=b c' --env B= --cwd /tmp \
+                 --user 1000:1000 C1 id"
+            ),
+            "{line}"
         );
     }
 

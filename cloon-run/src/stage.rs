@@ -18,7 +18,8 @@ runtime and --root actually used: `crun --root R create --bundle B --pid-file P 
 >/dev/null 2>>LOG`, `start`, a wait until its process runs the container's command, then a
 check in /proc, once it sleeps or 20 ms later (--settle), that it still runs (a command that ended by then fails up with 102
 and its exit status, the container deleted); exec: `crun --root R exec
-[--tty] ID CMD...`; down: `kill ID KILL`, a wait until its process ends (cloon-run waits on a
+[--tty] [--env K=V]... --cwd DIR [--user U:G] ID CMD...` (DIR: --cwd, else the bundle's
+process.cwd), with --detach `crun --root R exec --detach ... </dev/null >/dev/null 2>>LOG`; down: `kill ID KILL`, a wait until its process ends (cloon-run waits on a
 pidfd), `delete ID`. cloon's own records are said as notes. stdout stays the JSON
 document. --dry-run says the commands and does nothing (root is not needed): the document's
 container.pid is then 0 and its status empty, and a bundle not written yet (after cloon-spec
@@ -34,6 +35,8 @@ Examples:
   ... | cloon-spec | cloon-run > Cloon1.json
   cloon-run --bundle /run/cloon/Cloon1/bundle --name Cloon1 </dev/null
   cloon-run exec Cloon1 -- ip addr
+  cloon-run exec -e LANG=C.UTF-8 --cwd /srv -u 1000:1000 Cloon1 -- ls
+  cloon-run exec -d Cloon1 -- sleep 30               # in the background
   cloon-run state Cloon1
   cloon-run list
   cloon-run down < Cloon1.json

@@ -518,7 +518,10 @@ fn run_commands_run_the_same_container_and_down_commands_remove_it() {
         );
         assert_eq!(exec.stdout, format!("{name}\n"));
         let exec_script = said(&exec);
-        assert_says(&exec_script, &[&format!("{rt} exec {name} hostname")]);
+        assert_says(
+            &exec_script,
+            &[&format!("{rt} exec --cwd / {name} hostname")],
+        );
 
         let down = a.tool("cloon-run", &["down", "--explain"], &up.stdout);
         let down_script = said(&down);
@@ -712,7 +715,7 @@ fn dry_run_changes_nothing_and_still_checks_its_input() {
     assert_eq!(exec.status, 0, "{}", exec.stderr);
     assert!(
         exec.stderr
-            .contains(&format!(" exec {name} sh -c 'exit 7'")),
+            .contains(&format!(" exec --cwd / {name} sh -c 'exit 7'")),
         "{}",
         exec.stderr
     );

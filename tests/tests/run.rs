@@ -365,3 +365,91 @@ fn exec_gets_a_terminal_when_stdin_is_one() {
     run_and_spec_down(&sb, &[], &up.stdout);
     sb.assert_clean(&[]);
 }
+
+/// `exec`'s options, as crun's: the working directory is the container's own (the image's
+/// WorkingDir, through cloon-spec) unless `--cwd` says another, `-e` sets variables, `-u` the
+/// user, `-d` runs the command in the background; bad values are refused before anything runs.
+#[test]
+fn exec_takes_env_cwd_user_and_detach() {
+    let Some(sb) = Sandbox::new("run-exec-opts") else {
+        return;
+    };
+    let name = unique("ro");
+    // An image whose WorkingDir is /tmp: cloon-spec makes it the bundle's process.cwd.
+    let image = r#"{"cloonVersion":"1","image":{"path":"/none.img","fstype":"ext4","bytes":1,
+        "config":{"cwd":"/tmp"}}}"#;
+    let rootfs = sb.busybox_rootfs();
+    let doc = sb
+        .tool(
+            "cloon-spec",
+            &[
+                "--name",
+                &name,
+                "--rootfs",
+                rootfs.to_str().expect("utf-8 path"),
+            ],
+            image,
+        )
+        .ok();
+    let up = sb.tool("cloon-run", &[], &doc);
+    assert_eq!(up.status, 0, "{}{}", up.stdout, up.stderr);
+    let exec = |args: &[&str]| sb.tool("cloon-run", &[&["exec"], args].concat(), "");
+
+    assert_eq!(exec(&[&name, "--", "busybox", "pwd"]).ok().trim(), "/tmp");
+    assert_eq!(
+        exec(&["--cwd", "/etc", &name, "--", "busybox", "pwd"])
+            .ok()
+            .trim(),
+        "/etc"
+    );
+    assert_eq!(
+        exec(&[
+            "-e",
+            "A=b",
+            "--env",
+            "B=c d",
+            &name,
+            "--",
+            "sh",
+            "-c",
+            "echo $A/$B"
+        ])
+        .ok()
+        .trim(),
+        "b/c d"
+    );
+    assert_eq!(
+        exec(&["-u", "1000:1000", &name, "--", "busybox", "id", "-u"])
+            .ok()
+            .trim(),
+        "1000"
+    );
+    assert_eq!(
+        exec(&["-u", "1000:1001", &name, "--", "busybox", "id", "-g"])
+            .ok()
+            .trim(),
+        "1001"
+    );
+
+    // Detached: exec returns at once and prints nothing; the command runs in the container.
+    let started = Instant::now();
+    let detached = exec(&["-d", &name, "--", "sh", "-c", "echo noise; exec sleep 30"]);
+    assert_eq!(detached.status, 0, "{}", detached.stderr);
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert_eq!(detached.stdout, "");
+    let ps = exec(&[&name, "--", "ps"]).ok();
+    assert!(ps.contains("sleep 30"), "{ps}");
+
+    // Bad values are refused (error 4) before anything runs.
+    for bad in [
+        &["-e", "NOEQUALS", &name, "--", "true"][..],
+        &["-e", "=v", &name, "--", "true"],
+        &["--cwd", "tmp", &name, "--", "true"],
+        &["-u", "root", &name, "--", "true"],
+    ] {
+        let out = exec(bad);
+        assert_eq!(out.status, 4, "{bad:?}: {}{}", out.stdout, out.stderr);
+    }
+    run_and_spec_down(&sb, &[], &up.stdout);
+    sb.assert_clean(&[]);
+}
