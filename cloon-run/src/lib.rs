@@ -744,9 +744,47 @@ pub fn list(state: &StateDir) -> Result<Value> {
             "root": rec.root,
             "pid": pid,
             "status": status,
+            "bundle": rec.bundle,
         }));
     }
     Ok(Value::Array(out))
+}
+
+/// The output of [`list`] as a table for people, as `crun list` prints one: NAME, STATUS, PID,
+/// BUNDLE, each column as wide as its widest cell, a line per container.
+pub fn list_table(list: &Value) -> String {
+    let mut rows = vec![["NAME", "STATUS", "PID", "BUNDLE"].map(String::from)];
+    for c in list.as_array().into_iter().flatten() {
+        let text = |k: &str| c[k].as_str().unwrap_or_default().to_string();
+        rows.push([
+            text("name"),
+            text("status"),
+            c["pid"].as_i64().unwrap_or_default().to_string(),
+            text("bundle"),
+        ]);
+    }
+    let mut widths = [0; 4];
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    for row in &rows {
+        let line = format!(
+            "{:<a$}  {:<b$}  {:<c$}  {}",
+            row[0],
+            row[1],
+            row[2],
+            row[3],
+            a = widths[0],
+            b = widths[1],
+            c = widths[2]
+        );
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
 }
 
 /// `exec`: runs a command in the container with the caller's stdio; its exit status. With
@@ -972,6 +1010,21 @@ mod tests {
         assert_eq!(v[0]["status"], "gone");
         assert_eq!(record(&st, "L1").unwrap().pid, 7);
         fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn list_as_a_table() {
+        let list = json!([
+            {"name": "Cloon1", "status": "running", "pid": 4242, "bundle": "/run/cloon/Cloon1/bundle"},
+            {"name": "C2", "status": "gone", "pid": 0, "bundle": "/b"},
+        ]);
+        assert_eq!(
+            list_table(&list),
+            "NAME    STATUS   PID   BUNDLE\n\
+             Cloon1  running  4242  /run/cloon/Cloon1/bundle\n\
+             C2      gone     0     /b\n"
+        );
+        assert_eq!(list_table(&json!([])), "NAME  STATUS  PID  BUNDLE\n");
     }
 
     #[test]

@@ -38,7 +38,8 @@ Examples:
   cloon-run exec -e LANG=C.UTF-8 --cwd /srv -u 1000:1000 Cloon1 -- ls
   cloon-run exec -d Cloon1 -- sleep 30               # in the background
   cloon-run state Cloon1
-  cloon-run list
+  cloon-run list                                     # a table on a terminal, else JSON
+  cloon-run list --json | jq -r '.[].name'
   cloon-run down < Cloon1.json
   cloon-run --runtime runc --root /run/runc < bundle.json
   cloon-run --explain < bundle.json                   # the crun commands, on stderr
@@ -71,8 +72,16 @@ pub enum Verbs {
         /// The container's name
         name: String,
     },
-    /// Print cloon's containers with their live status (JSON array)
-    List,
+    /// Print cloon's containers with their live status: a table (NAME, STATUS, PID, BUNDLE, as
+    /// `crun list`) when stdout is a terminal, else a JSON array (so a pipe gets JSON)
+    List {
+        /// Print JSON even on a terminal
+        #[arg(long)]
+        json: bool,
+        /// Print the table even when stdout is not a terminal
+        #[arg(long, conflicts_with = "json")]
+        table: bool,
+    },
 }
 
 impl Stage for Run {
@@ -121,7 +130,19 @@ impl Stage for Run {
                 Err(e) => cli::fail(STAGE, &e),
             },
             Verbs::State { name } => cli::run_query(STAGE, || crate::live_state(state, &name)),
-            Verbs::List => cli::run_query(STAGE, || crate::list(state)),
+            Verbs::List { json, table } => {
+                use std::io::IsTerminal;
+                if json || !(table || std::io::stdout().is_terminal()) {
+                    return cli::run_query(STAGE, || crate::list(state));
+                }
+                match crate::list(state) {
+                    Ok(list) => {
+                        cli::print(&crate::list_table(&list));
+                        ExitCode::SUCCESS
+                    }
+                    Err(e) => cli::fail(STAGE, &e),
+                }
+            }
         }
     }
 }

@@ -118,6 +118,23 @@ fn crun_up_exec_list_check_down() {
     assert_eq!(listed.as_array().map(Vec::len), Some(1));
     assert_eq!(listed[0]["name"], name.as_str());
     assert_eq!(listed[0]["status"], "running");
+    // --json forces JSON (a pipe gets it anyway); --table the table for people.
+    let json = sb.tool("cloon-run", &["list", "--json"], "").json();
+    assert_eq!(json[0]["name"], name.as_str());
+    assert_eq!(json[0]["bundle"], format!("/run/cloon/{name}/bundle"));
+    let table = sb.tool("cloon-run", &["list", "--table"], "").ok();
+    let lines: Vec<Vec<&str>> = table
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(lines[0], ["NAME", "STATUS", "PID", "BUNDLE"], "{table}");
+    let bundle = format!("/run/cloon/{name}/bundle");
+    let pid_text = pid.to_string();
+    assert_eq!(
+        lines[1],
+        [name.as_str(), "running", pid_text.as_str(), bundle.as_str()],
+        "{table}"
+    );
     let shown = sb.tool("cloon-run", &["show", "--name", &name], "").json();
     assert_eq!(shown["pid"], pid);
     assert_eq!(shown["root"], sb.runtime_root);
