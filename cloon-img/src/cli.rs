@@ -65,11 +65,13 @@ enum Cmd {
         #[arg(long, value_name = "DIR", group = "source")]
         from_dir: Option<PathBuf>,
         /// Fill it from a root filesystem tarball (plain, gzip, zstd, xz or bzip2, e.g. a
-        /// `docker export`); `-` reads it from stdin, which then carries no document
+        /// `docker export`); `-` reads it from stdin, which then carries no document. A tarball
+        /// of an OCI layout (oci-archive) is imported as --from-oci; a `docker save` is refused
         #[arg(long, value_name = "FILE|-", group = "source")]
         from_tar: Option<PathBuf>,
         /// Fill it from the image tagged TAG of an OCI image layout (index.json, blobs/), for
-        /// this machine's platform; its Entrypoint, Cmd, Env and WorkingDir go to image.config
+        /// this machine's platform; its Entrypoint, Cmd, Env and WorkingDir go to image.config.
+        /// TAG follows the first colon (it may hold colons); DIR may be an oci-archive file
         #[arg(long, value_name = "DIR[:TAG]", group = "source")]
         from_oci: Option<String>,
         /// Fill it with Debian SUITE (e.g. bookworm), as the article does

@@ -56,7 +56,8 @@ pub enum Part {
     Record,
     /// `.IMG.cloon-rootfs-PID`: the directory the root filesystem is assembled in.
     Rootfs,
-    /// `.IMG.cloon-rootfs-PID.layerN`: where layer N of an OCI image is extracted.
+    /// `.IMG.cloon-rootfs-PID.layerN`: where layer N (from 1) of an OCI image is extracted;
+    /// `.layer0` is where an OCI archive (a tarball of a layout) is extracted first.
     Layer(u32),
     /// `.IMG.cloon-tmp-PID`: the image being written.
     Tmp,

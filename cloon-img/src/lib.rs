@@ -178,8 +178,8 @@ pub fn create(req: &Create) -> Result<Image> {
                 Source::Tar(file) => Some(open_tarball(file)?),
                 _ => None,
             };
-            let layout = match &req.source {
-                Source::Oci { dir, .. } => Some(oci::Layout::open(dir)?),
+            let mut oci_input = match &req.source {
+                Source::Oci { dir, .. } => Some(OciInput::open(dir)?),
                 _ => None,
             };
             explain::note(
@@ -210,16 +210,90 @@ pub fn create(req: &Create) -> Result<Image> {
                 Source::Tar(_) => {
                     let (name, total, reader) = tarball.as_mut().expect("opened above");
                     tar::extract(reader.as_mut(), name, *total, &staging)?;
+                    match if acting {
+                        tar::classify(&staging)
+                    } else {
+                        tar::Archive::Rootfs
+                    } {
+                        tar::Archive::Rootfs => {}
+                        tar::Archive::DockerSave => return Err(tar::docker_save_error(name)),
+                        tar::Archive::OciLayout => {
+                            // An oci-archive (or a docker save of Docker >= 25): its layout
+                            // moves aside, and the image in it fills the staging directory.
+                            let archive = staging_name(Part::Layer(0));
+                            will_make(&archive)?;
+                            let (st, ar) = (staging.to_string_lossy(), archive.to_string_lossy());
+                            explain::step(&["mv", "-T", &st, &ar]);
+                            std::fs::rename(&staging, &archive)
+                                .context(|| format!("cannot move {} aside", staging.display()))?;
+                            let a = archive.clone();
+                            undo.push(move || {
+                                let _ = remove_staging(&a);
+                            });
+                            explain::step(&["mkdir", &st]);
+                            std::fs::create_dir(&staging)
+                                .context(|| format!("cannot create {}", staging.display()))?;
+                            explain::note(&format!(
+                                "{name} is an OCI image layout (an oci-archive): its image is extracted as --from-oci does"
+                            ));
+                            config = Some(oci::populate(
+                                &oci::Layout::open(&archive)?,
+                                None,
+                                &staging,
+                                &mut undo,
+                                record.as_ref(),
+                            )?);
+                            remove_staging(&archive)?;
+                        }
+                    }
                 }
                 Source::Oci { tag, .. } => {
-                    let layout = layout.as_ref().expect("opened above");
-                    config = Some(oci::populate(
-                        layout,
-                        tag.as_deref(),
-                        &staging,
-                        &mut undo,
-                        record.as_ref(),
-                    )?);
+                    let layout = match oci_input.take().expect("opened above") {
+                        OciInput::Layout(layout) => Some(layout),
+                        OciInput::Archive((name, total, mut reader)) => {
+                            let archive = staging_name(Part::Layer(0));
+                            if explain::step(&["mkdir", &archive.to_string_lossy()]) {
+                                will_make(&archive)?;
+                                std::fs::create_dir(&archive)
+                                    .context(|| format!("cannot create {}", archive.display()))?;
+                            }
+                            let a = archive.clone();
+                            undo.push(move || {
+                                let _ = remove_staging(&a);
+                            });
+                            tar::extract(reader.as_mut(), &name, total, &archive)?;
+                            if acting {
+                                match tar::classify(&archive) {
+                                    tar::Archive::OciLayout => Some(oci::Layout::open(&archive)?),
+                                    tar::Archive::DockerSave => {
+                                        return Err(tar::docker_save_error(&name))
+                                    }
+                                    tar::Archive::Rootfs => {
+                                        return Err(Error::invalid(format!(
+                                            "--from-oci {name}: this tarball is not an OCI image layout (no oci-layout and index.json at its top); a root filesystem tarball goes to --from-tar"
+                                        )))
+                                    }
+                                }
+                            } else {
+                                explain::note(
+                                    "then the image of the extracted layout is extracted as --from-oci DIR does",
+                                );
+                                None
+                            }
+                        }
+                    };
+                    if let Some(layout) = &layout {
+                        config = Some(oci::populate(
+                            layout,
+                            tag.as_deref(),
+                            &staging,
+                            &mut undo,
+                            record.as_ref(),
+                        )?);
+                        if layout.dir == staging_name(Part::Layer(0)) {
+                            remove_staging(&layout.dir)?;
+                        }
+                    }
                 }
             }
             staging.clone()
@@ -302,6 +376,21 @@ pub fn check_reproducible(req: &Create) -> Result<()> {
 
 /// A tarball to extract: how it is named, its size if known, and its bytes.
 type Tarball = (String, Option<u64>, Box<dyn std::io::Read>);
+
+/// What `--from-oci` names: an OCI image layout, or a file holding one (an oci-archive).
+enum OciInput {
+    Layout(oci::Layout),
+    Archive(Tarball),
+}
+
+impl OciInput {
+    fn open(dir: &Path) -> Result<OciInput> {
+        if absolute(dir)?.is_file() {
+            return Ok(OciInput::Archive(open_tarball(dir)?));
+        }
+        Ok(OciInput::Layout(oci::Layout::open(dir)?))
+    }
+}
 
 /// Opens `--from-tar FILE`, or stdin for `-`.
 fn open_tarball(file: &Path) -> Result<Tarball> {

@@ -60,6 +60,45 @@ impl Compression {
     }
 }
 
+/// What an extracted tarball turned out to be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Archive {
+    /// A root filesystem (anything else).
+    Rootfs,
+    /// An image saved by `docker save` before Docker 25: `manifest.json` with `repositories` or
+    /// `ID/layer.tar` directories at the top.
+    DockerSave,
+    /// An OCI image layout (`oci-layout` and `index.json` at the top): an oci-archive, or what
+    /// `docker save` writes since Docker 25.
+    OciLayout,
+}
+
+/// Tells what the tarball extracted into `dir` is, from the files at its top.
+pub fn classify(dir: &Path) -> Archive {
+    if dir.join("oci-layout").is_file() && dir.join("index.json").is_file() {
+        return Archive::OciLayout;
+    }
+    if dir.join("manifest.json").is_file() {
+        let layer_tar = std::fs::read_dir(dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .any(|e| e.path().join("layer.tar").is_file());
+        if layer_tar || dir.join("repositories").is_file() {
+            return Archive::DockerSave;
+        }
+    }
+    Archive::Rootfs
+}
+
+/// The error for a `docker save` archive `name`, given where a root filesystem or OCI layout is
+/// wanted.
+pub fn docker_save_error(name: &str) -> Error {
+    Error::invalid(format!(
+        "{name} is a `docker save` archive (manifest.json and layer tarballs), not a root filesystem: convert it with `skopeo copy docker-archive:{name} oci:DIR:TAG`, then `cloon-img create --from-oci DIR:TAG IMG` (or give `docker export CONTAINER` to --from-tar)"
+    ))
+}
+
 /// Whether the 512-byte block `head` is a POSIX or GNU tar header (`ustar` at byte 257).
 pub fn is_tar_header(head: &[u8]) -> bool {
     head.get(257..262) == Some(b"ustar")
@@ -269,5 +308,31 @@ mod tests {
         let err = extract(&mut junk, "junk", None, &base).unwrap_err();
         assert_eq!(err.code, Code::InvalidArgument);
         std::fs::remove_dir_all(&base).unwrap();
+    }
+
+    #[test]
+    fn image_archives_are_told_from_root_filesystems() {
+        let dir = std::env::temp_dir().join(format!("cloon-tar-classify-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("etc")).expect("scratch dir");
+        let rootfs = classify(&dir);
+        std::fs::write(dir.join("manifest.json"), "[]").expect("manifest.json");
+        let manifest_only = classify(&dir);
+        std::fs::create_dir(dir.join("abc")).expect("layer dir");
+        std::fs::write(dir.join("abc/layer.tar"), "").expect("layer.tar");
+        let docker = classify(&dir);
+        std::fs::write(dir.join("oci-layout"), "{}").expect("oci-layout");
+        std::fs::write(dir.join("index.json"), "{}").expect("index.json");
+        let oci = classify(&dir);
+        std::fs::remove_dir_all(&dir).expect("remove scratch dir");
+        assert_eq!(rootfs, Archive::Rootfs);
+        assert_eq!(manifest_only, Archive::Rootfs);
+        assert_eq!(docker, Archive::DockerSave);
+        assert_eq!(oci, Archive::OciLayout);
+        let msg = docker_save_error("/x/saved.tar").msg;
+        assert!(
+            msg.contains("skopeo copy docker-archive:/x/saved.tar oci:DIR:TAG"),
+            "{msg}"
+        );
     }
 }

@@ -622,3 +622,125 @@ fn the_explained_commands_of_a_reproducible_image_make_the_same_bytes() {
         run.stderr
     );
 }
+
+#[test]
+fn image_archives_are_imported_or_refused_and_tags_may_hold_colons() {
+    let Some(sb) = Sandbox::new("img-archives") else {
+        return;
+    };
+    let (layout, _) = oci_layout(&sb);
+    // A tag holding colons: the reference splits at the first one, as skopeo's does.
+    let index = layout.join("index.json");
+    let text = std::fs::read_to_string(&index).expect("index.json");
+    std::fs::write(&index, text.replace("\"1.0\"", "\"app:v1\"")).expect("retag");
+    let image = sb.path("a.img");
+    let tagged = format!("{}:app:v1", layout.display());
+    let run = img(&sb, &["create", "--from-oci", &tagged, s(&image)]);
+    assert_eq!(run.status, 0, "{}", run.stderr);
+    assert_eq!(debugfs(&sb, &image, "cat /etc/motd"), "layer two\n");
+    std::fs::remove_file(&image).expect("rm image");
+
+    // An oci-archive (a tarball of the layout), to --from-tar and to --from-oci FILE[:TAG].
+    let archive = sb.path("oci.tar");
+    sb.sh(&format!(
+        "tar -cf {} -C {} .",
+        archive.display(),
+        layout.display()
+    ))
+    .ok();
+    let archive_tagged = format!("{}:app:v1", archive.display());
+    for args in [
+        ["--from-tar", s(&archive)],
+        ["--from-oci", s(&archive)],
+        ["--from-oci", archive_tagged.as_str()],
+    ] {
+        let run = img(&sb, &["create", args[0], args[1], s(&image)]);
+        assert_eq!(run.status, 0, "{args:?}: {}", run.stderr);
+        let doc = run.json();
+        assert_eq!(doc["image"]["config"]["cwd"], "/opt", "{args:?}: {doc}");
+        assert_eq!(debugfs(&sb, &image, "cat /etc/motd"), "layer two\n");
+        assert!(
+            debugfs(&sb, &image, "stat /index.json").is_empty(),
+            "{args:?}"
+        );
+        std::fs::remove_file(&image).expect("rm image");
+    }
+
+    // A docker save archive (before Docker 25): refused, naming the format and the way out.
+    let saved = sb.path("saved");
+    sb.sh(&format!(
+        "mkdir -p {d}/0123abcd && tar -cf {d}/0123abcd/layer.tar -C {l} oci-layout \
+         && echo '[{{\"Config\":\"c.json\",\"RepoTags\":[\"x:1\"],\"Layers\":[\"0123abcd/layer.tar\"]}}]' > {d}/manifest.json \
+         && echo '{{}}' > {d}/repositories && tar -cf {d}.tar -C {d} . && rm -r {d}",
+        d = saved.display(),
+        l = layout.display()
+    ))
+    .ok();
+    let saved_tar = sb.path("saved.tar");
+    let rootfs_tar = sb.path("rootfs.tar");
+    let root = sb.busybox_rootfs();
+    sb.sh(&format!(
+        "tar -cf {} -C {} . && rm -r {}",
+        rootfs_tar.display(),
+        root.display(),
+        root.display()
+    ))
+    .ok();
+    let before = scratch_files(&sb);
+    for flag in ["--from-tar", "--from-oci"] {
+        let run = img(&sb, &["create", flag, s(&saved_tar), s(&image)]);
+        let err = run.assert_error(STAGE, 4);
+        let msg = err["error"]["msg"].as_str().unwrap_or("");
+        assert!(msg.contains("docker save"), "{flag}: {err}");
+        assert!(msg.contains("skopeo copy docker-archive:"), "{flag}: {err}");
+    }
+    // A root filesystem tarball is not an OCI layout.
+    let run = img(&sb, &["create", "--from-oci", s(&rootfs_tar), s(&image)]);
+    run.assert_error(STAGE, 4);
+    // --reproducible with --debootstrap: refused before anything is fetched.
+    let run = img(
+        &sb,
+        &[
+            "create",
+            "--reproducible",
+            "--debootstrap",
+            "bookworm",
+            "--mirror",
+            "http://127.0.0.1:9/debian",
+            s(&image),
+        ],
+    );
+    let err = run.assert_error(STAGE, 4);
+    assert!(
+        err["error"]["msg"]
+            .as_str()
+            .unwrap_or("")
+            .contains("--debootstrap"),
+        "{err}"
+    );
+    assert_eq!(scratch_files(&sb), before, "something left behind");
+}
+
+#[test]
+fn info_feeds_cloon_overlay() {
+    let Some(sb) = Sandbox::new("img-info-doc") else {
+        return;
+    };
+    let image = sb.path("bb.img");
+    let run = img(&sb, &["create", "--busybox", s(&image)]);
+    assert_eq!(run.status, 0, "{}", run.stderr);
+    let info = img(&sb, &["info", s(&image)]);
+    assert_eq!(info.status, 0, "{}", info.stderr);
+    let doc = info.json();
+    assert_eq!(doc["cloonVersion"], "1", "{doc}");
+    assert_eq!(doc["image"], run.json()["image"], "{doc}");
+    let name = unique("Info1-");
+    sb.sh(&format!(
+        "cd {d} && cloon-img info {i} | cloon-overlay --name {name} > {name}.json \
+         && test -d /run/cloon/{name}/overlay/rootfs/bin && cloon-overlay down < {name}.json",
+        d = sb.dir.display(),
+        i = image.display()
+    ))
+    .ok();
+    sb.assert_clean(&[]);
+}
