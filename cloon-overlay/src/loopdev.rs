@@ -1,8 +1,15 @@
 //! The loop device: `losetup --read-only --find --show IMG`, with autoclear so that the device
 //! goes away with its last mount.
+//!
+//! Four ioctls of `<linux/loop.h>` do it all, each behind a small function: `LOOP_CTL_GET_FREE`
+//! on `/dev/loop-control` (the first free device), `LOOP_CONFIGURE` (back it by the image,
+//! read-only, autoclear, tagged, in one step), `LOOP_GET_STATUS64` (read its tag back) and
+//! `LOOP_CLR_FD` (detach). A crate for them (loopdev-3) needed libclang at build time for two of
+//! these calls, so they are written here.
 
-use cloon_core::{Code, Context, Error, Result};
-use loopdev::{LoopControl, LoopDevice};
+use cloon_core::{Context, Error, Result};
+use std::fs::File;
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
@@ -13,8 +20,21 @@ const ATTACH_TRIES: usize = 32;
 /// holds it by then.
 #[derive(Debug)]
 pub struct Attached {
-    pub device: LoopDevice,
+    /// The device, open: autoclear waits for this to close.
+    pub device: File,
     pub path: PathBuf,
+}
+
+/// The first free loop device (`LOOP_CTL_GET_FREE` on `/dev/loop-control`, which makes one
+/// when none is free): its path.
+fn next_free(control: &File) -> std::io::Result<PathBuf> {
+    // SAFETY: `control` is open on /dev/loop-control; LOOP_CTL_GET_FREE takes no argument and
+    // returns a device number or -1.
+    let n = unsafe { nix::libc::ioctl(control.as_raw_fd(), LOOP_CTL_GET_FREE as _) };
+    if n < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(PathBuf::from(format!("/dev/loop{n}")))
 }
 
 /// Attaches `image` read-only to the first free loop device, retrying on the next one when
@@ -23,32 +43,36 @@ pub struct Attached {
 /// The device is set up in one step (`LOOP_CONFIGURE`, Linux 5.8): a tool killed at any point
 /// leaves either no device or one that autoclear detaches with its last user. It carries `tag`
 /// from that same step, so that `gc` can tell it from a device attached to the same image by
-/// hand. Older kernels get loopdev's two steps (attach, then set the flags), without the tag.
+/// hand. It needs Linux 5.8 or later; an older kernel's EINVAL is said as such.
 pub fn attach_read_only(image: &Path, tag: &Tag) -> Result<Attached> {
-    let control = LoopControl::open().map_err(|e| {
+    let control = File::open("/dev/loop-control").map_err(|e| {
         Error::io("cannot open /dev/loop-control", &e).details(format!(
             "{e}; load the loop module (`modprobe loop`) and run as root"
         ))
     })?;
-    let file = std::fs::File::open(image)
-        .context(|| format!("cannot open {} read-only", image.display()))?;
+    let file =
+        File::open(image).context(|| format!("cannot open {} read-only", image.display()))?;
     let mut last = None;
     for _ in 0..ATTACH_TRIES {
-        let device = control
-            .next_free()
-            .context(|| "cannot find a free loop device".into())?;
-        let result = match configure_read_only(&device, &file, tag) {
+        let path = next_free(&control).context(|| "cannot find a free loop device".into())?;
+        let device = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .custom_flags(nix::libc::O_CLOEXEC)
+            .open(&path)
+            .context(|| format!("cannot open {}", path.display()))?;
+        match configure_read_only(&device, &file, tag) {
+            Ok(()) => return Ok(Attached { device, path }),
             Err(e) if e.raw_os_error() == Some(nix::libc::EINVAL) => {
-                device.with().read_only(true).autoclear(true).attach(image)
-            }
-            other => other,
-        };
-        match result {
-            Ok(()) => {
-                let path = device.path().ok_or_else(|| {
-                    Error::new(Code::Io, "cannot tell the path of the attached loop device")
-                })?;
-                return Ok(Attached { device, path });
+                return Err(Error::io(
+                    format!(
+                        "cannot attach {} to {}: the kernel refuses LOOP_CONFIGURE (Linux 5.8 \
+                         or later is needed)",
+                        image.display(),
+                        path.display()
+                    ),
+                    &e,
+                ))
             }
             Err(e) if e.raw_os_error() == Some(nix::libc::EBUSY) => last = Some(e),
             Err(e) => {
@@ -96,6 +120,8 @@ struct LoopConfig {
 const _: () = assert!(std::mem::size_of::<LoopInfo64>() == 232);
 const _: () = assert!(std::mem::size_of::<LoopConfig>() == 304);
 
+/// `LOOP_CTL_GET_FREE`, `_IO('L', 0x82)`.
+const LOOP_CTL_GET_FREE: nix::libc::c_ulong = 0x4C82;
 /// `LOOP_CONFIGURE`, `_IO('L', 0x0A)`.
 const LOOP_CONFIGURE: nix::libc::c_ulong = 0x4C0A;
 /// `LOOP_GET_STATUS64`, `_IO('L', 0x05)`.
@@ -106,12 +132,7 @@ const LO_FLAGS_READ_ONLY: u32 = 1;
 const LO_FLAGS_AUTOCLEAR: u32 = 4;
 
 /// Backs `device` by `file`, read-only and autoclear, named `tag`, in one `LOOP_CONFIGURE` ioctl.
-fn configure_read_only(
-    device: &LoopDevice,
-    file: &std::fs::File,
-    tag: &Tag,
-) -> std::io::Result<()> {
-    use std::os::fd::AsRawFd;
+fn configure_read_only(device: &File, file: &File, tag: &Tag) -> std::io::Result<()> {
     let fd = u32::try_from(file.as_raw_fd())
         .map_err(|_| std::io::Error::from_raw_os_error(nix::libc::EBADF))?;
     let config = LoopConfig {
@@ -314,13 +335,16 @@ pub fn detach_if_backs(device: &Path, id: (u64, u64)) -> Result<()> {
     {
         return Ok(());
     }
-    let ld = LoopDevice::open(device).context(|| format!("cannot open {}", device.display()))?;
-    match ld.detach() {
-        Err(e) if e.raw_os_error() != Some(nix::libc::ENXIO) => {
-            Err(Error::io(format!("cannot detach {}", device.display()), &e))
+    let ld = File::open(device).context(|| format!("cannot open {}", device.display()))?;
+    // SAFETY: `ld` is an open loop device; LOOP_CLR_FD takes no argument.
+    let rc = unsafe { nix::libc::ioctl(ld.as_raw_fd(), LOOP_CLR_FD as _, 0) };
+    if rc < 0 {
+        let e = std::io::Error::last_os_error();
+        if e.raw_os_error() != Some(nix::libc::ENXIO) {
+            return Err(Error::io(format!("cannot detach {}", device.display()), &e));
         }
-        _ => Ok(()),
     }
+    Ok(())
 }
 
 #[cfg(test)]
