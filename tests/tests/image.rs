@@ -39,7 +39,7 @@ fn busybox_image_is_sparse_ext4_with_applets() {
         );
     }
     let info = sb.tool("cloon-img", &["info", img_s], "");
-    assert_eq!(info.json(), doc["image"]);
+    assert_eq!(info.json()["image"], doc["image"]);
     let leftovers: Vec<_> = std::fs::read_dir(&sb.dir)
         .unwrap()
         .map(|e| e.unwrap().file_name())
