@@ -1,7 +1,8 @@
 //! The documentation against the code, without privileges: the error codes table of
 //! `docs/document.md` lists exactly cloon-core's codes, the README stays an on-ramp (at most 250
 //! lines), and every relative link of the README and of `docs/*.md` leads to a file that exists
-//! (and, for a link to a heading of a Markdown file, to a heading that exists).
+//! inside the repository (and, for a link to a heading of a Markdown file, to a heading that
+//! exists).
 
 use cloon_core::Code;
 use std::collections::BTreeSet;
@@ -192,6 +193,16 @@ fn every_relative_link_of_the_readme_and_the_docs_leads_somewhere() {
                 };
                 if !resolved.exists() {
                     broken.push(format!("{shown}:{number}: {target}: no such file"));
+                    continue;
+                }
+                // Inside the repository: a clone has nothing beside it (no `../shared`).
+                let inside = resolved
+                    .canonicalize()
+                    .is_ok_and(|r| top().canonicalize().is_ok_and(|t| r.starts_with(t)));
+                if !inside {
+                    broken.push(format!(
+                        "{shown}:{number}: {target}: outside the repository"
+                    ));
                     continue;
                 }
                 let Some(anchor) = anchor else {
