@@ -110,6 +110,30 @@ fn install_puts_tools_pages_and_completions_under_the_prefix() {
             "{page} has no examples:\n{text2}"
         );
     }
+    assert!(
+        prefix.join("bin/cloon-lab-impair").is_file(),
+        "cloon-lab's relay is installed beside it"
+    );
+    // --uninstall removes exactly what the install made: a file of someone else's stays, and so
+    // do the directories.
+    let other = man1.join("other-tool.1");
+    std::fs::write(&other, ".TH OTHER 1\n").expect("write another page");
+    let (ok, _, err) = out(Command::new(repo().join("scripts/install"))
+        .arg("--uninstall")
+        .arg(&prefix));
+    assert!(ok, "scripts/install --uninstall failed: {err}");
+    let mut left = Vec::new();
+    for dir in ["bin", "share/man/man1", "share/bash-completion/completions"] {
+        for e in std::fs::read_dir(prefix.join(dir)).expect("the directory stays") {
+            left.push(e.expect("entry").file_name().to_string_lossy().into_owned());
+        }
+    }
+    for dir in ["share/zsh/site-functions", "share/fish/vendor_completions.d"] {
+        for e in std::fs::read_dir(prefix.join(dir)).expect("the directory stays") {
+            left.push(e.expect("entry").file_name().to_string_lossy().into_owned());
+        }
+    }
+    assert_eq!(left, ["other-tool.1"], "left after --uninstall");
     std::fs::remove_dir_all(&prefix).expect("rm prefix");
 }
 
