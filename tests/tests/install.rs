@@ -128,7 +128,10 @@ fn install_puts_tools_pages_and_completions_under_the_prefix() {
             left.push(e.expect("entry").file_name().to_string_lossy().into_owned());
         }
     }
-    for dir in ["share/zsh/site-functions", "share/fish/vendor_completions.d"] {
+    for dir in [
+        "share/zsh/site-functions",
+        "share/fish/vendor_completions.d",
+    ] {
         for e in std::fs::read_dir(prefix.join(dir)).expect("the directory stays") {
             left.push(e.expect("entry").file_name().to_string_lossy().into_owned());
         }
