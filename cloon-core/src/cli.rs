@@ -461,7 +461,7 @@ pub fn run_down(
     stage: &str,
     parts: &[&str],
     name: Option<&str>,
-    down: impl FnOnce(&str) -> Result<()>,
+    down: impl FnOnce(&str, Option<&Document>) -> Result<()>,
 ) -> ExitCode {
     let input = match read_input() {
         Ok(input) => input,
@@ -497,10 +497,10 @@ fn down_document(
     parts: &[&str],
     name: Option<&str>,
     doc: Option<Document>,
-    down: impl FnOnce(&str) -> Result<()>,
+    down: impl FnOnce(&str, Option<&Document>) -> Result<()>,
 ) -> Result<Document> {
     let name = pick_name(name, doc.as_ref(), stage)?;
-    down(&name)?;
+    down(&name, doc.as_ref())?;
     let mut doc = doc.unwrap_or_default();
     doc.set_name(&name)?;
     for part in parts {
@@ -727,15 +727,16 @@ mod tests {
             &["bundle"],
             None,
             Some(doc_with_bundle("A", "/b")),
-            |n| {
+            |n, doc| {
                 assert_eq!(n, "A");
+                assert!(doc.is_some_and(|d| d.part::<Bundle>().is_ok_and(|b| b.is_some())));
                 Ok(())
             },
         )
         .unwrap();
         assert_eq!(out.get::<Bundle>("bundle").unwrap(), None);
         assert_eq!(out.get::<i32>("mine").unwrap(), Some(1));
-        let out = down_document("t", &["bundle"], Some("A"), None, |_| Ok(())).unwrap();
+        let out = down_document("t", &["bundle"], Some("A"), None, |_, _| Ok(())).unwrap();
         assert_eq!(
             out.to_json(),
             "{\n  \"cloonVersion\": \"1\",\n  \"name\": \"A\"\n}\n"

@@ -143,19 +143,25 @@ pub fn claim<T: Serialize>(
 /// [`StateDir::release`], said: the removal of the record as a note, then the `rmdir` of the
 /// container's state directory, which goes when nothing else is left in it.
 pub fn release(state: &StateDir, name: &str, stage: &str) -> Result<()> {
+    if say_release(state, name, stage)? {
+        state.release(name, stage)?;
+    }
+    Ok(())
+}
+
+/// What [`release`] says (the removal of the record as a note, then the `rmdir` of the
+/// container's state directory), without doing it; returns whether to act.
+pub fn say_release(state: &StateDir, name: &str, stage: &str) -> Result<bool> {
     note(&format!(
         "remove the record {}",
         record_path(state, name, stage)?.display()
     ));
     let dir = state.dir(name)?;
-    if step(&[
+    Ok(step(&[
         "rmdir",
         "--ignore-fail-on-non-empty",
         &dir.to_string_lossy(),
-    ]) {
-        state.release(name, stage)?;
-    }
-    Ok(())
+    ]))
 }
 
 fn record_path(state: &StateDir, name: &str, stage: &str) -> Result<PathBuf> {

@@ -142,6 +142,24 @@ pub trait Stage: Sized {
         Ok(())
     }
 
+    /// `down --dry-run` (or `--explain`) of a container that has no record of this stage, whose
+    /// document has the stage's `part` (a document made by a `--dry-run` pipeline, whose steps a
+    /// script did): says the shell commands that undo what the part describes, computing at run
+    /// time what only the system knows (a loop device), and does nothing. By default there is
+    /// nothing to say.
+    fn down_unrecorded(
+        _state: &StateDir,
+        name: &str,
+        _part: &Self::Part,
+        _flags: &Self::Down,
+    ) -> Result<()> {
+        explain::note(&format!(
+            "cloon has no {} for \"{name}\": nothing to undo",
+            Self::WHAT
+        ));
+        Ok(())
+    }
+
     /// `down --all`: brings down each of `names` (every name with a record of the stage), each
     /// under its lock, one after the other. A stage may do part of the work for all at once
     /// (cloon-netns deletes their host interfaces in one kernel request).
@@ -245,7 +263,9 @@ pub fn run<S: Stage>(state: &StateDir, cmd: Cmd<S::Up, S::Down, S::Verbs>) -> Ex
             let parts: Vec<&str> = std::iter::once(<S::Part as doc::Part>::KEY)
                 .chain(S::OTHER_PARTS.iter().copied())
                 .collect();
-            cli::run_down(S::TOOL, &parts, name.get(), |n| down::<S>(state, n, &flags))
+            cli::run_down(S::TOOL, &parts, name.get(), |n, doc| {
+                down_document::<S>(state, n, doc, &flags)
+            })
         }
         Cmd::Check(n) => cli::run_step(S::TOOL, |doc| S::check_document(state, n.get(), doc)),
         Cmd::Show(n) => cli::run_show(S::TOOL, n.get(), |n| S::show(state, n)),
@@ -282,6 +302,46 @@ pub fn down<S: Stage>(state: &StateDir, name: &str, flags: &S::Down) -> Result<(
         ));
     }
     Ok(())
+}
+
+/// `down` of the container `name` with the document `doc` from stdin: when explaining (`--explain`,
+/// `--dry-run`) and the document has the stage's part but no record of the stage exists for the
+/// name, [`Stage::down_unrecorded`] says the commands that undo the part (and nothing is done);
+/// otherwise [`down`].
+pub fn down_document<S: Stage>(
+    state: &StateDir,
+    name: &str,
+    doc: Option<&Document>,
+    flags: &S::Down,
+) -> Result<()> {
+    if explain::mode() != explain::Mode::Quiet {
+        let part = match doc {
+            Some(doc) => doc.part::<S::Part>()?,
+            None => None,
+        };
+        if let Some(part) = part {
+            if !recorded_for::<S>(state, name)? {
+                explain::note(&format!(
+                    "cloon has no record of this {} for \"{name}\": it does nothing; the \
+                     commands that undo the document's {}:",
+                    S::WHAT,
+                    <S::Part as doc::Part>::KEY
+                ));
+                return S::down_unrecorded(state, name, &part, flags);
+            }
+        }
+    }
+    down::<S>(state, name, flags)
+}
+
+/// Whether `name` has a record of stage `S` (its own or one of [`Stage::OTHER_PARTS`]).
+fn recorded_for<S: Stage>(state: &StateDir, name: &str) -> Result<bool> {
+    for record in std::iter::once(S::RECORD).chain(S::OTHER_PARTS.iter().copied()) {
+        if state.has_record(name, record)? {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 /// The record of `name` (what `show` prints), or [`crate::Code::Unknown`].

@@ -233,6 +233,47 @@ pub fn down_locked(state: &StateDir, name: &str) -> Result<()> {
     explain::release(state, name, PART)
 }
 
+/// `down --dry-run` of an overlay that the document's `overlay` part describes and that cloon has
+/// no record of (a dry-run pipeline's script mounted it): says the commands that unmount and
+/// remove it, as [`down_locked`] says them, and does nothing. Whether another overlay still has
+/// the lower is known only when the script runs: the lower's commands run if none has. Its loop
+/// device (`$loop` in the document) goes with the unmount of the lower: the up script's
+/// `losetup -d` marked it to (autoclear).
+pub fn down_unrecorded(state: &StateDir, name: &str, part: &Overlay) -> Result<()> {
+    let q = |p: &Path| explain::quote(&p.to_string_lossy());
+    let rootfs = Path::new(&part.rootfs);
+    let lower = Path::new(&part.lower);
+    explain::step(&["umount", &part.rootfs]);
+    match lower::Place::of_lower(state, lower) {
+        Some(place) => {
+            let shared = place.dir.parent().unwrap_or(&place.dir);
+            explain::note(&format!(
+                "the lower goes unless another overlay still has it as its lower; its device \
+                 {} goes with its unmount (autoclear)",
+                part.loop_dev
+            ));
+            explain::shell(&format!(
+                "if ! findmnt -rn -t overlay -o OPTIONS | grep -qF {}; then",
+                explain::quote(&format!("lowerdir={},", lower.display()))
+            ));
+            explain::shell(&format!("  umount {}", q(lower)));
+            explain::shell(&format!("  rm -rf --one-file-system {}", q(&place.dir)));
+            explain::shell(&format!("  rmdir --ignore-fail-on-non-empty {}", q(shared)));
+            explain::shell("fi");
+        }
+        None => explain::note(&format!(
+            "{} is not a shared lower of {}: it stays",
+            lower.display(),
+            state.root().display()
+        )),
+    }
+    if let Some(dir) = rootfs.parent() {
+        explain::step(&["rm", "-rf", "--one-file-system", &dir.to_string_lossy()]);
+    }
+    explain::say_release(state, name, PART)?;
+    Ok(())
+}
+
 /// Who uses the root filesystem of `name` (see [`inuse::rootfs_users`]): the live containers
 /// cloon-run recorded on it, and every process whose root is in it (in whatever mount namespace,
 /// its overlay known by its device where it is mounted here, by its upper directory elsewhere).

@@ -646,6 +646,55 @@ pub fn down_locked(state: &StateDir, name: &str, stop: &StopArgs) -> Result<()> 
     explain::release(state, name, RECORD)
 }
 
+/// `down --dry-run` of a container that the document's `container` part describes and that cloon
+/// has no record of (a dry-run pipeline's script made it): says the commands that stop and delete
+/// it, in the words of [`down_locked`] for a recorded one (the process is the one in the pid file
+/// the script's `create` wrote), and does nothing.
+pub fn down_unrecorded(
+    state: &StateDir,
+    name: &str,
+    part: &Container,
+    stop: &StopArgs,
+) -> Result<()> {
+    let rt = Runtime::select(Some(&part.runtime), Some(Path::new(&part.root)))?;
+    let dir = state.dir(name)?;
+    let pid_file = dir.join(PID_FILE);
+    let id = std::ffi::OsStr::new(&part.id);
+    let alive = format!(
+        "grep -qs '^State:[[:space:]]*[^ZX]' /proc/\"$(cat {})\"/status",
+        explain::quote(&pid_file.to_string_lossy())
+    );
+    explain::shell(&rt.command_line("kill", &[id, std::ffi::OsStr::new(stop.signal.as_str())]));
+    if stop.signal == Signal::Kill {
+        explain::note("wait until its process ends");
+        explain::shell(&format!("while {alive}; do sleep 0.1; done"));
+    } else {
+        explain::note(&format!(
+            "wait until its process ends, {} s at most, then send KILL",
+            stop.timeout
+        ));
+        explain::shell(&format!(
+            "i=0; while {alive} && [ $i -lt {} ]; do sleep 0.1; i=$((i + 1)); done",
+            stop.timeout * 10
+        ));
+        explain::shell(&format!(
+            "if {alive}; then {}; fi",
+            rt.command_line("kill", &[id, std::ffi::OsStr::new("KILL")])
+        ));
+        explain::shell(&format!("while {alive}; do sleep 0.1; done"));
+    }
+    explain::shell(&rt.command_line("delete", &[id]));
+    for file in [dir.join(LOG), pid_file] {
+        explain::step(&["rm", "-f", &file.to_string_lossy()]);
+    }
+    explain::note(&format!(
+        "the cgroup parent {}, if the runtime made one, stays: cloon-run gc removes it once empty",
+        state.cgroup_parent()?
+    ));
+    explain::say_release(state, name, RECORD)?;
+    Ok(())
+}
+
 /// Stops and deletes the container of a record whose process is gone or unknown (an `up` killed
 /// before the record's last write, a container that ended): the runtime's state says whether
 /// the container of that id is there, and made from the recorded bundle.

@@ -115,6 +115,15 @@ impl Stage for Run {
     const JUDGE: fn(&StateDir, &str, &Self::Record) -> Result<Verdict> =
         |_, _, record| crate::gc::judge_record(record);
 
+    fn down_unrecorded(
+        state: &StateDir,
+        name: &str,
+        part: &Container,
+        stop: &StopArgs,
+    ) -> Result<()> {
+        crate::down_unrecorded(state, name, part, stop)
+    }
+
     fn gc_start(_state: &StateDir) -> Result<()> {
         crate::gc::start()
     }

@@ -294,6 +294,15 @@ pub fn down_locked(state: &StateDir, name: &str) -> Result<()> {
     explain::release(state, name, RECORD)
 }
 
+/// `down --dry-run` of a bundle that the document's `bundle` part describes and that cloon has no
+/// record of (a dry-run pipeline's script wrote it): says the commands that remove it, as
+/// [`down_locked`] says them, and does nothing.
+pub fn down_unrecorded(state: &StateDir, name: &str, part: &Bundle) -> Result<()> {
+    explain::step(&["rm", "-rf", "--one-file-system", &part.path]);
+    explain::say_release(state, name, RECORD)?;
+    Ok(())
+}
+
 /// Who uses the bundle of `name` (see [`inuse::bundle_users`]): the live containers cloon-run
 /// recorded as made from it, and, where the root filesystem it names is a mount of its own (an
 /// overlay of cloon-overlay), every process whose root is there (a container made from it by

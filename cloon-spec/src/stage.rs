@@ -82,6 +82,10 @@ impl Stage for Spec {
     const CHECK: fn(&StateDir, &str) -> Result<Self::Part> = crate::check;
     const JUDGE: fn(&StateDir, &str, &Self::Record) -> Result<Verdict> = crate::gc::judge;
 
+    fn down_unrecorded(state: &StateDir, name: &str, part: &Bundle, _: &NoFlags) -> Result<()> {
+        crate::down_unrecorded(state, name, part)
+    }
+
     fn has_strays(state: &StateDir, name: &str) -> Result<bool> {
         Ok(crate::bundle_dir(state, name)?.exists())
     }

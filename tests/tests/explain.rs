@@ -775,19 +775,44 @@ fn a_dry_run_pipeline_prints_a_script_that_runs_the_container() {
         std::fs::metadata(&by_tool).unwrap().len()
     );
 
-    // Nothing of this is cloon's (no records): take it down by hand.
-    let o = format!("/run/cloon/{name}/overlay");
+    // Nothing of this is cloon's (no records): the dry-run down pipeline says how to take it
+    // down, from the document's own parts.
     let lower = doc["overlay"]["lower"].as_str().expect("overlay.lower");
     assert_eq!(
         lower, "/run/cloon/.lowers/0-0/lower",
         "an image not made yet"
     );
-    sb.sh(&format!(
-        "set -e; crun --root /run/crun delete -f {name}; umount {o}/rootfs; umount {lower}; \
-         parent=$(sed -n 's|.*\"cgroupsPath\": \"\\(/cloon/[^/]*\\)/.*|\\1|p' \
-         /run/cloon/{name}/bundle/config.json); test -z \"$parent\"; \
-         rm -rf /run/cloon/{name} /run/cloon/.lowers"
-    ))
-    .ok();
+    let doc_path = sb.path("doc.json");
+    std::fs::write(&doc_path, doc.to_string()).expect("write the document");
+    let down_path = sb.path("down.sh");
+    let down = format!(
+        "{{ cloon-run down --dry-run | cloon-spec down --dry-run | cloon-netns down --dry-run \
+         | cloon-overlay down --dry-run; }} <{} 2>{}",
+        doc_path.display(),
+        down_path.display()
+    );
+    let left: Value = serde_json::from_str(&sb.sh(&down).ok()).expect("the document");
+    assert!(
+        left.get("overlay").is_none() && left.get("container").is_none(),
+        "{left}"
+    );
+    let down_script = std::fs::read_to_string(&down_path).expect("the down script");
+    assert_says(
+        &down_script,
+        &[
+            &format!("crun --root /run/crun kill {name} KILL"),
+            &format!("crun --root /run/crun delete {name}"),
+            &format!("rm -rf --one-file-system /run/cloon/{name}/bundle"),
+            &format!("umount /run/cloon/{name}/overlay/rootfs"),
+            &format!("  umount {lower}"),
+        ],
+    );
+    assert!(
+        sb.sh("crun --root /run/crun list -q").ok().contains(&name),
+        "the dry-run down acted"
+    );
+    run_script(&sb, &down_script);
+    std::fs::remove_file(&doc_path).expect("remove the document");
+    std::fs::remove_file(&down_path).expect("remove the down script");
     sb.assert_clean(&[]);
 }
