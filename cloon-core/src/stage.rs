@@ -145,8 +145,8 @@ pub trait Stage: Sized {
     /// `down --dry-run` (or `--explain`) of a container that has no record of this stage, whose
     /// document has the stage's `part` (a document made by a `--dry-run` pipeline, whose steps a
     /// script did): says the shell commands that undo what the part describes, computing at run
-    /// time what only the system knows (a loop device), and does nothing. By default there is
-    /// nothing to say.
+    /// time what only the system knows (a loop device), and does nothing. By default it says
+    /// that the stage cannot.
     fn down_unrecorded(
         _state: &StateDir,
         name: &str,
@@ -154,8 +154,8 @@ pub trait Stage: Sized {
         _flags: &Self::Down,
     ) -> Result<()> {
         explain::note(&format!(
-            "cloon has no {} for \"{name}\": nothing to undo",
-            Self::WHAT
+            "{} cannot say them without its record of \"{name}\": undo its part by hand",
+            Self::TOOL
         ));
         Ok(())
     }
