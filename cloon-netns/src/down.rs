@@ -235,3 +235,31 @@ fn namespace_del(record: &Record) -> Result<Option<Action>> {
         }
     })
 }
+
+/// `down --dry-run` (or `--explain`) of a document with no record behind it (one a `--dry-run`
+/// pipeline made): the commands that undo its `netns` part, said and never run. Each host end
+/// goes with its pair (`ip link del`, the guest end with it); a bridge it joined goes when no
+/// port is left on it, tested when the script runs; the namespace last, when the part names one
+/// under /run/netns (a namespace given by path is not cloon's to delete).
+pub fn unrecorded(state: &StateDir, name: &str, part: &cloon_core::doc::Netns) -> Result<()> {
+    for link in &part.links {
+        explain::step(&["ip", "link", "del", link.host.as_str()]);
+    }
+    let mut bridges: Vec<&str> = part
+        .links
+        .iter()
+        .filter_map(|l| l.bridge.as_deref())
+        .collect();
+    bridges.sort_unstable();
+    bridges.dedup();
+    for br in bridges {
+        explain::shell(&format!(
+            "if [ -z \"$(ls /sys/class/net/{br}/brif 2>/dev/null)\" ]; then ip link del {br}; fi"
+        ));
+    }
+    if std::path::Path::new(&part.path).parent() == Some(std::path::Path::new("/run/netns")) {
+        explain::step(&["ip", "netns", "del", part.name.as_str()]);
+    }
+    explain::say_release(state, name, PART)?;
+    Ok(())
+}

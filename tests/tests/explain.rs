@@ -736,8 +736,9 @@ fn a_dry_run_pipeline_prints_a_script_that_runs_the_container() {
     let script_path = sb.path("cloon.sh");
     let pipeline = format!(
         "{{ cloon-img create --dry-run --busybox {img_s} \
-         | cloon-overlay --dry-run --name {name} | cloon-spec --dry-run | cloon-run --dry-run; }} \
-         2>{}",
+         | cloon-overlay --dry-run --name {name} \
+         | cloon-netns --dry-run --netns ns{name} --veth vdry0:eth0,addr=10.0.0.2/24,bridge=brdry \
+         | cloon-spec --dry-run | cloon-run --dry-run; }} 2>{}",
         script_path.display()
     );
     let doc: Value = serde_json::from_str(&sb.sh(&pipeline).ok()).expect("the document");
@@ -805,6 +806,9 @@ fn a_dry_run_pipeline_prints_a_script_that_runs_the_container() {
             &format!("rm -rf --one-file-system /run/cloon/{name}/bundle"),
             &format!("umount /run/cloon/{name}/overlay/rootfs"),
             &format!("  umount {lower}"),
+            "ip link del vdry0",
+            "if [ -z \"$(ls /sys/class/net/brdry/brif 2>/dev/null)\" ]; then ip link del brdry; fi",
+            &format!("ip netns del ns{name}"),
         ],
     );
     assert!(
