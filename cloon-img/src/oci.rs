@@ -10,9 +10,9 @@
 //! The JSON types below are cloon's own rather than oci-spec's (`image` feature), on purpose:
 //! they read only the fields cloon uses and let the others be, so a layout written by any tool is
 //! taken as long as what cloon needs is there. oci-spec's types require what cloon does not use
-//! (an index's `schemaVersion`, a configuration's `rootfs` and `architecture`, known values for
-//! `os` and `architecture`) and would refuse such layouts; for the digests and media types,
-//! Docker's included, the checks here are what cloon needs, in a few lines.
+//! (an index's `schemaVersion`, a configuration's `rootfs` and `architecture`) and would refuse
+//! such layouts; for the digests and media types, Docker's included, the checks here are what
+//! cloon needs, in a few lines.
 
 use crate::leftovers::remove_tree;
 use crate::{tar, whiteout};
