@@ -19,6 +19,7 @@ pub mod progress;
 pub mod shared;
 pub mod stage;
 pub mod state;
+pub mod table;
 pub mod undo;
 
 pub use doc::Document;

@@ -24,6 +24,7 @@ use crate::error::Result;
 use crate::explain;
 use crate::gc::{self, Report};
 use crate::state::StateDir;
+use crate::table;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::fmt::Debug;
@@ -184,6 +185,15 @@ pub struct NoFlags {}
 #[derive(Debug, Clone, clap::Subcommand)]
 pub enum NoVerbs {}
 
+/// The flags of `show`: `--name`, and `--json` or `--table`.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct ShowArgs {
+    #[command(flatten)]
+    pub name: NameArgs,
+    #[command(flatten)]
+    pub output: table::Output,
+}
+
 /// The command line of a stage.
 #[derive(Debug, clap::Parser)]
 #[command(version, args_conflicts_with_subcommands = true)]
@@ -217,8 +227,9 @@ pub enum Cmd<U: clap::Args, D: clap::Args, V: clap::Subcommand> {
     },
     /// Check that what the step made is still as recorded
     Check(NameArgs),
-    /// Print the record
-    Show(NameArgs),
+    /// Print the record: KEY VALUE lines when stdout is a terminal, else JSON (so a pipe gets
+    /// JSON)
+    Show(ShowArgs),
     /// Remove what this tool left behind (tools killed halfway, lost records), found by its
     /// records and tags only; print a JSON report of what was found, removed and kept
     Gc,
@@ -268,7 +279,17 @@ pub fn run<S: Stage>(state: &StateDir, cmd: Cmd<S::Up, S::Down, S::Verbs>) -> Ex
             })
         }
         Cmd::Check(n) => cli::run_step(S::TOOL, |doc| S::check_document(state, n.get(), doc)),
-        Cmd::Show(n) => cli::run_show(S::TOOL, n.get(), |n| S::show(state, n)),
+        Cmd::Show(ShowArgs { name, output }) if output.is_table() => {
+            let doc = match cli::read_input() {
+                Ok(doc) => doc,
+                Err(e) => return cli::fail(S::TOOL, &e),
+            };
+            let query = || S::show(state, &cli::pick_name(name.get(), doc.as_ref(), S::TOOL)?);
+            table::run(S::TOOL, output, query, table::record)
+        }
+        Cmd::Show(ShowArgs { name, .. }) => {
+            cli::run_show(S::TOOL, name.get(), |n| S::show(state, n))
+        }
         Cmd::Gc => gc::run(S::TOOL, || collect::<S>(state)),
         Cmd::Verb(v) => S::verb(state, v),
     }

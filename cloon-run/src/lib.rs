@@ -35,7 +35,7 @@ use cloon_core::cgroups::Mode;
 use cloon_core::doc::{Bundle, Container};
 use cloon_core::state::absolute;
 use cloon_core::{
-    cli, explain, host, name, Code, Context, Document, Error, Result, StateDir, Undo,
+    cli, explain, host, name, table, Code, Context, Document, Error, Result, StateDir, Undo,
 };
 use runtime::{Kind, Runtime};
 use serde::{Deserialize, Serialize};
@@ -804,36 +804,24 @@ pub fn list(state: &StateDir) -> Result<Value> {
 pub fn list_table(list: &Value) -> String {
     let mut rows = vec![["NAME", "STATUS", "PID", "BUNDLE"].map(String::from)];
     for c in list.as_array().into_iter().flatten() {
-        let text = |k: &str| c[k].as_str().unwrap_or_default().to_string();
-        rows.push([
-            text("name"),
-            text("status"),
-            c["pid"].as_i64().unwrap_or_default().to_string(),
-            text("bundle"),
-        ]);
+        rows.push(["name", "status", "pid", "bundle"].map(|k| table::cell(&c[k])));
     }
-    let mut widths = [0; 4];
-    for row in &rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
-        }
-    }
-    let mut out = String::new();
-    for row in &rows {
-        let line = format!(
-            "{:<a$}  {:<b$}  {:<c$}  {}",
-            row[0],
-            row[1],
-            row[2],
-            row[3],
-            a = widths[0],
-            b = widths[1],
-            c = widths[2]
-        );
-        out.push_str(line.trim_end());
-        out.push('\n');
-    }
-    out
+    table::columns(&rows)
+}
+
+/// The output of [`live_state`] (the runtime's state of the container `name`) as a table for
+/// people: NAME, STATUS, PID, BUNDLE, CREATED, and a line for the container.
+pub fn state_table(name: &str, state: &Value) -> String {
+    table::columns(&[
+        ["NAME", "STATUS", "PID", "BUNDLE", "CREATED"].map(String::from),
+        [
+            name.to_string(),
+            table::cell(&state["status"]),
+            table::cell(&state["pid"]),
+            table::cell(&state["bundle"]),
+            table::cell(&state["created"]),
+        ],
+    ])
 }
 
 /// `exec`: runs a command in the container with the caller's stdio; its exit status. With
@@ -1074,6 +1062,25 @@ mod tests {
              C2      gone     0     /b\n"
         );
         assert_eq!(list_table(&json!([])), "NAME  STATUS  PID  BUNDLE\n");
+    }
+
+    #[test]
+    fn state_as_a_table() {
+        let state = json!({
+            "ociVersion": "1.0.0", "id": "Cloon1", "pid": 4242, "status": "running",
+            "bundle": "/run/cloon/Cloon1/bundle", "created": "2026-12-01T02:52:39.1Z",
+            "owner": "root", "annotations": {"org.cloon.cgroups": "none"}
+        });
+        assert_eq!(
+            state_table("Cloon1", &state),
+            "NAME    STATUS   PID   BUNDLE                    CREATED\n\
+             Cloon1  running  4242  /run/cloon/Cloon1/bundle  2026-12-01T02:52:39.1Z\n"
+        );
+        // What the runtime leaves out is an empty cell.
+        assert_eq!(
+            state_table("C2", &json!({"status": "stopped", "pid": 0})),
+            "NAME  STATUS   PID  BUNDLE  CREATED\nC2    stopped  0\n"
+        );
     }
 
     #[test]

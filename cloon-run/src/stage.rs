@@ -5,6 +5,7 @@ use crate::{ExecArgs, RunRecord, StopArgs, UpArgs, RECORD, STAGE};
 use cloon_core::doc::{Container, Document};
 use cloon_core::gc::Report;
 use cloon_core::stage::{Stage, Verdict};
+use cloon_core::table::{self, Output};
 use cloon_core::{cli, Result, StateDir};
 use std::process::ExitCode;
 
@@ -37,7 +38,9 @@ Examples:
   cloon-run exec Cloon1 -- ip addr
   cloon-run exec -e LANG=C.UTF-8 --cwd /srv -u 1000:1000 Cloon1 -- ls
   cloon-run exec -d Cloon1 -- sleep 30               # in the background
-  cloon-run state Cloon1
+  cloon-run state Cloon1                             # a table on a terminal, else JSON
+  cloon-run state --json Cloon1 | jq .pid
+  cloon-run show --name Cloon1                       # the record: KEY VALUE lines, or JSON
   cloon-run list                                     # a table on a terminal, else JSON
   cloon-run list --json | jq -r '.[].name'
   cloon-run down < Cloon1.json
@@ -67,20 +70,19 @@ Examples:
 pub enum Verbs {
     /// Run a command in the container with this terminal: `cloon-run exec Cloon1 -- sh`
     Exec(ExecArgs),
-    /// Print the runtime's state of the container (JSON)
+    /// Print the runtime's state of the container: a table (NAME, STATUS, PID, BUNDLE,
+    /// CREATED) when stdout is a terminal, else the runtime's JSON (so a pipe gets JSON)
     State {
         /// The container's name
         name: String,
+        #[command(flatten)]
+        output: Output,
     },
     /// Print cloon's containers with their live status: a table (NAME, STATUS, PID, BUNDLE, as
     /// `crun list`) when stdout is a terminal, else a JSON array (so a pipe gets JSON)
     List {
-        /// Print JSON even on a terminal
-        #[arg(long)]
-        json: bool,
-        /// Print the table even when stdout is not a terminal
-        #[arg(long, conflicts_with = "json")]
-        table: bool,
+        #[command(flatten)]
+        output: Output,
     },
 }
 
@@ -138,19 +140,14 @@ impl Stage for Run {
                 Ok(status) => ExitCode::from(u8::try_from(status).unwrap_or(1)),
                 Err(e) => cli::fail(STAGE, &e),
             },
-            Verbs::State { name } => cli::run_query(STAGE, || crate::live_state(state, &name)),
-            Verbs::List { json, table } => {
-                use std::io::IsTerminal;
-                if json || !(table || std::io::stdout().is_terminal()) {
-                    return cli::run_query(STAGE, || crate::list(state));
-                }
-                match crate::list(state) {
-                    Ok(list) => {
-                        cli::print(&crate::list_table(&list));
-                        ExitCode::SUCCESS
-                    }
-                    Err(e) => cli::fail(STAGE, &e),
-                }
+            Verbs::State { name, output } => table::run(
+                STAGE,
+                output,
+                || crate::live_state(state, &name),
+                |v| crate::state_table(&name, v),
+            ),
+            Verbs::List { output } => {
+                table::run(STAGE, output, || crate::list(state), crate::list_table)
             }
         }
     }
