@@ -138,6 +138,60 @@ fn crun_up_exec_list_check_down() {
     let shown = sb.tool("cloon-run", &["show", "--name", &name], "").json();
     assert_eq!(shown["pid"], pid);
     assert_eq!(shown["root"], sb.runtime_root);
+    // state and show: JSON in a pipe and with --json, a table for people with --table.
+    let state_json = sb.tool("cloon-run", &["state", "--json", &name], "").json();
+    assert_eq!(state_json, state, "--json is what a pipe gets");
+    let table = sb.tool("cloon-run", &["state", "--table", &name], "").ok();
+    let lines: Vec<Vec<&str>> = table
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(lines.len(), 2, "{table}");
+    assert_eq!(
+        lines[0],
+        ["NAME", "STATUS", "PID", "BUNDLE", "CREATED"],
+        "{table}"
+    );
+    let created = state["created"].as_str().expect("the runtime's created");
+    assert_eq!(
+        lines[1],
+        [
+            name.as_str(),
+            "running",
+            pid_text.as_str(),
+            bundle.as_str(),
+            created
+        ],
+        "{table}"
+    );
+    let shown_json = sb
+        .tool("cloon-run", &["show", "--json", "--name", &name], "")
+        .json();
+    assert_eq!(shown_json, shown, "--json is what a pipe gets");
+    let table = sb
+        .tool("cloon-run", &["show", "--table", "--name", &name], "")
+        .ok();
+    let lines: Vec<(&str, &str)> = table
+        .lines()
+        .map(|l| l.split_once(' ').map_or((l, ""), |(k, v)| (k, v.trim())))
+        .collect();
+    assert_eq!(lines[0], ("KEY", "VALUE"), "{table}");
+    assert!(lines.contains(&("id", name.as_str())), "{table}");
+    assert!(lines.contains(&("pid", pid_text.as_str())), "{table}");
+    assert!(lines.contains(&("root", sb.runtime_root)), "{table}");
+    assert_eq!(
+        lines.len(),
+        1 + shown.as_object().map_or(0, |o| o.len()),
+        "a line per field: {table}"
+    );
+    // show takes its name from the document too, as with JSON.
+    let table = sb.tool("cloon-run", &["show", "--table"], &up.stdout).ok();
+    assert!(
+        table
+            .lines()
+            .any(|l| l.split_whitespace().collect::<Vec<_>>() == ["id", name.as_str()]),
+        "{table}"
+    );
     assert_eq!(sb.tool("cloon-run", &["check"], &up.stdout).ok(), up.stdout);
 
     // exec: hostname, exit status, capabilities.
