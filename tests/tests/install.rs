@@ -1,5 +1,6 @@
 //! `scripts/install` into a temporary prefix: the tools, a manual page per tool and subcommand
-//! that groff renders without a warning (but for example lines too long to break), and
+//! that groff renders without a warning (but for example lines too long to break), with the
+//! sections of a manual page (EXIT STATUS, ENVIRONMENT, FILES, EXAMPLES verbatim, SEE ALSO...), and
 //! completions that bash parses, made by the xtask built with the tools; every `--help` ends with
 //! examples of the tool (and, for a subcommand, of that subcommand); the tools themselves carry no
 //! generator (no `CLOON_GENERATE`, no clap_mangen, clap_complete or schemars in a release binary).
@@ -90,6 +91,7 @@ fn install_puts_tools_pages_and_completions_under_the_prefix() {
             "{expected} not in {pages:?}"
         );
     }
+    let mut rendered: Vec<(String, String)> = Vec::new();
     for page in &pages {
         let path = man1.join(page);
         let (ok, text, warnings) = out(Command::new("groff")
@@ -105,11 +107,62 @@ fn install_puts_tools_pages_and_completions_under_the_prefix() {
             text2.contains("NAME") && text2.contains(name),
             "{page}:\n{text2}"
         );
-        assert!(
-            text2.contains("Example"),
-            "{page} has no examples:\n{text2}"
-        );
+        for section in [
+            "NAME",
+            "SYNOPSIS",
+            "DESCRIPTION",
+            "OPTIONS",
+            "EXIT STATUS",
+            "ENVIRONMENT",
+            "FILES",
+            "EXAMPLES",
+            "SEE ALSO",
+        ] {
+            assert!(
+                text2.lines().any(|l| l == section),
+                "{page} has no {section} section:\n{text2}"
+            );
+        }
+        assert!(!text2.contains("EXTRA"), "{page}:\n{text2}");
+        rendered.push((name.to_string(), text2));
     }
+    // The examples are verbatim: each line of a tool's `--help` examples is a line of its page,
+    // unbroken and unhyphenated (groff indents it).
+    let page_lines = |name: &str| -> Vec<String> {
+        let (_, text) = rendered
+            .iter()
+            .find(|(n, _)| n == name)
+            .unwrap_or_else(|| panic!("no page {name}"));
+        text.lines().map(|l| l.trim().to_string()).collect()
+    };
+    for t in TOOLS {
+        for sub in std::iter::once(None).chain(subcommands(t).into_iter().map(Some)) {
+            let (_, help, _) = out(Command::new(tool_path(t)).args(&sub).arg("--help"));
+            let name = match &sub {
+                Some(s) => format!("{t}-{s}"),
+                None => t.to_string(),
+            };
+            let lines = page_lines(&name);
+            let mut examples = help
+                .lines()
+                .skip_while(|l| !matches!(l.trim(), "Examples:" | "Example:"))
+                .skip(1)
+                .take_while(|l| l.is_empty() || l.starts_with("  "))
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .peekable();
+            assert!(examples.peek().is_some(), "{name}: no examples in --help");
+            for example in examples {
+                assert!(
+                    lines.iter().any(|l| l == example),
+                    "{name}.1 lacks the example line `{example}`"
+                );
+            }
+        }
+    }
+    let known = "cloon-netns link --name wire1 cloonix_1_1:eth1,addr=10.9.0.1/30,mtu=9000 \
+                 cloonix_1_2:eth1,addr=10.9.0.2/30,mtu=9000 </dev/null";
+    assert!(page_lines("cloon-netns").iter().any(|l| l == known));
     assert!(
         prefix.join("bin/cloon-lab-impair").is_file(),
         "cloon-lab's relay is installed beside it"
