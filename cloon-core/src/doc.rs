@@ -192,13 +192,56 @@ impl Part for Container {
     const KEY: &'static str = "container";
 }
 
+#[cfg(feature = "schema")]
+macro_rules! ipv4 {
+    () => {
+        r"((25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\.){3}(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+    };
+}
+#[cfg(feature = "schema")]
+macro_rules! ipv6 {
+    () => {
+        concat!(r"([0-9A-Fa-f]{0,4}:){2,7}([0-9A-Fa-f]{0,4}|", ipv4!(), ")")
+    };
+}
+
+/// The patterns of the schema: what the tools accept (see [`crate::name`]).
+#[cfg(feature = "schema")]
+mod pattern {
+    /// A container name ([`crate::name::container`]): at most 64 bytes, no '/', no white space.
+    pub const NAME: &str = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$";
+    /// An interface name ([`crate::name::interface`]): at most 15 bytes.
+    pub const IFNAME: &str = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,14}$";
+    /// A namespace's name: a name ([`crate::name::netns`]), or the file name of a path.
+    pub const NETNS: &str = r"^[^/]+$";
+    /// An absolute path.
+    pub const ABSOLUTE: &str = r"^/";
+    /// A loop device, or the shell variable of a `--dry-run` script.
+    pub const LOOP: &str = r"^(/|\$loop$)";
+    /// A MAC address (six hex pairs), or "" when the kernel is to choose it (`--dry-run`).
+    pub const MAC: &str = r"^(([0-9A-Fa-f]{2}:){5}[0-9A-Fa-f]{2})?$";
+    /// An IPv4 or IPv6 address.
+    pub const IP: &str = concat!("^(", ipv4!(), "|", ipv6!(), ")$");
+    /// An IPv4 or IPv6 address with its prefix length.
+    pub const CIDR: &str = concat!(
+        "^(",
+        ipv4!(),
+        "/(3[0-2]|[12]?[0-9])|",
+        ipv6!(),
+        "/(12[0-8]|1[01][0-9]|[1-9]?[0-9]))$"
+    );
+}
+
 /// `image`: the ext4 file holding a root filesystem (cloon-img).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "schema", schemars(deny_unknown_fields))]
 pub struct Image {
     /// The image file, absolute.
+    #[cfg_attr(feature = "schema", schemars(regex(pattern = pattern::ABSOLUTE)))]
     pub path: String,
     /// The filesystem in it: ext4 (ext2 and ext3 images are read too).
+    #[cfg_attr(feature = "schema", schemars(extend("enum" = ["ext4", "ext3", "ext2"])))]
     pub fstype: String,
     /// The file's size in bytes.
     pub bytes: u64,
@@ -211,6 +254,7 @@ pub struct Image {
 /// The default process of an image: `image.config`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "schema", schemars(deny_unknown_fields))]
 pub struct ImageConfig {
     /// The command and its arguments (an OCI image's Entrypoint followed by its Cmd).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -226,20 +270,37 @@ pub struct ImageConfig {
 /// `overlay`: the loop device and the copy-on-write root filesystem (cloon-overlay).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "schema", schemars(deny_unknown_fields))]
 pub struct Overlay {
+    /// The loop device (`/dev/loopN`), or `$loop` in a `--dry-run` document (the shell variable
+    /// its script sets).
     #[serde(rename = "loop")]
+    #[cfg_attr(feature = "schema", schemars(regex(pattern = pattern::LOOP)))]
     pub loop_dev: String,
+    /// The image's shared lower directory, absolute.
+    #[cfg_attr(feature = "schema", schemars(regex(pattern = pattern::ABSOLUTE)))]
     pub lower: String,
+    /// The container's upper directory, absolute.
+    #[cfg_attr(feature = "schema", schemars(regex(pattern = pattern::ABSOLUTE)))]
     pub upper: String,
+    /// The overlay's work directory, absolute.
+    #[cfg_attr(feature = "schema", schemars(regex(pattern = pattern::ABSOLUTE)))]
     pub work: String,
+    /// The container's root filesystem, absolute.
+    #[cfg_attr(feature = "schema", schemars(regex(pattern = pattern::ABSOLUTE)))]
     pub rootfs: String,
 }
 
 /// `netns`: the named network namespace and its veth pairs (cloon-netns).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "schema", schemars(deny_unknown_fields))]
 pub struct Netns {
+    /// The namespace's name (`cloonix_1_1`, or the file name of a path given to `--netns`).
+    #[cfg_attr(feature = "schema", schemars(regex(pattern = pattern::NETNS)))]
     pub name: String,
+    /// The namespace file, absolute.
+    #[cfg_attr(feature = "schema", schemars(regex(pattern = pattern::ABSOLUTE)))]
     pub path: String,
     #[serde(default)]
     pub links: Vec<Link>,
@@ -250,23 +311,33 @@ pub struct Netns {
 /// left out when unset, so documents of older versions read the same.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "schema", schemars(deny_unknown_fields))]
 #[serde(rename_all = "camelCase")]
 pub struct Link {
+    #[cfg_attr(feature = "schema", schemars(regex(pattern = pattern::IFNAME), length(max = 15)))]
     pub host: String,
+    #[cfg_attr(feature = "schema", schemars(regex(pattern = pattern::IFNAME), length(max = 15)))]
     pub guest: String,
+    #[cfg_attr(feature = "schema", schemars(regex(pattern = pattern::MAC)))]
     pub mac: String,
     #[serde(default)]
+    #[cfg_attr(feature = "schema", schemars(inner(regex(pattern = pattern::CIDR))))]
     pub addrs: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(range(min = 68, max = 65535)))]
     pub mtu: Option<u32>,
     #[serde(default)]
+    #[cfg_attr(feature = "schema", schemars(regex(pattern = pattern::MAC)))]
     pub host_mac: String,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[cfg_attr(feature = "schema", schemars(inner(regex(pattern = pattern::CIDR))))]
     pub host_addrs: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(range(min = 68, max = 65535)))]
     pub host_mtu: Option<u32>,
     /// The Linux bridge the host end is a port of.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(regex(pattern = pattern::IFNAME), length(max = 15)))]
     pub bridge: Option<String>,
 }
 
@@ -274,26 +345,35 @@ pub struct Link {
 /// (`cloon-netns link`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "schema", schemars(deny_unknown_fields))]
 pub struct LinkPart {
     /// The two ends.
+    #[cfg_attr(feature = "schema", schemars(length(min = 2, max = 2)))]
     pub ends: Vec<EndPart>,
 }
 
 /// One end of a point-to-point link.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "schema", schemars(deny_unknown_fields))]
 pub struct EndPart {
     /// The namespace's name (`cloonix_1_1`, or the file name of a path).
+    #[cfg_attr(feature = "schema", schemars(regex(pattern = pattern::NETNS)))]
     pub netns: String,
-    /// The namespace file.
+    /// The namespace file, absolute.
+    #[cfg_attr(feature = "schema", schemars(regex(pattern = pattern::ABSOLUTE)))]
     pub path: String,
     /// The interface made in it.
+    #[cfg_attr(feature = "schema", schemars(regex(pattern = pattern::IFNAME), length(max = 15)))]
     pub ifname: String,
     /// Its MAC address ("" in `--dry-run` when the kernel is to choose it).
+    #[cfg_attr(feature = "schema", schemars(regex(pattern = pattern::MAC)))]
     pub mac: String,
     #[serde(default)]
+    #[cfg_attr(feature = "schema", schemars(inner(regex(pattern = pattern::CIDR))))]
     pub addrs: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(range(min = 68, max = 65535)))]
     pub mtu: Option<u32>,
 }
 
@@ -303,16 +383,21 @@ pub struct EndPart {
 /// Linux bridge of the host (`bridge`: a LAN, learning on).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "schema", schemars(deny_unknown_fields))]
 pub struct VxlanPart {
     /// The VXLAN network identifier, 1 to 16777215.
+    #[cfg_attr(feature = "schema", schemars(range(min = 1, max = 16777215)))]
     pub vni: u32,
     /// The UDP port this host's VXLAN listens on (and sends to by default).
+    #[cfg_attr(feature = "schema", schemars(range(min = 1, max = 65535)))]
     pub port: u16,
     /// The source address of the tunnel's packets, when given.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(regex(pattern = pattern::IP)))]
     pub local: Option<String>,
     /// The underlay interface, when given.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(regex(pattern = pattern::IFNAME), length(max = 15)))]
     pub dev: Option<String>,
     /// The other hosts' ends: each gets every frame with no known destination (head-end
     /// replication).
@@ -320,58 +405,86 @@ pub struct VxlanPart {
     /// Whether the device learns where MAC addresses are (on for a bridge's port).
     pub learning: bool,
     /// The VXLAN device's name.
+    #[cfg_attr(feature = "schema", schemars(regex(pattern = pattern::IFNAME), length(max = 15)))]
     pub ifname: String,
     /// The namespace the device is in (its name), for a point-to-point end.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(regex(pattern = pattern::NETNS)))]
     pub netns: Option<String>,
     /// The namespace file, for a point-to-point end.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(regex(pattern = pattern::ABSOLUTE)))]
     pub path: Option<String>,
     /// The Linux bridge of the host the device is a port of, for a LAN.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(regex(pattern = pattern::IFNAME), length(max = 15)))]
     pub bridge: Option<String>,
     /// Its MAC address ("" in `--dry-run` when the kernel is to choose it).
+    #[cfg_attr(feature = "schema", schemars(regex(pattern = pattern::MAC)))]
     pub mac: String,
     #[serde(default)]
+    #[cfg_attr(feature = "schema", schemars(inner(regex(pattern = pattern::CIDR))))]
     pub addrs: Vec<String>,
     /// Its MTU.
+    #[cfg_attr(feature = "schema", schemars(range(min = 68, max = 65535)))]
     pub mtu: u32,
 }
 
 /// One remote end of a VXLAN device.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "schema", schemars(deny_unknown_fields))]
 pub struct RemotePart {
     /// The other host's address (IPv4 or IPv6).
+    #[cfg_attr(feature = "schema", schemars(regex(pattern = pattern::IP)))]
     pub address: String,
     /// The UDP port its VXLAN listens on.
+    #[cfg_attr(feature = "schema", schemars(range(min = 1, max = 65535)))]
     pub port: u16,
 }
 
 /// `bundle`: the OCI bundle directory and its config.json (cloon-spec).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "schema", schemars(deny_unknown_fields))]
 pub struct Bundle {
+    /// The bundle directory, absolute.
+    #[cfg_attr(feature = "schema", schemars(regex(pattern = pattern::ABSOLUTE)))]
     pub path: String,
+    /// Its config.json, absolute.
+    #[cfg_attr(feature = "schema", schemars(regex(pattern = pattern::ABSOLUTE)))]
     pub config: String,
 }
 
 /// `container`: the container as the OCI runtime runs it (cloon-run).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "schema", schemars(deny_unknown_fields))]
 pub struct Container {
+    /// The runtime's id of the container: its name.
+    #[cfg_attr(feature = "schema", schemars(regex(pattern = pattern::NAME), length(min = 1, max = 64)))]
     pub id: String,
+    /// The runtime (`crun`, `runc`, another name or a path).
+    #[cfg_attr(feature = "schema", schemars(length(min = 1)))]
     pub runtime: String,
+    /// The runtime's `--root`, absolute.
+    #[cfg_attr(feature = "schema", schemars(regex(pattern = pattern::ABSOLUTE)))]
     pub root: String,
+    /// The container's process on the host (0 in a `--dry-run` document).
+    #[cfg_attr(feature = "schema", schemars(range(min = 0)))]
     pub pid: i64,
+    /// The runtime's status of the container ("" in a `--dry-run` document).
+    #[cfg_attr(feature = "schema", schemars(extend("enum" = ["creating", "created", "running", "stopped", "paused", ""])))]
     pub status: String,
 }
 
 /// The error object of an error document.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "schema", schemars(deny_unknown_fields))]
 pub struct ErrorObject {
     /// 1 to 99 as in CNI, 100 and up cloon's own; also the tool's exit status.
+    #[cfg_attr(feature = "schema", schemars(range(min = 1)))]
     pub code: u8,
     /// The tool that failed (cloon-img, cloon-overlay, ...).
     pub stage: String,
@@ -396,8 +509,10 @@ struct Shape {
     /// The document version: "1".
     #[schemars(extend("const" = "1"))]
     cloon_version: String,
-    /// The container's name, which every stage's state is filed under.
+    /// The container's name, which every stage's state is filed under: at most 64 bytes of ASCII
+    /// letters, digits, '_', '.' and '-', starting with a letter or a digit.
     #[serde(default)]
+    #[schemars(regex(pattern = pattern::NAME), length(min = 1, max = 64))]
     name: Option<String>,
     /// cloon-img's part.
     #[serde(default)]
@@ -421,7 +536,8 @@ struct Shape {
     /// cloon-run's part.
     #[serde(default)]
     container: Option<Container>,
-    /// The error of the first tool that failed (an error document has no other part).
+    /// The error of the first tool that failed. An error document keeps the name and every part
+    /// made before the failure, so that the teardown pipeline undoes them.
     #[serde(default)]
     error: Option<ErrorObject>,
 }

@@ -595,5 +595,23 @@ mod tests {
         assert_eq!(schema["properties"]["cloonVersion"]["const"], "1");
         assert_eq!(schema["required"], serde_json::json!(["cloonVersion"]));
         assert_eq!(schema["additionalProperties"], true);
+        // Inside each part, only its own keys: a misspelled one is an error.
+        let defs = schema["$defs"].as_object().expect("$defs");
+        for part in [
+            "Image",
+            "ImageConfig",
+            "Overlay",
+            "Netns",
+            "Link",
+            "LinkPart",
+            "EndPart",
+            "VxlanPart",
+            "RemotePart",
+            "Bundle",
+            "Container",
+            "ErrorObject",
+        ] {
+            assert_eq!(defs[part]["additionalProperties"], false, "{part}");
+        }
     }
 }
