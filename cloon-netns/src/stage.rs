@@ -112,14 +112,16 @@ pub enum Verbs {
     Link(LinkArgs),
     /// Make this host's VXLAN end of a link or LAN that crosses hosts: a VXLAN device inside a
     /// container's namespace, or as a port of a bridge of the host
-    #[command(after_help = "The MTU is the underlay's (--dev) less 50 bytes (70 over IPv6), 1450 \
+    #[command(
+        after_help = "The MTU is the underlay's (--dev) less 50 bytes (70 over IPv6), 1450 \
             without --dev. The UDP port must be open between the hosts.\n\n\
             Examples:\n  \
             cloon-netns vxlan --name wan1 --vni 42 --local 192.168.99.1 --dev eth0 \
             --remote 192.168.99.2 cloonix_1_1:eth1,addr=10.42.0.1/30 </dev/null\n  \
             cloon-netns vxlan --name lan1-vx --vni 100 --dev eth0 --remote 192.168.99.2 \
             --remote '[fd00::3]:4790' vxl_lan1,bridge=lan1 </dev/null\n  \
-            cloon-netns down --name wan1")]
+            cloon-netns down --name wan1"
+    )]
     Vxlan(VxlanArgs),
 }
 
