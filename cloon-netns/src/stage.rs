@@ -161,7 +161,8 @@ impl Stage for Net {
         ),
         (
             "show",
-            "Print the record of a container's namespace, of a link, or of a VXLAN end",
+            "Print the record of a container's namespace, of a link, or of a VXLAN end: KEY VALUE \
+             lines on a terminal, else JSON (--json, --table to choose)",
         ),
     ];
     const UP_NAME: fn(&UpArgs) -> Option<&str> = |args| args.name.as_deref();
