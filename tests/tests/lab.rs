@@ -803,13 +803,14 @@ topology:
     assert_eq!(relayed["applied"]["ok"], true, "{relayed}");
     assert!(links.iter().all(|l| l["state"] == "up"), "{links:?}");
 
-    // capture on r3's end while r1 pings it.
+    // capture on r3's end while r1 pings it (eight frames: ARP may come first, its neighbour
+    // entry being stale after the pings above).
     let pcap = sb.path("r3.pcap");
     let bin = cloon_tests::tool_path("cloon-lab");
     let cache = sb.path("cache");
     let cap = sb.sh_within(
         &format!(
-            "{b} capture --cache-dir {c} {file} r3:eth1 -c 4 -w {p} & sleep 0.5; \
+            "{b} capture --cache-dir {c} {file} r3:eth1 -c 8 -w {p} & sleep 0.5; \
              {b} exec --cache-dir {c} {file} r1 -- ping -c 6 -i 0.2 10.8.0.2 >/dev/null; wait",
             b = bin.display(),
             c = cache.display(),

@@ -86,7 +86,8 @@ fn a_wrapper_script_at_a_path_runs_the_pipeline() {
         format!("--root {root} start {name}"),
         // By `cloon-run list`.
         format!("--root {root} state {name}"),
-        format!("--root {root} exec {name} hostname"),
+        // In the container's working directory (the bundle's process.cwd, / here).
+        format!("--root {root} exec --cwd / {name} hostname"),
         format!("--root {root} kill {name} KILL"),
         format!("--root {root} delete {name}"),
     ] {
