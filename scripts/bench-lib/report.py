@@ -256,7 +256,7 @@ def write(r, path):
             f"`eth0` is one end of a veth pair whose other end is a port of one Linux bridge, "
             f"with an address in 10.0.0.0/16, as cloonix's LANs and "
             f"[`labs/lan.clab.yml`](labs/lan.clab.yml) are; from the bench's image file "
-            f"(nothing to build), cloon-lab's default `--jobs` ({lb['jobs_default']}, the "
+            f"(nothing to build), cloon-lab's default `--jobs` ({lb['jobs_default']}, "
             f"twice the number of CPUs) and cgroups `{lb['mode']}` (its default). Against it, the "
             f"article's commands for N containers "
             f"([`article-lab.sh`](scripts/bench-lib/article-lab.sh)): its bring-up N times, "
