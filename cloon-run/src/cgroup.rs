@@ -4,11 +4,23 @@
 //! hierarchy takes it away from v2 and clears the condition.
 //!
 //! And the parent cgroup of a state directory's containers (`cloon/ID`, which cloon-spec names
-//! in each bundle), removed once the last of its containers is gone.
+//! in each bundle), removed once the last of its containers is gone, and `cloon` itself once no
+//! state directory has a parent in it.
+//!
+//! The runtime makes a container's cgroup with its parents (`mkdir` of `cloon`, `cloon/ID`, then
+//! `cloon/ID/NAME`): no removal may come between two of them. The state directory's marker lock
+//! keeps its own `down`s and `gc` off `cloon/ID` ([`StateDir::lock_marker`]); `cloon` is shared by
+//! every state directory, of every mount namespace (a sandbox has its own `/run`, not its own
+//! cgroups), so it is kept by a lock on the first cgroup hierarchy's root directory, the one
+//! thing every cloon-run on the host opens alike ([`lock_hierarchy`]).
 
 use cloon_core::cgroups::Mode;
 use cloon_core::{explain, mounts, Code, Context, Error, Result, StateDir};
+use nix::fcntl::{Flock, FlockArg};
 use std::path::{Path, PathBuf};
+
+/// The cgroup every state directory's parent is in.
+const TOP: &str = "cloon";
 
 /// The directories of the cgroup `rel` in each cgroup hierarchy mounted here (v1 and v2).
 pub fn in_every_hierarchy(rel: &str) -> Result<Vec<PathBuf>> {
@@ -52,13 +64,44 @@ pub fn remove_parent_of(state: &StateDir, cgroup: &str) -> Result<()> {
     remove_parent(state, &format!("cloon/{parent}"))
 }
 
+/// Locks the root directory of the first cgroup hierarchy (in path order), shared while a
+/// runtime makes a container's cgroup under `cloon`, exclusive while `cloon` is removed; `None`
+/// on a host with no cgroup hierarchy.
+pub fn lock_hierarchy(exclusive: bool) -> Result<Option<Flock<std::fs::File>>> {
+    let Some(root) = in_every_hierarchy("")?.into_iter().next() else {
+        return Ok(None);
+    };
+    let dir = std::fs::File::open(&root).context(|| format!("cannot open {}", root.display()))?;
+    let arg = if exclusive {
+        FlockArg::LockExclusive
+    } else {
+        FlockArg::LockShared
+    };
+    Flock::lock(dir, arg)
+        .map(Some)
+        .map_err(|(_, e)| Error::sys(format!("cannot lock {}", root.display()), e))
+}
+
+/// What a runtime's `create` of a container under the state directory's parent holds: no
+/// removal of that parent (the state directory's marker, shared) nor of `cloon` (the hierarchy
+/// lock, shared) comes between its mkdirs.
+pub fn hold_for_create(
+    state: &StateDir,
+) -> Result<(Flock<std::fs::File>, Option<Flock<std::fs::File>>)> {
+    let marker = state.lock_marker(false)?;
+    Ok((marker, lock_hierarchy(false)?))
+}
+
 /// Removes the parent cgroup `parent` (`cloon/ID`, see [`cloon_core::StateDir::cgroup_parent`])
-/// from every hierarchy where it is empty: the runtime's `delete` removes a container's own
-/// cgroup, not its parents. One that still holds a container stays.
+/// from every hierarchy where it is empty, then `cloon` where it is empty too: the runtime's
+/// `delete` removes a container's own cgroup, not its parents. One that still holds a container
+/// (or another state directory's parent) stays.
 pub fn remove_parent(state: &StateDir, parent: &str) -> Result<()> {
     let dirs = in_every_hierarchy(parent)?;
+    let tops = in_every_hierarchy(TOP)?;
     let words: Vec<String> = dirs
         .iter()
+        .chain(&tops)
         .map(|d| explain::quote(&d.to_string_lossy()))
         .collect();
     let said = format!(
@@ -68,12 +111,18 @@ pub fn remove_parent(state: &StateDir, parent: &str) -> Result<()> {
     if dirs.is_empty() || !explain::shell(&said) {
         return Ok(());
     }
-    // Never between a runtime's mkdir of the parent and of a container's cgroup in it (see
-    // [`StateDir::lock_marker`]).
+    // Never between a runtime's mkdir of a parent and of a container's cgroup in it.
     let _lock = state.lock_marker(true)?;
+    remove_empty(&dirs)?;
+    let _top = lock_hierarchy(true)?;
+    remove_empty(&tops)
+}
+
+/// Removes each of the cgroups `dirs` that is empty.
+fn remove_empty(dirs: &[PathBuf]) -> Result<()> {
     for dir in dirs {
-        match std::fs::remove_dir(&dir) {
-            // Another container is still in it, or it is not there (any more).
+        match std::fs::remove_dir(dir) {
+            // Something is still in it, or it is not there (any more).
             Err(e)
                 if matches!(
                     e.raw_os_error(),

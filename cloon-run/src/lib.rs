@@ -353,9 +353,10 @@ pub fn up(state: &StateDir, args: &UpArgs, input: Option<Document>) -> Result<Do
     }
     {
         // The runtime makes the container's cgroup under the state directory's parent: no
-        // `down` of another container removes that parent meanwhile. Let go before any undo.
+        // `down` of another container removes that parent, nor `cloon`, meanwhile. Let go
+        // before any undo.
         let _making = if acting && !rec.cgroup.is_empty() {
-            Some(state.lock_marker(false)?)
+            Some(cgroup::hold_for_create(state)?)
         } else {
             None
         };
