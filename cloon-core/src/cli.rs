@@ -189,6 +189,19 @@ fn example_uses(example: &str, tool: &str, sub: &str, subs: &[String]) -> bool {
         .any(|next| next.is_some_and(|w| *w == sub))
 }
 
+/// Where the examples whose header (`Examples:`) is `lines[header]` end: at the first blank line
+/// followed by a line that is not indented (prose after them), else at the end.
+pub fn examples_end(lines: &[&str], header: usize) -> usize {
+    (header + 1..lines.len())
+        .find(|&i| {
+            lines[i].trim().is_empty()
+                && lines
+                    .get(i + 1)
+                    .is_some_and(|n| !n.starts_with(' ') && !n.is_empty())
+        })
+        .unwrap_or(lines.len())
+}
+
 /// `after_help` with its examples last: paragraphs that follow the examples move before them.
 fn examples_last(after_help: &str) -> String {
     let lines: Vec<&str> = after_help.lines().collect();
@@ -198,15 +211,7 @@ fn examples_last(after_help: &str) -> String {
     else {
         return after_help.to_string();
     };
-    // The examples end at the first blank line followed by a line that is not indented.
-    let end = (start + 1..lines.len())
-        .find(|&i| {
-            lines[i].trim().is_empty()
-                && lines
-                    .get(i + 1)
-                    .is_some_and(|n| !n.starts_with(' ') && !n.is_empty())
-        })
-        .unwrap_or(lines.len());
+    let end = examples_end(&lines, start);
     if end == lines.len() {
         return after_help.to_string();
     }

@@ -607,6 +607,16 @@ impl Sandbox {
         left
     }
 
+    /// The files in the scratch directory, sorted: nothing but what a test keeps may be left there.
+    pub fn scratch_files(&self) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(&self.dir)
+            .expect("scratch dir")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
     /// Joins sandboxes as hosts joined by one underlay LAN, `NET.0/24` (`net` is its first three
     /// bytes, e.g. `192.168.99`): `hosts[0]` holds a bridge `under` (address .1), and each other
     /// host `i` a veth `under` (address .(i+1))

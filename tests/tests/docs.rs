@@ -195,7 +195,7 @@ fn every_relative_link_of_the_readme_and_the_docs_leads_somewhere() {
                     broken.push(format!("{shown}:{number}: {target}: no such file"));
                     continue;
                 }
-                // Inside the repository: a clone has nothing beside it (no `../shared`).
+                // Inside the repository: a fresh clone has nothing beside it.
                 let inside = resolved
                     .canonicalize()
                     .is_ok_and(|r| top().canonicalize().is_ok_and(|t| r.starts_with(t)));

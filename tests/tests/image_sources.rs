@@ -25,16 +25,6 @@ fn s(p: &Path) -> &str {
     p.to_str().expect("utf-8 path")
 }
 
-/// The files in the scratch directory: nothing else may be left there.
-fn scratch_files(sb: &Sandbox) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(&sb.dir)
-        .expect("scratch dir")
-        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    names
-}
-
 /// A small root filesystem with what a tarball must carry over: a device node, an owner that is
 /// not root, a set-uid mode, an extended attribute (when the scratch filesystem takes them).
 /// Returns whether the attribute could be set.
@@ -117,7 +107,7 @@ fn tarballs_plain_gzip_and_zstd_keep_owners_devices_modes_and_xattrs() {
         std::fs::remove_file(sb.path(f)).expect("rm tarball");
     }
     assert_eq!(
-        scratch_files(&sb),
+        sb.scratch_files(),
         ["r.tar.gz.img", "r.tar.img", "r.tar.zst.img", "stdin.img"],
         "staging left behind"
     );
@@ -190,7 +180,7 @@ fn a_tarball_cannot_write_outside_the_image() {
         "a member was written through a symbolic link"
     );
     assert_eq!(
-        scratch_files(&sb),
+        sb.scratch_files(),
         ["abs.img", "abs.tar", "victim"],
         "staging left behind"
     );
@@ -216,7 +206,7 @@ fn what_is_not_a_tarball_is_refused_cleanly() {
         &["create", "--from-tar", s(&junk), "--busybox", s(&image)],
     );
     assert_eq!(run.status, 2, "two sources: {}", run.stderr);
-    assert_eq!(scratch_files(&sb), ["junk.tar"]);
+    assert_eq!(sb.scratch_files(), ["junk.tar"]);
 }
 
 /// An OCI image layout written by hand: blobs named by their SHA-256.
@@ -409,7 +399,7 @@ fn oci_tags_platforms_and_damaged_blobs_fail_cleanly() {
     };
     let (layout, first) = oci_layout(&sb);
     let image = sb.path("bad.img");
-    let before = scratch_files(&sb);
+    let before = sb.scratch_files();
     // The only image is taken without a tag.
     let run = img(&sb, &["create", "--from-oci", s(&layout), s(&image)]);
     assert_eq!(run.status, 0, "{}", run.stderr);
@@ -452,7 +442,7 @@ fn oci_tags_platforms_and_damaged_blobs_fail_cleanly() {
             .contains("damaged"),
         "{err}"
     );
-    assert_eq!(scratch_files(&sb), before, "staging or layers left behind");
+    assert_eq!(sb.scratch_files(), before, "staging or layers left behind");
 }
 
 #[test]
@@ -686,7 +676,7 @@ fn image_archives_are_imported_or_refused_and_tags_may_hold_colons() {
         root.display()
     ))
     .ok();
-    let before = scratch_files(&sb);
+    let before = sb.scratch_files();
     for flag in ["--from-tar", "--from-oci"] {
         let run = img(&sb, &["create", flag, s(&saved_tar), s(&image)]);
         let err = run.assert_error(STAGE, 4);
@@ -718,7 +708,7 @@ fn image_archives_are_imported_or_refused_and_tags_may_hold_colons() {
             .contains("--debootstrap"),
         "{err}"
     );
-    assert_eq!(scratch_files(&sb), before, "something left behind");
+    assert_eq!(sb.scratch_files(), before, "something left behind");
 }
 
 #[test]

@@ -57,16 +57,6 @@ fn debugfs(sb: &Sandbox, img: &Path, request: &str) -> String {
     .ok()
 }
 
-/// The files in the scratch directory.
-fn scratch_files(sb: &Sandbox) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(&sb.dir)
-        .expect("scratch dir")
-        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    names
-}
-
 /// The names in directory `dir` of the image, sorted.
 fn names_in(sb: &Sandbox, image: &Path, dir: &str) -> Vec<String> {
     let text = debugfs(sb, image, &format!("ls -p {dir}"));
@@ -212,7 +202,7 @@ fn images_made_by_umoci_and_skopeo_are_imported_or_refused() {
         "cd {dir} && skopeo copy -q oci:L:app:v1 docker-archive:D.tar:app:v1"
     ))
     .ok();
-    let before = scratch_files(&sb);
+    let before = sb.scratch_files();
     for flag in ["--from-tar", "--from-oci"] {
         let refused = sb.path("d.img");
         let run = img(&sb, &["create", flag, s(&sb.path("D.tar")), s(&refused)]);
@@ -222,6 +212,6 @@ fn images_made_by_umoci_and_skopeo_are_imported_or_refused() {
         assert!(msg.contains("docker-archive"), "{flag}: {err}");
         assert!(!refused.exists(), "{flag}: the image was left");
     }
-    assert_eq!(scratch_files(&sb), before, "something left behind");
+    assert_eq!(sb.scratch_files(), before, "something left behind");
     sb.assert_clean(&[]);
 }

@@ -144,16 +144,9 @@ pub fn split_after_help(text: &str) -> (String, Vec<String>) {
     else {
         return (text.to_string(), Vec::new());
     };
-    // The examples end at a blank line followed by a line that is not indented: prose after
-    // them (a subcommand's own help may have some) goes with the prose before them.
-    let end = (header + 1..lines.len())
-        .find(|&i| {
-            lines[i].trim().is_empty()
-                && lines
-                    .get(i + 1)
-                    .is_some_and(|n| !n.starts_with(' ') && !n.is_empty())
-        })
-        .unwrap_or(lines.len());
+    // Prose after the examples (a subcommand's own help may have some) goes with the prose
+    // before them.
+    let end = cloon_core::cli::examples_end(&lines, header);
     let mut examples: Vec<String> = lines[header + 1..end]
         .iter()
         .map(|l| l.strip_prefix("  ").unwrap_or(l).trim_end().to_string())
