@@ -8,6 +8,7 @@
 //! generated names (containers, namespaces, host ends, bridges, links) are shown, since they are
 //! what `ip`, `crun` and the tools' own commands see.
 
+use crate::impair::ns::host_has;
 use crate::jobs::{default_jobs, parallel};
 use crate::plan::Plan;
 use crate::run::Tools;
@@ -101,17 +102,6 @@ pub struct LinkView {
 fn read_doc(path: &Path) -> Option<Value> {
     let text = std::fs::read_to_string(path).ok()?;
     serde_json::from_str(&text).ok()
-}
-
-/// Whether the network namespace cloon-lab runs in has the interface `ifname`. Read from
-/// `/proc/self/net/dev`, which lists the interfaces of the reader's namespace (`/sys/class/net`
-/// shows those of the namespace sysfs was mounted in, which may be another).
-fn host_has(ifname: &str) -> bool {
-    std::fs::read_to_string("/proc/self/net/dev").is_ok_and(|t| {
-        t.lines()
-            .filter_map(|l| l.split_once(':'))
-            .any(|(name, _)| name.trim() == ifname)
-    })
 }
 
 fn strings(v: Option<&Value>) -> Vec<String> {

@@ -9,6 +9,7 @@
 use crate::capture::{self, CaptureOptions};
 use crate::cli::{NetemFlags, Place};
 use crate::command::{load, out};
+use crate::impair::ns::host_has;
 use crate::impair::{self, End, Engine, EngineKind, NetemChange};
 use crate::plan::Plan;
 use crate::run::Tools;
@@ -106,15 +107,6 @@ fn find_link<'a>(plan: &'a Plan, endpoint: &str) -> anyhow::Result<&'a Link> {
                 .any(|e| e.node == node && e.interface == iface)
         })
         .with_context(|| format!("node {node} has no link on {iface}"))
-}
-
-/// Whether the interface `ifname` exists in the namespace cloon-lab runs in.
-fn host_has(ifname: &str) -> bool {
-    std::fs::read_to_string("/proc/self/net/dev").is_ok_and(|t| {
-        t.lines()
-            .filter_map(|l| l.split_once(':'))
-            .any(|(name, _)| name.trim() == ifname)
-    })
 }
 
 /// The ends of `link` for an impairment that has no record yet: its two host ends when it was

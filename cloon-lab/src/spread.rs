@@ -282,12 +282,7 @@ pub fn localize(
 pub fn check_underlay(spread: &Spread) -> anyhow::Result<()> {
     let here = &spread.here;
     if let Some(dev) = &here.interface {
-        let has = std::fs::read_to_string("/proc/self/net/dev").is_ok_and(|t| {
-            t.lines()
-                .filter_map(|l| l.split_once(':'))
-                .any(|(name, _)| name.trim() == dev)
-        });
-        if !has {
+        if !crate::impair::ns::host_has(dev) {
             bail!(
                 "host {}: its underlay interface {dev} (hosts.{}.interface) is not on this \
                  machine: is this host {}? give the right --host, or correct the interface; \

@@ -137,6 +137,17 @@ fn enter(path: &Path) -> std::io::Result<()> {
     })
 }
 
+/// Whether the network namespace cloon-lab runs in has the interface `ifname`. Read from
+/// `/proc/self/net/dev`, which lists the interfaces of the reader's namespace (`/sys/class/net`
+/// shows those of the namespace sysfs was mounted in, which may be another).
+pub fn host_has(ifname: &str) -> bool {
+    std::fs::read_to_string("/proc/self/net/dev").is_ok_and(|t| {
+        t.lines()
+            .filter_map(|l| l.split_once(':'))
+            .any(|(name, _)| name.trim() == ifname)
+    })
+}
+
 /// The index of interface `name` in the calling thread's namespace.
 pub fn ifindex(name: &str) -> std::io::Result<u32> {
     nix::net::if_::if_nametoindex(name).map_err(|e| {
