@@ -111,7 +111,9 @@ fn gc(sb: &Sandbox, flags: &[&str]) -> Value {
 }
 
 /// How long an uninterrupted `up` (from the spawn of nsenter to its exit) takes here: the
-/// median of a few.
+/// fastest of a few. On a machine whose load varies (other tests run beside this one) a run can
+/// take several times another; moments within the fastest interrupt nearly every run, and still
+/// reach every step of it.
 fn span_of_up(sb: &Sandbox) -> Duration {
     let mut took = Vec::new();
     for _ in 0..9 {
@@ -124,7 +126,7 @@ fn span_of_up(sb: &Sandbox) -> Duration {
     sb.assert_clean(&[]);
     took.sort();
     eprintln!("uninterrupted ups took {took:?}");
-    took[took.len() / 2]
+    took[0]
 }
 
 /// How many trials must really interrupt `up`, and how many may be tried to get them.
@@ -138,7 +140,7 @@ fn up_killed_at_any_moment_then_down_and_gc_leave_nothing_and_touch_nothing_else
     };
     let span = span_of_up(&sb);
     drop(sb);
-    // Moments from 0 to the median run: most of them interrupt it, some come after it ended.
+    // Moments from 0 to the fastest run: most of them interrupt it, some come after it ended.
     let bound = span.as_micros() as u64;
     let mut moments = Moments(0x0c10_0de5_9a11);
     let mut killed = 0;
