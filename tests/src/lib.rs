@@ -45,6 +45,75 @@ pub fn tool_path(tool: &str) -> PathBuf {
     p
 }
 
+/// The repository's top directory (the workspace above `tests/`).
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("the workspace above tests/")
+        .to_path_buf()
+}
+
+/// The text under `heading` of the repository's README.md (the heading's line as written, as
+/// `## Labs`): from the line after it to the next heading of any level, headings inside fenced
+/// code blocks (a shell comment) aside. Fails the test, naming the heading, when the README has
+/// no such heading: a test of the README must not pass on a README that lost what it runs.
+pub fn readme_section(heading: &str) -> String {
+    let path = repo_root().join("README.md");
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    section(&text, heading)
+        .unwrap_or_else(|| panic!("README.md has no heading `{heading}`: update the test with it"))
+}
+
+/// The text under the heading `heading` of the Markdown `text`, as [`readme_section`] reads it.
+pub fn section(text: &str, heading: &str) -> Option<String> {
+    let mut fenced = false;
+    let mut inside = false;
+    let mut out = String::new();
+    for line in text.lines() {
+        let fence = line.trim_start().starts_with("```");
+        let is_heading = !fenced && !fence && line.starts_with('#') && {
+            let rest = line.trim_start_matches('#');
+            rest.starts_with(' ')
+        };
+        if fence {
+            fenced = !fenced;
+        }
+        if is_heading {
+            if inside {
+                break;
+            }
+            inside = line.trim_end() == heading;
+            continue;
+        }
+        if inside {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    inside.then_some(out)
+}
+
+/// The first code block fenced as ```` ```LANG ```` in `text` after the first line that contains
+/// `after` (`""`: from the start), without its fences. Fails the test, naming what it looked for,
+/// when there is none.
+pub fn code_block(text: &str, after: &str, lang: &str) -> String {
+    let from: Vec<&str> = text.lines().skip_while(|l| !l.contains(after)).collect();
+    assert!(!from.is_empty(), "no line with `{after}` in:\n{text}");
+    let fence = format!("```{lang}");
+    let start = 1 + from
+        .iter()
+        .position(|l| l.trim() == fence)
+        .unwrap_or_else(|| panic!("no {fence} block after `{after}` in:\n{text}"));
+    let len = from[start..]
+        .iter()
+        .position(|l| l.trim() == "```")
+        .unwrap_or_else(|| panic!("the {fence} block after `{after}` has no end"));
+    let mut block = from[start..start + len].join("\n");
+    block.push('\n');
+    block
+}
+
 /// The SHA-256 of a file, to prove an image was not changed.
 pub fn sha256(path: &str) -> String {
     let out = Command::new("sha256sum")

@@ -6,7 +6,7 @@
 //! captured, `down` on one host leaves the others whole, `down` everywhere leaves nothing; an
 //! unreachable host and a wrong `--host` are refused before anything is made.
 
-use cloon_tests::{unique, Run, Sandbox};
+use cloon_tests::{code_block, readme_section, unique, Run, Sandbox};
 
 /// Runs `cloon-lab VERB --host HOST ARGS` in the sandbox `sb`, its image cache in the sandbox's
 /// scratch directory.
@@ -323,19 +323,9 @@ fn the_readme_two_host_lab_works_as_written() {
     };
     let under = Sandbox::underlay(&[&h1, &h2], "192.0.2");
     let keep: Vec<&str> = under.iter().map(String::as_str).collect();
-    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md"))
-        .expect("the README");
-    let section = readme
-        .split("### A lab over several hosts")
-        .nth(1)
-        .expect("the README's section on several hosts");
-    let block = |fence: &str| -> String {
-        let start = section.find(fence).expect("a code block") + fence.len();
-        let len = section[start..].find("```").expect("the block's end");
-        section[start..start + len].to_string()
-    };
-    let yaml = block("```yaml\n");
-    let commands = block("```sh\n");
+    let section = readme_section("### A lab over several hosts");
+    let yaml = code_block(&section, "", "yaml");
+    let commands = code_block(&section, "", "sh");
     // Each command without its comment: (host, the command's words after `cloon-lab`).
     let lines: Vec<Vec<&str>> = commands
         .lines()
