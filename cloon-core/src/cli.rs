@@ -81,15 +81,24 @@ impl NameArgs {
     }
 }
 
-/// Parses the command line of a tool, or exits with clap's usage error (status 2).
-pub fn parse<T: clap::Parser>() -> T {
-    parse_command(T::command)
+/// Parses the command line of a tool, or exits with clap's usage error (status 2); answers
+/// shell completion with `live` (see [`crate::complete`]).
+pub fn parse<T: clap::Parser>(live: crate::complete::Live) -> T {
+    parse_command(T::command, live)
 }
 
 /// [`parse`], for the command that `make` builds (as [`crate::stage`] builds it for a stage),
-/// without the presentation of [`command`]: see [`try_parse_lazily`].
-pub fn parse_command<T: clap::FromArgMatches>(make: impl Fn() -> clap::Command) -> T {
-    let (parsed, cmd) = parse_plainly(make, std::env::args_os());
+/// without the presentation of [`command`]: see [`try_parse_lazily`]. `TOOL completions SHELL`
+/// and the shell's `TOOL __complete WORD...` are answered here, and the process ends.
+pub fn parse_command<T: clap::FromArgMatches>(
+    make: impl Fn() -> clap::Command,
+    live: crate::complete::Live,
+) -> T {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if let Some(code) = crate::complete::intercept(&make, &args, live) {
+        std::process::exit(code);
+    }
+    let (parsed, cmd) = parse_plainly(make, args);
     // The command is not needed any more, and freeing its hundreds of small allocations one by
     // one costs a quarter of the parse: the process ends soon and takes them all at once.
     std::mem::forget(cmd);
@@ -227,7 +236,8 @@ fn examples_last(after_help: &str) -> String {
 
 /// `cmd` with the examples of [`command`]: its own examples last in its help, and each
 /// subcommand's help ending with the examples that use it.
-pub fn with_examples(mut cmd: clap::Command) -> clap::Command {
+pub fn with_examples(cmd: clap::Command) -> clap::Command {
+    let mut cmd = crate::complete::with_subcommand(cmd);
     let tool = cmd.get_name().to_string();
     if let Some(help) = cmd.get_after_help().map(|h| h.to_string()) {
         let reordered = examples_last(&help);

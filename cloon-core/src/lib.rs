@@ -6,6 +6,7 @@
 
 pub mod cgroups;
 pub mod cli;
+pub mod complete;
 pub mod doc;
 pub mod error;
 pub mod explain;

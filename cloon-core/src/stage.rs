@@ -252,9 +252,23 @@ fn plain_command<S: Stage>() -> clap::Command {
 
 /// A stage's `main`: parses the command line and runs the command.
 pub fn main<S: Stage>() -> ExitCode {
-    let cli: Cli<S::Up, S::Down, S::Verbs> = cli::parse_command(plain_command::<S>);
+    let cli: Cli<S::Up, S::Down, S::Verbs> = cli::parse_command(plain_command::<S>, live::<S>);
     let cmd = cli.cmd.unwrap_or(Cmd::Up(cli.up));
     cli.common.with_state(S::TOOL, |state| run::<S>(state, cmd))
+}
+
+/// The live values of stage `S`'s command line: the containers it recorded in the state
+/// directory (the one typed with `--state-dir`, else the default) for a `NAME` that names an
+/// existing one (`down --name`, `check --name`, `show --name`, `cloon-run exec NAME`), not for
+/// `up`'s new name.
+pub fn live<S: Stage>(request: &crate::complete::Request) -> Option<crate::complete::Reply> {
+    if request.id() != "name" || matches!(request.subcommand(), None | Some("up")) {
+        return None;
+    }
+    let state = StateDir::new(request.path_option("state_dir").as_deref()).ok()?;
+    recorded::<S>(&state)
+        .ok()
+        .map(crate::complete::Reply::Words)
 }
 
 /// Runs one command of stage `S` on `state`.

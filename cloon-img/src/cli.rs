@@ -3,6 +3,7 @@
 
 use crate::{debootstrap, Create, Source, PART, STAGE};
 use clap::{Parser, Subcommand};
+use cloon_core::complete::{Reply, Request};
 use cloon_core::{cli, Document};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -160,7 +161,22 @@ pub fn command() -> clap::Command {
 
 /// cloon-img's `main`: parses the command line and runs the command.
 pub fn main() -> ExitCode {
-    run(cli::parse())
+    run(cli::parse(live))
+}
+
+/// The live values of cloon-img's command line, for shell completion: after `--from-oci
+/// LAYOUT:`, the layout's tags; before the colon, a directory.
+fn live(request: &Request) -> Option<Reply> {
+    if request.id() != "from_oci" {
+        return None;
+    }
+    let Some((dir, _)) = request.current.split_once(':') else {
+        return Some(Reply::Dirs);
+    };
+    let tags = crate::oci::layout_tags(std::path::Path::new(dir));
+    Some(Reply::Words(
+        tags.into_iter().map(|t| format!("{dir}:{t}")).collect(),
+    ))
 }
 
 /// Runs the command `cli`.

@@ -21,6 +21,7 @@
 pub mod capture;
 pub mod cli;
 pub mod command;
+pub mod complete;
 pub mod doctor;
 pub mod down;
 pub mod graph;

@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    let cli: cloon_lab::cli::Cli = cloon_core::cli::parse();
+    let cli: cloon_lab::cli::Cli = cloon_core::cli::parse(cloon_lab::complete::live);
     match cloon_lab::command::run(cli) {
         Ok(code) => code,
         Err(e) => {

@@ -1,7 +1,8 @@
 //! `scripts/install` into a temporary prefix: the tools, a manual page per tool and subcommand
 //! that groff renders without a warning (but for example lines too long to break), with the
 //! sections of a manual page (EXIT STATUS, ENVIRONMENT, FILES, EXAMPLES verbatim, SEE ALSO...), and
-//! completions that bash parses, made by the xtask built with the tools; every `--help` ends with
+//! completions, made by the xtask built with the tools, that are the scripts the tools print
+//! (`TOOL completions SHELL`) and that bash parses; every `--help` ends with
 //! examples of the tool (and, for a subcommand, of that subcommand); the tools themselves carry no
 //! generator (no `CLOON_GENERATE`, no clap_mangen, clap_complete or schemars in a release binary).
 
@@ -70,6 +71,16 @@ fn install_puts_tools_pages_and_completions_under_the_prefix() {
         )
         .expect("fish completion");
         assert!(fish.contains(&format!("complete -c {t}")), "{fish}");
+        // Each is what the tool itself prints.
+        for (shell, text) in [
+            ("bash", std::fs::read_to_string(&bash).ok()),
+            ("zsh", Some(zsh)),
+            ("fish", Some(fish)),
+        ] {
+            let (ok, printed, err) = out(Command::new(tool_path(t)).args(["completions", shell]));
+            assert!(ok, "{t} completions {shell}: {err}");
+            assert_eq!(text.as_deref(), Some(printed.as_str()), "{t} {shell}");
+        }
     }
     let man1 = share.join("man/man1");
     let mut pages: Vec<String> = std::fs::read_dir(&man1)

@@ -1,7 +1,7 @@
 //! Manual pages and shell completions from the clap commands of the tools, and the tools' commands
 //! themselves, each as the tool's library builds it.
 
-use clap_complete::Shell;
+use cloon_core::complete::Shell;
 use std::io::{Error, Result};
 use std::path::{Path, PathBuf};
 
@@ -18,26 +18,13 @@ pub fn tools() -> Vec<clap::Command> {
     ]
 }
 
-/// The file name a shell looks for the completions of `tool` under.
-pub fn completion_file(shell: Shell, tool: &str) -> String {
-    match shell {
-        Shell::Bash => tool.to_string(),
-        Shell::Zsh => format!("_{tool}"),
-        Shell::Fish => format!("{tool}.fish"),
-        Shell::Elvish => format!("{tool}.elv"),
-        Shell::PowerShell => format!("_{tool}.ps1"),
-        _ => tool.to_string(),
-    }
-}
-
-/// Writes the completions of `cmd` for `shell` in `dir`; the file written.
-pub fn completions(shell: Shell, mut cmd: clap::Command, dir: &Path) -> Result<PathBuf> {
-    let tool = cmd.get_name().to_string();
+/// Writes the completion script of `cmd`'s tool for `shell` in `dir`, under the name the shell
+/// looks for (the script `TOOL completions SHELL` prints); the file written.
+pub fn completions(shell: Shell, cmd: &clap::Command, dir: &Path) -> Result<PathBuf> {
+    let tool = cmd.get_name();
     std::fs::create_dir_all(dir).map_err(|e| at(dir, e))?;
-    let path = dir.join(completion_file(shell, &tool));
-    let mut bytes = Vec::new();
-    clap_complete::generate(shell, &mut cmd, tool, &mut bytes);
-    std::fs::write(&path, bytes).map_err(|e| at(&path, e))?;
+    let path = dir.join(shell.file_name(tool));
+    std::fs::write(&path, cloon_core::complete::script(shell, tool)).map_err(|e| at(&path, e))?;
     Ok(path)
 }
 
@@ -427,18 +414,6 @@ mod tests {
     }
 
     #[test]
-    fn completion_files_are_named_as_shells_look_for_them() {
-        assert_eq!(completion_file(Shell::Bash, "cloon-img"), "cloon-img");
-        assert_eq!(completion_file(Shell::Zsh, "cloon-img"), "_cloon-img");
-        assert_eq!(completion_file(Shell::Fish, "cloon-img"), "cloon-img.fish");
-        assert_eq!(completion_file(Shell::Elvish, "cloon-img"), "cloon-img.elv");
-        assert_eq!(
-            completion_file(Shell::PowerShell, "cloon-img"),
-            "_cloon-img.ps1"
-        );
-    }
-
-    #[test]
     fn pages_for_the_command_and_each_subcommand() {
         let cmd = clap::Command::new("t")
             .about("a tool")
@@ -550,22 +525,21 @@ mod tests {
     }
 
     #[test]
-    fn every_shell_gets_a_file_per_tool() {
+    fn every_shell_gets_a_file_per_tool_named_as_the_shell_looks_for_it() {
         let dir = scratch("completions");
-        for shell in [
-            Shell::Bash,
-            Shell::Zsh,
-            Shell::Fish,
-            Shell::Elvish,
-            Shell::PowerShell,
+        for (shell, name) in [
+            (Shell::Bash, "cloon-img"),
+            (Shell::Zsh, "_cloon-img"),
+            (Shell::Fish, "cloon-img.fish"),
         ] {
             for cmd in tools() {
                 let tool = cmd.get_name().to_string();
-                let path = completions(shell, cmd, &dir).unwrap();
-                assert_eq!(path, dir.join(completion_file(shell, &tool)));
+                let path = completions(shell, &cmd, &dir).unwrap();
+                assert_eq!(path, dir.join(shell.file_name(&tool)));
                 let text = std::fs::read_to_string(&path).unwrap();
-                assert!(text.contains(&tool), "{}", path.display());
+                assert_eq!(text, cloon_core::complete::script(shell, &tool));
             }
+            assert!(dir.join(name).is_file(), "{name}");
         }
         std::fs::remove_dir_all(&dir).unwrap();
     }

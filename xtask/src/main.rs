@@ -1,5 +1,5 @@
 //! `cargo xtask`: what is made from cloon's sources rather than shipped in the tools, so that the
-//! tools' binaries carry none of it (clap_mangen, clap_complete, schemars).
+//! tools' binaries carry none of it (clap_mangen, schemars).
 //!
 //! ```sh
 //! cargo xtask man DIR                  # DIR/cloon-img.1, DIR/cloon-img-create.1, ... every tool
@@ -7,13 +7,13 @@
 //! cargo xtask schema > schema/cloon-document.schema.json
 //! ```
 //!
-//! The pages and completions come from each tool's own clap command, as its `--help` shows it
+//! The pages come from each tool's own clap command, as its `--help` shows it
 //! (with the examples [`cloon_core::cli::with_examples`] adds), taken from the tool's library.
 
 mod generate;
 
 use clap::{Parser, Subcommand};
-use clap_complete::Shell;
+use cloon_core::complete::Shell;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -34,8 +34,8 @@ enum Task {
         /// The directory to write the pages in (made if missing)
         dir: PathBuf,
     },
-    /// Write each tool's completions for SHELL in DIR, under the name the shell looks for
-    /// (bash: TOOL, zsh: _TOOL, fish: TOOL.fish, elvish: TOOL.elv, powershell: _TOOL.ps1)
+    /// Write each tool's completion script for SHELL in DIR (what `TOOL completions SHELL`
+    /// prints), under the name the shell looks for (bash: TOOL, zsh: _TOOL, fish: TOOL.fish)
     Completions {
         /// The shell
         shell: Shell,
@@ -54,7 +54,7 @@ fn main() -> ExitCode {
             .try_for_each(|cmd| generate::man(cmd, dir).map(drop)),
         Task::Completions { shell, dir } => generate::tools()
             .into_iter()
-            .try_for_each(|cmd| generate::completions(*shell, cmd, dir).map(drop)),
+            .try_for_each(|cmd| generate::completions(*shell, &cmd, dir).map(drop)),
         Task::Schema => {
             print!("{}", cloon_core::doc::schema_text());
             Ok(())
