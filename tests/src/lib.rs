@@ -270,18 +270,35 @@ pub fn lower_of(img: &str) -> String {
     format!("/run/cloon/.lowers/{}-{}/lower", meta.dev(), meta.ino())
 }
 
+/// The tools a user installs, in pipeline order (written here apart from the xtask's list, so
+/// that a test of what the xtask made does not trust the xtask).
+pub const TOOLS: [&str; 6] = [
+    "cloon-img",
+    "cloon-overlay",
+    "cloon-netns",
+    "cloon-spec",
+    "cloon-run",
+    "cloon-lab",
+];
+
 /// Whether privileged tests can run here. Without root they are skipped, unless
 /// `CLOON_REQUIRE_ROOT=1`, where they fail.
 pub fn have_root(test: &str) -> bool {
-    let root = nix::unistd::geteuid().is_root();
-    if !root {
+    can_run(test, nix::unistd::geteuid().is_root(), "needs root")
+}
+
+/// Whether (a part of) `test` can run: when not (`ok` false, for the reason `why`), it is
+/// skipped saying so on stderr, unless `CLOON_REQUIRE_ROOT=1` (as CI runs the tests), where it
+/// fails.
+pub fn can_run(test: &str, ok: bool, why: &str) -> bool {
+    if !ok {
         assert!(
             std::env::var("CLOON_REQUIRE_ROOT").as_deref() != Ok("1"),
-            "{test} needs root and CLOON_REQUIRE_ROOT=1 is set"
+            "{test} {why} and CLOON_REQUIRE_ROOT=1 is set"
         );
-        eprintln!("skipping {test}: needs root (set CLOON_REQUIRE_ROOT=1 to make this a failure)");
+        eprintln!("skipping {test}: {why} (set CLOON_REQUIRE_ROOT=1 to make this a failure)");
     }
-    root
+    ok
 }
 
 /// The result of running one command in the sandbox.

@@ -6,18 +6,9 @@
 //! examples of the tool (and, for a subcommand, of that subcommand); the tools themselves carry no
 //! generator (no `CLOON_GENERATE`, no clap_mangen, clap_complete or schemars in a release binary).
 
-use cloon_tests::{bin_dir, tool_path};
+use cloon_tests::{bin_dir, tool_path, TOOLS};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-
-const TOOLS: [&str; 6] = [
-    "cloon-img",
-    "cloon-overlay",
-    "cloon-netns",
-    "cloon-spec",
-    "cloon-run",
-    "cloon-lab",
-];
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
