@@ -248,22 +248,30 @@ pub struct Image {
     /// What the image's maker says to run in it (an OCI image's Entrypoint and Cmd, Env and
     /// WorkingDir); cloon-spec uses it when it is given no command. Absent for other images.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(with = "ImageConfig"))]
     pub config: Option<ImageConfig>,
 }
 
-/// The default process of an image: `image.config`.
+/// The default process of an image: `image.config`. Written only when it has something (an empty
+/// list or no working directory is left out).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
-#[cfg_attr(feature = "schema", schemars(deny_unknown_fields))]
+#[cfg_attr(
+    feature = "schema",
+    schemars(deny_unknown_fields, extend("minProperties" = 1))
+)]
 pub struct ImageConfig {
     /// The command and its arguments (an OCI image's Entrypoint followed by its Cmd).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[cfg_attr(feature = "schema", schemars(length(min = 1)))]
     pub args: Vec<String>,
     /// `KEY=VALUE` entries, merged under cloon-spec's `--env`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[cfg_attr(feature = "schema", schemars(length(min = 1)))]
     pub env: Vec<String>,
     /// The working directory in the container.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(with = "String", length(min = 1)))]
     pub cwd: Option<String>,
 }
 
@@ -486,7 +494,11 @@ pub struct ErrorObject {
     /// 1 to 99 as in CNI, 100 and up cloon's own; also the tool's exit status.
     #[cfg_attr(feature = "schema", schemars(range(min = 1)))]
     pub code: u8,
-    /// The tool that failed (cloon-img, cloon-overlay, ...).
+    /// The tool that failed: the stage whose error document it is.
+    #[cfg_attr(
+        feature = "schema",
+        schemars(extend("enum" = ["cloon-img", "cloon-overlay", "cloon-netns", "cloon-spec", "cloon-run"]))
+    )]
     pub stage: String,
     /// What went wrong, and what to do.
     pub msg: String,

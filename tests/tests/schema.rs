@@ -7,12 +7,42 @@ use serde_json::{json, Value};
 use std::path::Path;
 use std::process::Command;
 
-/// Python's jsonschema (Draft 2020-12) on each document: the errors, one line each.
+/// Python's jsonschema (Draft 2020-12) on each document: the errors, one line each. Its
+/// `pattern` follows ECMA-262, as JSON Schema says, and not Python's `re`: a `$` outside a
+/// character class is the end of the string (`\Z`), where Python's `$` also matches before a final
+/// newline (`"Cloon1\n"` would pass `^[A-Za-z0-9]...$`).
 const VALIDATE: &str = r#"
-import json, sys, jsonschema
+import json, re, sys, jsonschema
+from jsonschema import validators, Draft202012Validator
+
+def ecma(pattern):
+    out, in_class, i = [], False, 0
+    while i < len(pattern):
+        c = pattern[i]
+        if c == "\\":
+            out.append(pattern[i:i + 2])
+            i += 2
+            continue
+        if in_class:
+            in_class = c != "]"
+        elif c == "[":
+            in_class = True
+        elif c == "$":
+            c = r"\Z"
+        out.append(c)
+        i += 1
+    return "".join(out)
+
+assert ecma(r"^(/|\$loop$)[$]$") == r"^(/|\$loop\Z)[$]\Z"
+assert not re.search(ecma("^a$"), "a\n") and re.search(ecma("^a$"), "a")
+
+def pattern(validator, pattern, instance, schema):
+    if validator.is_type(instance, "string") and not re.search(ecma(pattern), instance):
+        yield jsonschema.ValidationError(f"{instance!r} does not match {pattern!r}")
+
 schema = json.load(open(sys.argv[1]))
-jsonschema.Draft202012Validator.check_schema(schema)
-v = jsonschema.Draft202012Validator(schema)
+Draft202012Validator.check_schema(schema)
+v = validators.extend(Draft202012Validator, {"pattern": pattern})(schema)
 docs = json.load(open(sys.argv[2]))
 for i, d in enumerate(docs):
     for e in v.iter_errors(d):
@@ -65,6 +95,11 @@ fn every_document_of_a_pipeline_is_valid() {
         "cloon-netns --netns x --veth much_too_long_for_linux:eth0 --name E1 </dev/null > 11.json || true".into(),
         "cloon-run --name E1 --bundle /nonexistent </dev/null > 12.json || true".into(),
         "cloon-spec < 11.json > 13.json || true".into(),
+        // An error document of each other tool: a directory that does not exist, no image, no
+        // root filesystem.
+        "cloon-img create --busybox /nonexistent/bb.img </dev/null > 14.json || true".into(),
+        "cloon-overlay --name E2 </dev/null > 15.json || true".into(),
+        "cloon-spec --name E3 </dev/null > 16.json || true".into(),
     ];
     let docs: Vec<Value> = steps
         .iter()
@@ -79,6 +114,22 @@ fn every_document_of_a_pipeline_is_valid() {
     assert_eq!(docs[4]["container"]["status"], "running", "{}", docs[4]);
     assert!(docs[10]["error"]["code"] == 4 && docs[11]["error"]["code"] == 7);
     assert_eq!(docs[12], docs[10], "an error document passes through");
+    // error.stage: the schema's closed set holds every tool's name.
+    let stages: Vec<&Value> = [10, 11, 13, 14, 15]
+        .iter()
+        .map(|&i| &docs[i]["error"]["stage"])
+        .collect();
+    assert_eq!(
+        stages,
+        [
+            cloon_netns::STAGE,
+            cloon_run::STAGE,
+            cloon_img::STAGE,
+            "cloon-overlay",
+            cloon_spec::STAGE
+        ],
+        "{docs:#?}"
+    );
     let errors = complaints(&docs, &sb.dir);
     assert!(
         errors.is_empty(),
@@ -196,8 +247,36 @@ fn documents_that_are_not_clouns_are_rejected() {
         "/error",
         json!({"code": 102, "stage": "cloon-run", "msg": "the runtime failed", "details": ""}),
     );
-    let goods = [good.clone(), vxlan.clone(), link.clone(), error];
+    let mut goods = vec![good.clone(), vxlan.clone(), link.clone(), error];
+    // An error of each tool, and an image's config with only one of its keys.
+    let stages = [
+        cloon_img::STAGE,
+        "cloon-overlay",
+        cloon_netns::STAGE,
+        cloon_spec::STAGE,
+        cloon_run::STAGE,
+    ];
+    goods.extend(
+        stages
+            .iter()
+            .map(|stage| with(&error_doc(), "/error/stage", json!(stage))),
+    );
+    goods.push(with(&good, "/image/config", json!({"env": ["A=b"]})));
     assert_eq!(complaints(&goods, &scratch), Vec::<String>::new());
+    let schema: Value =
+        serde_json::from_str(&std::fs::read_to_string(schema_path()).expect("the schema"))
+            .expect("JSON");
+    assert_eq!(
+        schema["$defs"]["ErrorObject"]["properties"]["stage"]["enum"],
+        json!(stages),
+        "error.stage names exactly the tools that write error documents"
+    );
+    // A JSON null where the tools write a value or leave the key out.
+    let null_at = |doc: &Value, pointer: &str| {
+        let mut doc = doc.clone();
+        *doc.pointer_mut(pointer).expect("the pointer") = Value::Null;
+        doc
+    };
 
     let bad = [
         json!({"name": "A"}),
@@ -259,6 +338,31 @@ fn documents_that_are_not_clouns_are_rejected() {
         with(&vxlan, "/vxlan/mtu", json!(67)),
         with(&good, "/netns/links/0/mtu", json!(65536)),
         with(&link, "/link/ends/1", Value::Null),
+        // A final newline, which ECMA-262's `$` does not let pass (Python's would).
+        with(&good, "/name", json!("A\n")),
+        with(&good, "/container/id", json!("A\n")),
+        with(&good, "/netns/links/0/host", json!("vgt_1_1_0\n")),
+        with(&link, "/link/ends/0/ifname", json!("p2p0\n")),
+        with(&good, "/netns/links/0/mac", json!("02:00:00:00:00:01\n")),
+        with(&good, "/netns/links/0/addrs/0", json!("10.0.0.2/24\n")),
+        with(&vxlan, "/vxlan/local", json!("192.168.99.1\n")),
+        with(&vxlan, "/vxlan/remotes/0/address", json!("2001:db8::2\n")),
+        with(&good, "/overlay/loop", json!("$loop\n")),
+        // error.stage: a tool's name.
+        with(&error_doc(), "/error/stage", json!("cloon-nets")),
+        with(&error_doc(), "/error/stage", json!("")),
+        with(&error_doc(), "/error/stage", json!("cloon-netns\n")),
+        // image.config as cloon-img writes it.
+        null_at(&good, "/image/config"),
+        null_at(&good, "/image/config/cwd"),
+        with(&good, "/image/config", json!({})),
+        with(&good, "/image/config", json!("/bin/sh")),
+        with(&good, "/image/config/args", json!([])),
+        with(&good, "/image/config/args", json!("/bin/sh")),
+        with(&good, "/image/config/env", json!([7])),
+        with(&good, "/image/config/cwd", json!("")),
+        with(&good, "/image/config/cwd", json!(["/"])),
+        with(&good, "/image/config/Entrypoint", json!(["/bin/sh"])),
     ];
     let errors = complaints(&bad, &scratch);
     for (i, doc) in bad.iter().enumerate() {
