@@ -13,7 +13,8 @@ use cloon_core::{Code, Error, Result};
 use futures::TryStreamExt;
 use nix::errno::Errno;
 use rtnetlink::packet_core::{
-    NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_APPEND, NLM_F_CREATE, NLM_F_REQUEST,
+    NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_APPEND, NLM_F_CREATE, NLM_F_DUMP,
+    NLM_F_REQUEST,
 };
 use rtnetlink::packet_route::link::{
     InfoData, InfoKind, InfoVeth, InfoVxlan, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
@@ -334,6 +335,76 @@ impl Netlink {
                 }
             }
             Ok(())
+        })
+    }
+
+    /// The VNI and UDP port of the VXLAN device `index`; `None` when it is no VXLAN device.
+    pub fn vxlan_settings(&self, index: u32) -> Result<Option<(u32, u16)>> {
+        let mut request = self.handle.link().get().match_index(index).execute();
+        match self.runtime.block_on(request.try_next()) {
+            Ok(Some(msg)) => Ok(vxlan_id_port(&msg)),
+            Ok(None) => Ok(None),
+            Err(e) => Err(netlink(
+                format!("cannot look up interface number {index}"),
+                e,
+            )),
+        }
+    }
+
+    /// The remotes of the all-zeros entries of the VXLAN device `index`'s forwarding database
+    /// (what [`Netlink::fdb_append`] adds), as `bridge fdb show dev NAME | grep ^00:00:00:00:00:00`
+    /// lists them: each address with its port when the kernel reports one (it does only for a
+    /// port other than the device's).
+    pub fn fdb_remotes(&self, index: u32) -> Result<Vec<(IpAddr, Option<u16>)>> {
+        let mut message = NeighbourMessage::default();
+        message.header.family = AddressFamily::Bridge;
+        let mut request = NetlinkMessage::from(RouteNetlinkMessage::GetNeighbour(message));
+        request.header.flags = NLM_F_REQUEST | NLM_F_DUMP;
+        let what = || format!("cannot list the forwarding database of interface number {index}");
+        let mut handle = self.handle.clone();
+        let mut response = handle.request(request).map_err(|e| netlink(what(), e))?;
+        self.runtime.block_on(async {
+            let mut remotes = Vec::new();
+            while let Some(message) = futures::StreamExt::next(&mut response).await {
+                let entry = match message.payload {
+                    NetlinkPayload::Error(err) => {
+                        return Err(netlink(what(), rtnetlink::Error::NetlinkError(err)))
+                    }
+                    NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewNeighbour(entry)) => entry,
+                    _ => continue,
+                };
+                if entry.header.ifindex != index {
+                    continue;
+                }
+                let (mut zeros, mut dst, mut port) = (false, None, None);
+                for attr in &entry.attributes {
+                    match attr {
+                        NeighbourAttribute::LinkLayerAddress(mac) => {
+                            zeros = mac.len() == 6 && mac.iter().all(|b| *b == 0);
+                        }
+                        NeighbourAttribute::Destination(NeighbourAddress::Inet(a)) => {
+                            dst = Some(IpAddr::V4(*a));
+                        }
+                        NeighbourAttribute::Destination(NeighbourAddress::Inet6(a)) => {
+                            dst = Some(IpAddr::V6(*a));
+                        }
+                        // In an AF_BRIDGE message the address comes unparsed: 4 or 16 bytes.
+                        NeighbourAttribute::Destination(NeighbourAddress::Other(bytes)) => {
+                            dst = match bytes.len() {
+                                4 => <[u8; 4]>::try_from(&bytes[..]).ok().map(IpAddr::from),
+                                16 => <[u8; 16]>::try_from(&bytes[..]).ok().map(IpAddr::from),
+                                _ => None,
+                            };
+                        }
+                        NeighbourAttribute::Port(p) => port = Some(*p),
+                        _ => {}
+                    }
+                }
+                if let (true, Some(dst)) = (zeros, dst) {
+                    remotes.push((dst, port));
+                }
+            }
+            Ok(remotes)
         })
     }
 

@@ -1073,6 +1073,27 @@ pub fn differences(record: &VxlanRecord) -> Result<Vec<Finding>> {
             found.mtu, record.mtu
         )));
     }
+    match netlink.vxlan_settings(found.index)? {
+        Some((vni, port)) if (vni, port) == (record.vni, record.port) => {}
+        Some((vni, port)) => drift.push(Finding::changed(format!(
+            "interface {dev} {at} has VNI {vni} on UDP port {port}, recorded VNI {} on port {}",
+            record.vni, record.port
+        ))),
+        None => drift.push(Finding::changed(format!(
+            "interface {dev} {at} is not a VXLAN device"
+        ))),
+    }
+    let (missing, extra) = remote_drift(record, &netlink.fdb_remotes(found.index)?);
+    for r in missing {
+        drift.push(Finding::changed(format!(
+            "interface {dev} {at} no longer floods to the remote {r}"
+        )));
+    }
+    for r in extra {
+        drift.push(Finding::changed(format!(
+            "interface {dev} {at} also floods to {r}, which is not recorded"
+        )));
+    }
     if let Some(br) = &record.bridge {
         let master = netlink.link_by_name(br)?;
         if master.is_none() || master.map(|m| m.index) != found.master {
@@ -1082,6 +1103,41 @@ pub fn differences(record: &VxlanRecord) -> Result<Vec<Finding>> {
         }
     }
     Ok(drift)
+}
+
+/// The recorded remotes missing from the device's flooding entries `found` (address, and port
+/// when not the device's), and the entries no remote was recorded for, each as `ADDR port PORT`.
+fn remote_drift(
+    record: &VxlanRecord,
+    found: &[(IpAddr, Option<u16>)],
+) -> (Vec<String>, Vec<String>) {
+    let show = |addr: &str, port: u16| format!("{addr} port {port}");
+    let found: Vec<String> = found
+        .iter()
+        .map(|(a, p)| show(&a.to_string(), p.unwrap_or(record.port)))
+        .collect();
+    let recorded: Vec<String> = record
+        .remotes
+        .iter()
+        .map(|r| {
+            let addr = r
+                .address
+                .parse::<IpAddr>()
+                .map_or(r.address.clone(), |a| a.to_string());
+            show(&addr, r.port)
+        })
+        .collect();
+    let missing = recorded
+        .iter()
+        .filter(|r| !found.contains(r))
+        .cloned()
+        .collect();
+    let extra = found
+        .iter()
+        .filter(|f| !recorded.contains(f))
+        .cloned()
+        .collect();
+    (missing, extra)
 }
 
 #[cfg(test)]

@@ -266,6 +266,32 @@ fn a_link_joins_containers_of_two_hosts() {
     assert!(h2.link(Some("c1"), "eth1").contains("vxlan id 42"));
     h2.sh("ip -n c1 link set eth1 mtu 1450").ok();
     h2.netns(&["check", "--name", "w1"], "").ok();
+    // The flooding entry to the remote removed by hand, another added: drift, each named.
+    h2.sh("bridge -n c1 fdb del 00:00:00:00:00:00 dev eth1 dst 192.168.99.1")
+        .ok();
+    let err = h2
+        .netns(&["check", "--name", "w1"], "")
+        .assert_error(STAGE, 104);
+    assert!(
+        msg(&err).contains("no longer floods to the remote 192.168.99.1 port 4789"),
+        "{err}"
+    );
+    h2.sh(
+        "bridge -n c1 fdb append 00:00:00:00:00:00 dev eth1 dst 192.168.99.1 && \
+         bridge -n c1 fdb append 00:00:00:00:00:00 dev eth1 dst 192.0.2.9 port 4790",
+    )
+    .ok();
+    let err = h2
+        .netns(&["check", "--name", "w1"], "")
+        .assert_error(STAGE, 104);
+    assert!(
+        msg(&err).contains("also floods to 192.0.2.9 port 4790"),
+        "{err}"
+    );
+    assert!(!msg(&err).contains("192.168.99.1"), "{err}");
+    h2.sh("bridge -n c1 fdb del 00:00:00:00:00:00 dev eth1 dst 192.0.2.9 port 4790")
+        .ok();
+    h2.netns(&["check", "--name", "w1"], "").ok();
     // Idempotent; then the name is unknown.
     h1.netns(&["down", "--name", "w1"], "").ok();
     h1.netns(&["check", "--name", "w1"], "")
