@@ -2,8 +2,9 @@
 //! inside a sandbox, across simulated hosts: each host is a mount and network namespace of the
 //! sandbox with its own `/run` (so its own `/run/netns` and default state directory
 //! `/run/cloon`), its `eth0` a veth whose other end is a port of the bridge `ul` of the sandbox
-//! (the underlay, 192.168.99.0/24). A point-to-point link between containers of two hosts, a LAN
-//! spanning three, refusals, look-alikes, `--dry-run` and `gc` after a kill.
+//! (the underlay, 192.168.99.0/24). A point-to-point link between containers of two hosts (over
+//! IPv4, and over IPv6), a LAN spanning three, refusals, look-alikes, `--dry-run` and `gc` after a
+//! kill.
 
 mod netns_util;
 
@@ -312,6 +313,84 @@ fn a_link_joins_containers_of_two_hosts() {
     assert_eq!(all["down"], serde_json::json!(["C1", "w2"]));
     h2.netns(&["down", "--all"], "").ok();
     h2.sh("ip netns del c1").ok();
+    finish(&sb, vec![h1, h2]);
+}
+
+/// Over an IPv6 underlay: the device's MTU leaves 70 bytes to the encapsulation (1430), a full
+/// frame crosses, the flooding entries name the IPv6 remotes (one on another port), and `check`
+/// reads them back as recorded.
+#[test]
+fn an_ipv6_underlay_carries_a_link() {
+    let Some(sb) = Sandbox::new("netns-vxlan-v6") else {
+        return;
+    };
+    let h1 = Host::new(&sb, "h1", 1);
+    let h2 = Host::new(&sb, "h2", 2);
+    for (h, n) in [(&h1, 1), (&h2, 2)] {
+        h.sh(&format!(
+            "ip addr add fd99::{n}/64 dev eth0 nodad && ip netns add c6"
+        ))
+        .ok();
+    }
+    let doc1 = h1.vxlan(&[
+        "--name",
+        "v6",
+        "--vni",
+        "600",
+        "--port",
+        "4790",
+        "--local",
+        "fd99::1",
+        "--remote",
+        "[fd99::2]:4791",
+        "c6:eth1,addr=10.60.0.1/24",
+    ]);
+    let doc2 = h2.vxlan(&[
+        "--name",
+        "v6",
+        "--vni",
+        "600",
+        "--port",
+        "4791",
+        "--remote",
+        "[fd99::1]:4790",
+        "c6:eth1,addr=10.60.0.2/24",
+    ]);
+    assert_eq!(doc1["vxlan"]["mtu"], 1430, "{doc1}");
+    assert_eq!(doc2["vxlan"]["mtu"], 1430, "{doc2}");
+    assert_eq!(
+        doc1["vxlan"]["remotes"],
+        serde_json::json!([{"address": "fd99::2", "port": 4791}])
+    );
+    let fdb = h1.sh("bridge -n c6 fdb show dev eth1").ok();
+    assert!(
+        fdb.contains("00:00:00:00:00:00 dst fd99::2 port 4791"),
+        "{fdb}"
+    );
+    // 1430 less 28 bytes of IPv4 and ICMP headers, across and back.
+    let ping = h1.sh("ip netns exec c6 busybox ping -c 1 -W 3 -s 1402 10.60.0.2");
+    assert_eq!(ping.status, 0, "{}{}", ping.stdout, ping.stderr);
+    assert!(h2.pings("c6", "10.60.0.1"));
+    h1.netns(&["check", "--name", "v6"], "").ok();
+    h2.netns(&["check", "--name", "v6"], "").ok();
+    // An entry to the remote on the device's own port instead: drift, named with the port.
+    h1.sh(
+        "bridge -n c6 fdb del 00:00:00:00:00:00 dev eth1 dst fd99::2 port 4791 && \
+         bridge -n c6 fdb append 00:00:00:00:00:00 dev eth1 dst fd99::2",
+    )
+    .ok();
+    let err = h1
+        .netns(&["check", "--name", "v6"], "")
+        .assert_error(STAGE, 104);
+    assert!(
+        msg(&err).contains("no longer floods to the remote fd99::2 port 4791")
+            && msg(&err).contains("also floods to fd99::2 port 4790"),
+        "{err}"
+    );
+    for h in [&h1, &h2] {
+        h.netns(&["down", "--name", "v6"], "").ok();
+        h.sh("ip netns del c6").ok();
+    }
     finish(&sb, vec![h1, h2]);
 }
 
