@@ -116,8 +116,9 @@ pub fn vnis(lab: &Lab, names: &Names) -> BTreeMap<String, u32> {
             give(names.link(l), format!("link\0{}", names.link(l)));
         }
     }
+    let lans = lans(lab);
     for b in lab.nodes.iter().filter(|n| n.kind == Kind::Bridge) {
-        if lan_hosts(lab, &b.name).len() > 1 {
+        if lans.get(&b.name).is_some_and(Lan::spans) {
             give(b.name.clone(), format!("lan\0{}", b.name));
         }
     }
@@ -133,33 +134,53 @@ pub fn crosses(lab: &Lab, link: &Link) -> bool {
     }
 }
 
-/// The hosts that have a container linked to the bridge node `bridge`, in the file's order.
-pub fn lan_hosts<'a>(lab: &'a Lab, bridge: &str) -> Vec<&'a Host> {
-    let mut out: Vec<&Host> = Vec::new();
+/// One LAN (a bridge node) as the hosts see it.
+#[derive(Debug, Clone, Default)]
+pub struct Lan {
+    /// The hosts that have a container linked to the bridge, in the file's order.
+    pub hosts: Vec<Host>,
+    /// The smallest `mtu:` of its links, if any says.
+    pub mtu: Option<u32>,
+}
+
+impl Lan {
+    /// Whether it spans hosts (then a VXLAN port joins its bridge on each).
+    pub fn spans(&self) -> bool {
+        self.hosts.len() > 1
+    }
+
+    /// Its MTU when it spans hosts (of `here`'s family): the smallest `mtu:` of its links, else
+    /// [`tunnel_mtu`].
+    fn mtu(&self, here: &Host) -> u32 {
+        self.mtu.unwrap_or_else(|| tunnel_mtu(here))
+    }
+}
+
+/// Every bridge node's [`Lan`], by name, in one pass over the links.
+pub fn lans(lab: &Lab) -> BTreeMap<String, Lan> {
+    let mut out: BTreeMap<String, Lan> = lab
+        .nodes
+        .iter()
+        .filter(|n| n.kind == Kind::Bridge)
+        .map(|n| (n.name.clone(), Lan::default()))
+        .collect();
     for l in &lab.links {
-        if !l.ends.iter().any(|e| e.node == bridge) {
-            continue;
-        }
-        for e in &l.ends {
-            if let Some(h) = lab.host_of(&e.node) {
-                if !out.iter().any(|o| o.name == h.name) {
-                    out.push(h);
+        for (i, end) in l.ends.iter().enumerate() {
+            let Some(lan) = out.get_mut(&end.node) else {
+                continue;
+            };
+            lan.mtu = match (lan.mtu, l.mtu) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            if let Some(h) = lab.host_of(&l.ends[1 - i].node) {
+                if !lan.hosts.iter().any(|o| o.name == h.name) {
+                    lan.hosts.push(h.clone());
                 }
             }
         }
     }
     out
-}
-
-/// The MTU of the LAN of `bridge` when it spans hosts (of `here`'s family): the smallest `mtu:`
-/// of its links, else [`tunnel_mtu`].
-fn lan_mtu(lab: &Lab, bridge: &str, here: &Host) -> u32 {
-    lab.links
-        .iter()
-        .filter(|l| l.ends.iter().any(|e| e.node == bridge))
-        .filter_map(|l| l.mtu)
-        .min()
-        .unwrap_or_else(|| tunnel_mtu(here))
 }
 
 /// This host's part of `lab`: the lab as this host runs it (its containers, the bridges they
@@ -193,6 +214,7 @@ pub fn localize(
         },
     };
     let vnis = vnis(&lab, names);
+    let lans = lans(&lab);
     let is_here = |node: &str| lab.host_of(node).is_some_and(|h| h.name == here.name);
     let mut tunnels = Vec::new();
     let mut links = Vec::new();
@@ -209,8 +231,8 @@ pub fn localize(
                 }
                 bridges.insert(br.node.clone());
                 let mut l = l.clone();
-                if lan_hosts(&lab, &br.node).len() > 1 && l.mtu.is_none() {
-                    l.mtu = Some(lan_mtu(&lab, &br.node, &here));
+                if let Some(lan) = lans.get(&br.node).filter(|lan| lan.spans()) {
+                    l.mtu = l.mtu.or(Some(lan.mtu(&here)));
                 }
                 links.push(l);
             }
@@ -238,16 +260,16 @@ pub fn localize(
         }
     }
     for b in lab.nodes.iter().filter(|n| bridges.contains(&n.name)) {
-        let hosts = lan_hosts(&lab, &b.name);
-        if hosts.len() < 2 {
+        let Some(lan) = lans.get(&b.name).filter(|lan| lan.spans()) else {
             continue;
-        }
+        };
         tunnels.push(Tunnel {
             name: names.lan_tunnel(&b.name),
             vni: vnis.get(&b.name).copied().unwrap_or(1),
-            mtu: lan_mtu(&lab, &b.name, &here),
-            remotes: hosts
-                .into_iter()
+            mtu: lan.mtu(&here),
+            remotes: lan
+                .hosts
+                .iter()
                 .filter(|h| h.name != here.name)
                 .cloned()
                 .collect(),
