@@ -143,6 +143,13 @@ fn subcommands_flags_nodes_ends_and_tags_in_each_shell() {
          - endpoints: [\"r1:eth1\", \"r2:eth1\"]\n    - endpoints: [\"r1:eth2\", \"sw:r1\"]\n",
     )
     .expect("topology");
+    std::fs::write(
+        dir.join("wan.clab.yml"),
+        "name: w\nhosts:\n  h1: {address: 192.0.2.1}\n  h2: {address: 192.0.2.2}\n\
+         topology:\n  defaults: {kind: linux, image: busybox}\n  nodes:\n    \
+         a: {host: h1}\n    b: {host: h2}\n    c: {host: h2}\n",
+    )
+    .expect("topology");
     let layout = dir.join("layout");
     std::fs::create_dir(&layout).expect("layout");
     let desc = |tag: &str| {
@@ -195,6 +202,16 @@ fn subcommands_flags_nodes_ends_and_tags_in_each_shell() {
             strings(&["layout:app:v1", "layout:base"])
         };
         assert_eq!(tags, expected, "{shell}");
+        // A spread lab: its hosts, and with --host the nodes of that host.
+        assert_eq!(
+            ask("cloon-lab up wan.clab.yml --host "),
+            strings(&["h1", "h2"])
+        );
+        assert_eq!(
+            ask("cloon-lab exec wan.clab.yml --host h2 "),
+            strings(&["b", "c"]),
+            "{shell}"
+        );
         // Nothing is offered inside the command given to a container.
         assert_eq!(ask("cloon-lab exec lab.clab.yml r1 -- "), strings(&[]));
     }
