@@ -52,6 +52,8 @@ pub enum Reply {
     Words(Vec<String>),
     /// A path, completed by the shell.
     Files,
+    /// A path, completed by the shell, or one of these words.
+    FilesOr(Vec<String>),
     /// A directory, completed by the shell.
     Dirs,
 }
@@ -182,19 +184,23 @@ fn print_reply(reply: &Reply) -> i32 {
     let text = match reply {
         Reply::Files => "files\n".to_string(),
         Reply::Dirs => "dirs\n".to_string(),
-        Reply::Words(words) => {
-            let mut text = String::from("words\n");
-            for w in words {
-                text.push_str(w);
-                text.push('\n');
-            }
-            text
-        }
+        Reply::FilesOr(words) => lines("files", words),
+        Reply::Words(words) => lines("words", words),
     };
     match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
         Ok(()) => 0,
         Err(_) => 1,
     }
+}
+
+/// The mode line, then each word on a line.
+fn lines(mode: &str, words: &[String]) -> String {
+    let mut text = format!("{mode}\n");
+    for w in words {
+        text.push_str(w);
+        text.push('\n');
+    }
+    text
 }
 
 /// The completion of `words` (those typed after the tool's name, the last being the word under
@@ -260,9 +266,9 @@ pub fn complete(mut cmd: Command, words: &[String], live: Live) -> Reply {
             }
         }
     }
-    if !only_values && current.starts_with('-') && current != "-" {
+    if !only_values && current.starts_with('-') {
         if let Some((name, typed)) = current.strip_prefix("--").and_then(|r| r.split_once('=')) {
-            let Some(arg) = at.get_arguments().find(|a| a.get_long() == Some(name)) else {
+            let Some((arg, _)) = option(at, &format!("--{name}")) else {
                 return Reply::Words(Vec::new());
             };
             let request = Request {
@@ -272,10 +278,12 @@ pub fn complete(mut cmd: Command, words: &[String], live: Live) -> Reply {
                 current: typed.to_string(),
                 options,
             };
+            let prefixed = |words: Vec<String>| -> Vec<String> {
+                words.into_iter().map(|w| format!("--{name}={w}")).collect()
+            };
             return match value(&request, live) {
-                Reply::Words(words) => {
-                    Reply::Words(words.into_iter().map(|w| format!("--{name}={w}")).collect())
-                }
+                Reply::Words(words) => Reply::Words(prefixed(words)),
+                Reply::FilesOr(words) => Reply::FilesOr(prefixed(words)),
                 other => other,
             };
         }
@@ -300,8 +308,14 @@ pub fn complete(mut cmd: Command, words: &[String], live: Live) -> Reply {
         };
         match value(&request, live) {
             Reply::Words(more) => words.extend(more),
-            path_reply if words.is_empty() => return path_reply,
-            _ => {}
+            Reply::FilesOr(more) => {
+                words.extend(more);
+                return Reply::FilesOr(starting_with(words, &current));
+            }
+            Reply::Files if !words.is_empty() => {
+                return Reply::FilesOr(starting_with(words, &current))
+            }
+            path_reply => return path_reply,
         }
     } else if words.is_empty() && !only_values {
         words = long_flags(at);
@@ -351,6 +365,14 @@ fn option<'a>(cmd: &'a Command, word: &str) -> Option<(&'a Arg, Option<String>)>
 fn positional(cmd: &Command, index: usize, after_dashes: bool) -> Option<&Arg> {
     let mut args: Vec<&Arg> = cmd.get_positionals().collect();
     args.sort_by_key(|a| a.get_index());
+    // clap gives every word after `--` to the argument that comes only after it.
+    if let Some(last) = args
+        .iter()
+        .find(|a| a.is_last_set())
+        .filter(|_| after_dashes)
+    {
+        return Some(last);
+    }
     let mut left = index;
     for arg in args {
         if arg.is_last_set() && !after_dashes {
@@ -382,6 +404,9 @@ fn long_flags(cmd: &Command) -> Vec<String> {
 fn value(request: &Request, live: Live) -> Reply {
     match live(request) {
         Some(Reply::Words(words)) => return Reply::Words(starting_with(words, &request.current)),
+        Some(Reply::FilesOr(words)) => {
+            return Reply::FilesOr(starting_with(words, &request.current))
+        }
         Some(path) => return path,
         None => {}
     }
@@ -408,12 +433,43 @@ fn value(request: &Request, live: Live) -> Reply {
     }
 }
 
-/// `words` that start with `prefix`, sorted, each once.
+/// `words` that start with `prefix`, sorted, each once; a word the shell would read as more than
+/// a word (a blank, a quote, `$`, `;`, ...: from a file or a directory another user could write)
+/// is left out, since bash puts a candidate on the command line as it is.
 fn starting_with(mut words: Vec<String>, prefix: &str) -> Vec<String> {
-    words.retain(|w| w.starts_with(prefix));
+    words.retain(|w| w.starts_with(prefix) && plain(w));
     words.sort();
     words.dedup();
     words
+}
+
+/// Whether `word` is made of characters that mean nothing to a shell (letters, digits and
+/// `._-:/@+=,%`): the names of containers, labs, nodes, interfaces and image tags are.
+fn plain(word: &str) -> bool {
+    !word.is_empty()
+        && word
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-:/@+=,%".contains(c))
+}
+
+/// The bytes of the regular file `path` if it has at most `limit` of them; `None` otherwise (a
+/// fifo, a device, a terminal, a huge or unreadable file): a TAB must never wait or fill memory.
+pub fn read_small(path: &std::path::Path, limit: u64) -> Option<Vec<u8>> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let flags = nix::fcntl::OFlag::O_NONBLOCK | nix::fcntl::OFlag::O_NOCTTY;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(flags.bits())
+        .open(path)
+        .ok()?;
+    let meta = file.metadata().ok()?;
+    if !meta.is_file() || meta.len() > limit {
+        return None;
+    }
+    let mut bytes = Vec::new();
+    file.take(limit + 1).read_to_end(&mut bytes).ok()?;
+    (bytes.len() as u64 <= limit).then_some(bytes)
 }
 
 /// The completion script of `tool` for `shell`: it hands the words to `TOOL __complete`.
@@ -432,21 +488,51 @@ pub fn script(shell: Shell, tool: &str) -> String {
 const BASH: &str = r#"# bash completion of @TOOL@: at each TAB, @TOOL@ itself completes the words
 # (`@TOOL@ __complete WORD...`), live names included. Made by `@TOOL@ completions bash`.
 @FUNCTION@() {
-    local line=${COMP_LINE:0:COMP_POINT} cur
-    local -a words reply
-    read -ra words <<< "$line"
-    if [[ ${#words[@]} -le 1 || $line == *[[:space:]] ]]; then words+=(""); fi
+    local line=${COMP_LINE:0:COMP_POINT} word="" quote="" c cur value
+    local -a words=() vars=() reply=()
+    local -i i started=0
+    # The words as the shell will pass them: quotes and backslashes taken off.
+    for ((i = 0; i < ${#line}; i++)); do
+        c=${line:i:1}
+        if [[ -n $quote ]]; then
+            if [[ $c == "$quote" ]]; then quote=""
+            elif [[ $quote == '"' && $c == '\' ]]; then i+=1; word+=${line:i:1}
+            else word+=$c; fi
+        elif [[ $c == "'" || $c == '"' ]]; then quote=$c; started=1
+        elif [[ $c == '\' ]]; then i+=1; word+=${line:i:1}; started=1
+        elif [[ $c == [[:space:]] ]]; then
+            if ((started)); then words+=("$word"); fi
+            word=""; started=0
+        else word+=$c; started=1; fi
+    done
+    words+=("$word")
+    # Variables set before the tool (CLOON_STATE_DIR=DIR @TOOL@ ...) are set for it too.
+    while [[ ${#words[@]} -gt 1 && ${words[0]} =~ ^[A-Za-z_][A-Za-z0-9_]*= ]]; do
+        vars+=("${words[0]}"); words=("${words[@]:1}")
+    done
+    words=("${words[@]/#\~\//$HOME/}")
     cur=${words[${#words[@]}-1]}
-    mapfile -t reply < <("${words[0]}" __complete "${words[@]:1}" 2>/dev/null)
-    case ${reply[0]} in
-        files) compopt -o filenames 2>/dev/null; mapfile -t COMPREPLY < <(compgen -f -- "$cur") ;;
-        dirs) compopt -o filenames 2>/dev/null; mapfile -t COMPREPLY < <(compgen -d -- "$cur") ;;
-        *) COMPREPLY=("${reply[@]:1}") ;;
-    esac
-    # bash cuts words at ':' (COMP_WORDBREAKS): only what follows the last one is replaced.
-    if [[ $cur == *:* && $COMP_WORDBREAKS == *:* ]]; then
-        local before=${cur%"${cur##*:}"}
+    value=$cur
+    if [[ $cur == --*=* ]]; then value=${cur#*=}; fi
+    mapfile -t reply < <(env "${vars[@]}" "${words[0]}" __complete "${words[@]:1}" 2>/dev/null)
+    COMPREPLY=("${reply[@]:1}")
+    # bash replaces only what follows the word's last ':' or '=' (if in COMP_WORDBREAKS).
+    local breaks=${COMP_WORDBREAKS//[^=:]/} before
+    if [[ -n $breaks && $cur == *[$breaks]* ]]; then
+        before=${cur%"${cur##*[$breaks]}"}
         COMPREPLY=("${COMPREPLY[@]#"$before"}")
+    fi
+    if [[ ${reply[0]} == files || ${reply[0]} == dirs ]]; then
+        compopt -o filenames 2>/dev/null
+        local kind=-f
+        if [[ ${reply[0]} == dirs ]]; then kind=-d; fi
+        local -a paths
+        mapfile -t paths < <(compgen $kind -- "$value")
+        if [[ -n $breaks && $value == *[$breaks]* ]]; then
+            before=${value%"${value##*[$breaks]}"}
+            paths=("${paths[@]#"$before"}")
+        fi
+        COMPREPLY+=("${paths[@]}")
     fi
 }
 complete -F @FUNCTION@ @TOOL@
@@ -456,13 +542,21 @@ const ZSH: &str = r#"#compdef @TOOL@
 # zsh completion of @TOOL@: at each TAB, @TOOL@ itself completes the words
 # (`@TOOL@ __complete WORD...`), live names included. Made by `@TOOL@ completions zsh`.
 @FUNCTION@() {
-    local -a reply
-    reply=("${(@f)$("${words[1]}" __complete "${(@)words[2,CURRENT]}" 2>/dev/null)}")
-    case ${reply[1]} in
-        files) _files ;;
-        dirs) _files -/ ;;
-        *) (( ${#reply} > 1 )) && compadd -- "${(@)reply[2,-1]}" ;;
-    esac
+    local -a vars args reply
+    local -i first=1
+    # Variables set before the tool (CLOON_STATE_DIR=DIR @TOOL@ ...) are set for it too.
+    while (( first < CURRENT )) && [[ ${words[first]} == [A-Za-z_]*=* ]]; do
+        vars+=("${(Q)words[first]}"); (( first++ ))
+    done
+    # The words as the shell will pass them: quotes taken off, ~/ made $HOME/.
+    args=("${(@Q)words[first+1,CURRENT]}")
+    args=("${(@)args/#\~\//$HOME/}")
+    reply=("${(@f)$(env "${(@)vars}" "${(Q)words[first]}" __complete "${(@)args}" 2>/dev/null)}")
+    (( ${#reply} > 1 )) && compadd -- "${(@)reply[2,-1]}"
+    if [[ ${reply[1]} == files || ${reply[1]} == dirs ]]; then
+        [[ $PREFIX == --*=* ]] && compset -P '*='
+        if [[ ${reply[1]} == dirs ]]; then _files -/; else _files; fi
+    fi
 }
 if [[ ${funcstack[1]} == _@TOOL@ ]]; then
     @FUNCTION@ "$@"
@@ -475,14 +569,21 @@ const FISH: &str = r#"# fish completion of @TOOL@: at each TAB, @TOOL@ itself co
 # (`@TOOL@ __complete WORD...`), live names included. Made by `@TOOL@ completions fish`.
 function @FUNCTION@
     set -l words (commandline -opc)
-    set -l reply (command $words[1] __complete $words[2..-1] (commandline -ct) 2>/dev/null)
+    set -l current (commandline -ct)
+    # Variables set before the tool (CLOON_STATE_DIR=DIR @TOOL@ ...) are set for it too.
+    set -l vars
+    while set -q words[2]; and string match -qr '^[A-Za-z_][A-Za-z0-9_]*=' -- $words[1]
+        set -a vars $words[1]
+        set -e words[1]
+    end
+    set -l args (string replace -r '^~/' "$HOME/" -- $words[2..-1] "$current")
+    set -l reply (command env $vars $words[1] __complete $args 2>/dev/null)
+    printf '%s\n' $reply[2..-1]
     switch "$reply[1]"
         case files
-            __fish_complete_path (commandline -ct)
+            __fish_complete_path $current
         case dirs
-            __fish_complete_directories (commandline -ct)
-        case '*'
-            printf '%s\n' $reply[2..-1]
+            __fish_complete_directories $current
     end
 end
 complete -c @TOOL@ -f -a '(@FUNCTION@)'
@@ -629,6 +730,26 @@ mod tests {
         assert_eq!(ask(&["exec", "a", ""]), words(&[]));
         assert_eq!(ask(&["exec", "a", "ls", "--"]), words(&[]));
         assert_eq!(ask(&["lab", "f.yml", "r1", "--", ""]), words(&[]));
+        // clap gives every word after `--` to the argument that comes only after it.
+        assert_eq!(ask(&["lab", "f.yml", "--", ""]), words(&[]));
+    }
+
+    #[test]
+    fn a_lone_dash_starts_a_flag_and_unsafe_names_are_never_offered() {
+        assert_eq!(ask(&["-"]), words(&["--explain", "--help", "--state-dir"]));
+        let reply = complete(
+            tool(),
+            &["down".into(), "--name".into(), String::new()],
+            |_| {
+                Some(Reply::Words(vec![
+                    "ok".into(),
+                    "$(x)".into(),
+                    "a b".into(),
+                    "".into(),
+                ]))
+            },
+        );
+        assert_eq!(reply, words(&["ok"]));
     }
 
     #[test]

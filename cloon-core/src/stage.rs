@@ -259,10 +259,12 @@ pub fn main<S: Stage>() -> ExitCode {
 
 /// The live values of stage `S`'s command line: the containers it recorded in the state
 /// directory (the one typed with `--state-dir`, else the default) for a `NAME` that names an
-/// existing one (`down --name`, `check --name`, `show --name`, `cloon-run exec NAME`), not for
-/// `up`'s new name.
+/// existing one (`down --name`, `check --name`, `show --name`, and a verb's `NAME` argument such
+/// as `cloon-run exec NAME`), not for a new name (`up --name`, `cloon-netns link --name`).
 pub fn live<S: Stage>(request: &crate::complete::Request) -> Option<crate::complete::Reply> {
-    if request.id() != "name" || matches!(request.subcommand(), None | Some("up")) {
+    let existing = matches!(request.subcommand(), Some("down" | "check" | "show"))
+        || (request.arg.is_positional() && request.subcommand().is_some());
+    if request.id() != "name" || !existing {
         return None;
     }
     let state = StateDir::new(request.path_option("state_dir").as_deref()).ok()?;

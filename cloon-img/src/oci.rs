@@ -170,11 +170,7 @@ pub fn sha256_hex(digest: &str) -> Result<&str> {
 /// The tags of the layout in `dir`, for shell completion: none when it has no readable
 /// `index.json`.
 pub fn layout_tags(dir: &Path) -> Vec<String> {
-    let file = dir.join("index.json");
-    let small = std::fs::metadata(&file).is_ok_and(|m| m.len() <= MAX_JSON);
-    std::fs::read(&file)
-        .ok()
-        .filter(|_| small)
+    cloon_core::complete::read_small(&dir.join("index.json"), MAX_JSON)
         .and_then(|bytes| serde_json::from_slice::<Index>(&bytes).ok())
         .map(|index| tags(&index))
         .unwrap_or_default()

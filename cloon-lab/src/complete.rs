@@ -3,9 +3,13 @@
 //! `NODE:IFACE` ends and hosts of the topology file typed before them, read at each TAB.
 
 use crate::naming::DEFAULT_LABS_DIR;
-use crate::topology::{Kind, Lab};
-use cloon_core::complete::{Reply, Request};
+use crate::topology::{check_lab_name, Kind, Lab};
+use cloon_core::complete::{read_small, Reply, Request};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+
+/// Topology files larger than this are not read at a TAB.
+const MAX_TOPOLOGY: u64 = 4 << 20;
 
 /// cloon-lab's [`cloon_core::complete::Live`].
 pub fn live(request: &Request) -> Option<Reply> {
@@ -36,12 +40,8 @@ fn netem_args(request: &Request) -> Option<Reply> {
         _ => 0,
     };
     if given.len() == file_at {
-        let verb = ["show", "reset"]
-            .into_iter()
-            .filter(|v| !request.current.is_empty() && v.starts_with(request.current.as_str()));
-        let verbs: Vec<String> = verb.map(str::to_string).collect();
-        return Some(if given.is_empty() && !verbs.is_empty() {
-            Reply::Words(verbs)
+        return Some(if given.is_empty() {
+            Reply::FilesOr(vec!["show".into(), "reset".into()])
         } else {
             Reply::Files
         });
@@ -52,9 +52,14 @@ fn netem_args(request: &Request) -> Option<Reply> {
     Some(Reply::Words(Vec::new()))
 }
 
-/// The lab of the topology file `file` (under `--name` if typed); `None` when it cannot be read.
+/// The lab of the topology file `file` (under `--name` if typed); `None` when it is no regular
+/// file of at most [`MAX_TOPOLOGY`] bytes (a fifo or a device would hold the TAB) or not a
+/// topology.
 fn lab(request: &Request, file: &str) -> Option<Lab> {
-    Lab::load(Path::new(file), request.option("name")).ok()
+    let path = Path::new(file);
+    let text = String::from_utf8(read_small(path, MAX_TOPOLOGY)?).ok()?;
+    let abs = std::path::absolute(path).ok()?;
+    Lab::parse(&text, &abs, request.option("name")).ok()
 }
 
 /// The lab's containers, those of the host typed with `--host` if any.
@@ -84,15 +89,22 @@ fn labs_dir(request: &Request) -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(DEFAULT_LABS_DIR))
 }
 
-/// The labs with a state directory in `labs_dir` (those whose cloon-lab directory, `.lab`, is
-/// there).
+/// The labs with a state directory in `labs_dir`: a valid lab name whose cloon-lab directory,
+/// `.lab`, is a directory of this user's (not a link), as `up` makes it.
 fn labs(labs_dir: &Path) -> Vec<String> {
     let Ok(entries) = std::fs::read_dir(labs_dir) else {
         return Vec::new();
     };
+    let uid = nix::unistd::geteuid().as_raw();
     entries
         .flatten()
-        .filter(|e| e.path().join(".lab").is_dir())
         .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|name| check_lab_name(name).is_ok())
+        .filter(|name| {
+            let mine = |p: PathBuf| {
+                std::fs::symlink_metadata(p).is_ok_and(|m| m.is_dir() && m.uid() == uid)
+            };
+            mine(labs_dir.join(name)) && mine(labs_dir.join(name).join(".lab"))
+        })
         .collect()
 }

@@ -31,27 +31,29 @@ fn scratch(what: &str) -> PathBuf {
 /// The candidates a TAB at the end of `line` gives in `shell`, run by `cmd` (a plain command, or
 /// one in a sandbox) in `dir`, with the tools first in `PATH`.
 fn tab(mut cmd: Command, shell: &str, line: &str, dir: &Path) -> Vec<String> {
-    let tool = line.split_whitespace().next().expect("a tool");
+    let tool = line
+        .split_whitespace()
+        .find(|w| !w.contains('='))
+        .expect("a tool");
     let function = format!("_{}", tool.replace('-', "_"));
     let script = match shell {
         "bash" => format!(
-            "source <({tool} completions bash)\nCOMP_LINE={line:?}; COMP_POINT=${{#COMP_LINE}}\n\
-             {function}\nprintf '%s\\n' \"${{COMPREPLY[@]}}\"\n"
+            "source <({tool} completions bash)\nCOMP_LINE={}; COMP_POINT=${{#COMP_LINE}}\n\
+             {function}\nprintf '%s\\n' \"${{COMPREPLY[@]}}\"\n",
+            sh_quote(line)
         ),
-        "fish" => format!("{tool} completions fish | source\ncomplete -C {line:?}\n"),
-        "zsh" => {
-            let mut words: Vec<String> =
-                line.split_whitespace().map(|w| format!("{w:?}")).collect();
-            if line.ends_with(' ') {
-                words.push("\"\"".into());
-            }
-            format!(
-                "compdef() {{ :; }}\ncompadd() {{ shift; print -l -- \"$@\"; }}\n\
-                 _files() {{ print -- FILES; }}\nsource <({tool} completions zsh)\n\
-                 words=({}); CURRENT=${{#words}}\n{function}; true\n",
-                words.join(" ")
-            )
-        }
+        "fish" => format!(
+            "{tool} completions fish | source\ncomplete -C {}\n",
+            sh_quote(line)
+        ),
+        // The words as zsh's lexer cuts the line (quotes kept, as in completion's `words`).
+        "zsh" => format!(
+            "compdef() {{ :; }}\ncompadd() {{ shift; print -l -- \"$@\"; }}\n\
+             _files() {{ print -- FILES; }}\nsource <({tool} completions zsh)\n\
+             line={}; words=(${{(z)line}}); [[ $line == *' ' ]] && words+=('')\n\
+             CURRENT=${{#words}}\n{function}; true\n",
+            sh_quote(line)
+        ),
         _ => unreachable!(),
     };
     let out = cmd
@@ -59,6 +61,7 @@ fn tab(mut cmd: Command, shell: &str, line: &str, dir: &Path) -> Vec<String> {
         .arg("-c")
         .arg(&script)
         .current_dir(dir)
+        .env("HOME", dir)
         .env("PATH", tools_path())
         .env_remove("CLOON_STATE_DIR")
         .env_remove("CLOON_LAB_DIR")
@@ -75,6 +78,11 @@ fn tab(mut cmd: Command, shell: &str, line: &str, dir: &Path) -> Vec<String> {
         .map(|l| l.split('\t').next().unwrap_or_default().to_string())
         .filter(|l| !l.is_empty())
         .collect()
+}
+
+/// `text` in single quotes, for bash, zsh and fish alike.
+fn sh_quote(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "'\\''"))
 }
 
 /// [`tab`] outside any sandbox.
@@ -150,6 +158,7 @@ fn subcommands_flags_nodes_ends_and_tags_in_each_shell() {
          a: {host: h1}\n    b: {host: h2}\n    c: {host: h2}\n",
     )
     .expect("topology");
+    std::fs::copy(dir.join("lab.clab.yml"), dir.join("my lab.clab.yml")).expect("copy");
     let layout = dir.join("layout");
     std::fs::create_dir(&layout).expect("layout");
     let desc = |tag: &str| {
@@ -212,6 +221,40 @@ fn subcommands_flags_nodes_ends_and_tags_in_each_shell() {
             strings(&["b", "c"]),
             "{shell}"
         );
+        // Words as the shell passes them: quoted, escaped, with ~/ (HOME is the directory).
+        for file in ["'my lab.clab.yml'", "my\\ lab.clab.yml", "~/lab.clab.yml"] {
+            let line = format!("cloon-lab exec {file} ");
+            assert_eq!(ask(&line), strings(&["r1", "r2"]), "{shell}: {line}");
+        }
+        // A value given with `=`: bash replaces what follows it.
+        let engine = ask("cloon-lab netem lab.clab.yml r1:eth1 --engine=re");
+        let expected = if shell == "bash" {
+            strings(&["relay"])
+        } else {
+            strings(&["--engine=relay"])
+        };
+        assert_eq!(engine, expected, "{shell}");
+        // netem's first word: show, reset, or a file.
+        let first = ask("cloon-lab netem ");
+        assert!(
+            first.contains(&"show".to_string())
+                && first.contains(&"reset".to_string())
+                && (first.contains(&"lab.clab.yml".to_string())
+                    || first.contains(&"FILES".to_string())),
+            "{shell}: {first:?}"
+        );
+        let first = ask("cloon-lab netem la");
+        assert!(!first.contains(&"reset".to_string()), "{shell}: {first:?}");
+        assert!(
+            first.contains(&"lab.clab.yml".to_string()) || first == strings(&["FILES"]),
+            "{shell}: {first:?}"
+        );
+        // After `--`, every word is the command's, not FILE's or NODE's.
+        assert_eq!(
+            ask("cloon-lab exec lab.clab.yml -- "),
+            strings(&[]),
+            "{shell}"
+        );
         // Nothing is offered inside the command given to a container.
         assert_eq!(ask("cloon-lab exec lab.clab.yml r1 -- "), strings(&[]));
     }
@@ -272,8 +315,10 @@ fn live_containers_and_labs_of_the_state_directory_typed() {
         );
         // The state directory says which: none of its containers in another.
         assert_eq!(ask("cloon-run --state-dir /run/other exec "), strings(&[]));
-        // up's --name is a new name: nothing offered.
+        // up's --name is a new name, as are link's and vxlan's: nothing offered.
         assert_eq!(ask("cloon-run --name "), strings(&[]), "{shell}");
+        assert_eq!(ask("cloon-netns link --name "), strings(&[]), "{shell}");
+        assert_eq!(ask("cloon-netns down --name "), vec![name.clone()]);
         assert_eq!(ask("cloon-lab down --name "), vec![lab_name.clone()]);
     }
 
@@ -293,4 +338,109 @@ fn live_containers_and_labs_of_the_state_directory_typed() {
     sb.sh("rm -rf /run/other; rm -f /run/cloon/.cloon-state; rmdir /run/cloon 2>/dev/null; true")
         .ok();
     sb.assert_clean(&[]);
+}
+
+/// Labs are offered only when their state looks as `up` makes it: a valid name (never one the
+/// shell would read as a command), a directory of this user's; and the labs directory may be
+/// set before the tool, as the tools read it.
+#[test]
+fn only_labs_cloon_made_are_offered() {
+    let dir = scratch("labs");
+    let labs = dir.join("labs");
+    for name in ["good", "$(touch PWNED)", "two\nlines", "-dash"] {
+        std::fs::create_dir_all(labs.join(name).join(".lab")).expect("lab dir");
+    }
+    std::fs::create_dir_all(dir.join("elsewhere/.lab")).expect("dir");
+    std::os::unix::fs::symlink(dir.join("elsewhere"), labs.join("linked")).expect("link");
+    for shell in shells() {
+        let line = format!("CLOON_LAB_DIR={} cloon-lab down --name ", labs.display());
+        assert_eq!(tab_here(shell, &line, &dir), strings(&["good"]), "{shell}");
+        let line = format!("cloon-lab down --labs-dir {} --name ", labs.display());
+        assert_eq!(tab_here(shell, &line, &dir), strings(&["good"]), "{shell}");
+    }
+    assert!(!dir.join("PWNED").exists());
+    std::fs::remove_dir_all(&dir).expect("clean");
+}
+
+/// A TAB never waits: a topology "file" that is a fifo or a device, or a huge file, gives no
+/// nodes, at once.
+#[test]
+fn a_tab_never_waits_on_a_fifo_or_a_huge_file() {
+    let dir = scratch("fifo");
+    let fifo = dir.join("fifo.yml");
+    assert!(Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .expect("mkfifo")
+        .success());
+    let huge = dir.join("huge.yml");
+    std::fs::File::create(&huge)
+        .and_then(|f| f.set_len(1 << 30))
+        .expect("sparse file");
+    let layout = dir.join("oci");
+    std::fs::create_dir(&layout).expect("layout");
+    assert!(Command::new("mkfifo")
+        .arg(layout.join("index.json"))
+        .status()
+        .expect("mkfifo")
+        .success());
+    let asks: Vec<(&str, Vec<String>)> = vec![
+        (
+            "cloon-lab",
+            vec!["exec".into(), fifo.display().to_string(), String::new()],
+        ),
+        (
+            "cloon-lab",
+            vec!["capture".into(), "/dev/zero".into(), String::new()],
+        ),
+        (
+            "cloon-lab",
+            vec!["exec".into(), huge.display().to_string(), String::new()],
+        ),
+        (
+            "cloon-lab",
+            vec!["netem".into(), "/dev/stdin".into(), String::new()],
+        ),
+        (
+            "cloon-img",
+            vec![
+                "create".into(),
+                "x.img".into(),
+                "--from-oci".into(),
+                format!("{}:", layout.display()),
+            ],
+        ),
+    ];
+    for (tool, words) in asks {
+        let started = std::time::Instant::now();
+        let mut child = Command::new(tool_path(tool))
+            .arg("__complete")
+            .args(&words)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        let status = loop {
+            if let Some(status) = child.try_wait().expect("wait") {
+                break Some(status);
+            }
+            if started.elapsed() > std::time::Duration::from_secs(10) {
+                let _ = child.kill();
+                let _ = child.wait();
+                break None;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        };
+        assert!(
+            status.is_some_and(|s| s.success()),
+            "{tool} {words:?}: hung or failed"
+        );
+        let out = child.wait_with_output().expect("output");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            "words\n",
+            "{tool} {words:?}"
+        );
+    }
+    std::fs::remove_dir_all(&dir).expect("clean");
 }
