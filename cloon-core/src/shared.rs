@@ -232,6 +232,29 @@ mod tests {
         let _ = fs::remove_dir_all(&root);
     }
 
+    /// Records of one kind made and removed at once by many holders: the directory of the kind
+    /// comes and goes under them (the last holder removes it), and no holder fails for it.
+    #[test]
+    fn records_of_one_kind_come_and_go_together() {
+        let root = temp_root("kind");
+        let st = StateDir::new(Some(&root)).unwrap();
+        std::thread::scope(|s| {
+            for t in 0..4 {
+                let st = &st;
+                s.spawn(move || {
+                    for i in 0..2000 {
+                        let rec = st.lock_shared("lowers", &format!("r{t}"));
+                        if let Err(e) = rec {
+                            panic!("holder {t}, turn {i}: {}", e.msg);
+                        }
+                    }
+                });
+            }
+        });
+        assert!(!st.shared_dir("lowers").unwrap().exists());
+        let _ = fs::remove_dir_all(&root);
+    }
+
     #[test]
     fn holders_take_turns_even_while_the_record_comes_and_goes() {
         use std::sync::atomic::{AtomicUsize, Ordering};

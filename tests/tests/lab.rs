@@ -804,14 +804,15 @@ topology:
     assert!(links.iter().all(|l| l["state"] == "up"), "{links:?}");
 
     // capture on r3's end while r1 pings it (eight frames: ARP may come first, its neighbour
-    // entry being stale after the pings above).
+    // entry being stale after the pings above). The pings last 6 s, so that a capture slow to
+    // start on a loaded machine still sees them.
     let pcap = sb.path("r3.pcap");
     let bin = cloon_tests::tool_path("cloon-lab");
     let cache = sb.path("cache");
     let cap = sb.sh_within(
         &format!(
             "{b} capture --cache-dir {c} {file} r3:eth1 -c 8 -w {p} & sleep 0.5; \
-             {b} exec --cache-dir {c} {file} r1 -- ping -c 6 -i 0.2 10.8.0.2 >/dev/null; wait",
+             {b} exec --cache-dir {c} {file} r1 -- ping -c 30 -i 0.2 10.8.0.2 >/dev/null; wait",
             b = bin.display(),
             c = cache.display(),
             p = pcap.display()

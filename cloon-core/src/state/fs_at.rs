@@ -58,19 +58,21 @@ pub fn open_dir(path: &Path) -> nix::Result<OwnedFd> {
 }
 
 /// Makes the directory `leaf` (one component) in `dir`, with `mode`; one already there is fine
-/// when it is a directory (not a link to one).
+/// when it is a directory (not a link to one). One removed between the two looks (by the last
+/// holder of a shared record, [`crate::shared`]) is made again.
 pub fn mkdir_in(dir: BorrowedFd<'_>, leaf: &str, mode: u32) -> nix::Result<()> {
-    match mkdirat(dir, leaf, Mode::from_bits_truncate(mode)) {
-        Err(Errno::EEXIST) => {
-            let st = lstat_in(dir, leaf)?;
-            if is_dir(&st) {
-                Ok(())
-            } else {
-                Err(Errno::EEXIST)
-            }
+    for _ in 0..1000 {
+        match mkdirat(dir, leaf, Mode::from_bits_truncate(mode)) {
+            Err(Errno::EEXIST) => match lstat_in(dir, leaf) {
+                Ok(st) if is_dir(&st) => return Ok(()),
+                Ok(_) => return Err(Errno::EEXIST),
+                Err(Errno::ENOENT) => continue,
+                Err(e) => return Err(e),
+            },
+            other => return other,
         }
-        other => other,
     }
+    Err(Errno::EAGAIN)
 }
 
 /// The status of `leaf` in `dir`, of the link itself when it is one.
