@@ -4,7 +4,7 @@
 //! source is a local file). Without skopeo or umoci the test fails under `CLOON_REQUIRE_ROOT=1`
 //! and is skipped, saying so, otherwise: scripts/setup-host installs them.
 
-use cloon_tests::{sha256, unique, Run, Sandbox};
+use cloon_tests::{can_run, sha256, unique, Run, Sandbox};
 use serde_json::{json, Value};
 use std::path::Path;
 use std::process::Command;
@@ -24,21 +24,14 @@ fn have_image_tools(test: &str) -> bool {
                 .success()
         })
         .collect();
-    if missing.is_empty() {
-        return true;
-    }
-    assert!(
-        std::env::var("CLOON_REQUIRE_ROOT").as_deref() != Ok("1"),
-        "{test}: {} not found and CLOON_REQUIRE_ROOT=1 is set: install skopeo and umoci: \
-         scripts/setup-host",
-        missing.join(" and ")
-    );
-    eprintln!(
-        "skipping {test}: {} not found; install skopeo and umoci: scripts/setup-host \
-         (CLOON_REQUIRE_ROOT=1 makes this a failure)",
-        missing.join(" and ")
-    );
-    false
+    can_run(
+        test,
+        missing.is_empty(),
+        &format!(
+            "needs {}: install skopeo and umoci: scripts/setup-host",
+            missing.join(" and ")
+        ),
+    )
 }
 
 fn s(p: &Path) -> &str {

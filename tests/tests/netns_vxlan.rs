@@ -142,6 +142,25 @@ fn finish(sb: &Sandbox, hosts: Vec<Host>) {
     sb.assert_clean(&[]);
 }
 
+/// The host h1 with the namespace c1 and two ends to 192.168.99.2: `w` (VNI 7), `c1:eth1`, and
+/// `l` (VNI 8), `vxl_l`, a port of the bridge lan9.
+fn host_with_two_ends(sb: &Sandbox) -> Host<'_> {
+    let h1 = Host::new(sb, "h1", 1);
+    h1.sh("ip netns add c1").ok();
+    for (name, vni, end) in [("w", "7", "c1:eth1"), ("l", "8", "vxl_l,bridge=lan9")] {
+        h1.vxlan(&[
+            "--name",
+            name,
+            "--vni",
+            vni,
+            "--remote",
+            "192.168.99.2",
+            end,
+        ]);
+    }
+    h1
+}
+
 fn msg(doc: &Value) -> String {
     doc["error"]["msg"].as_str().unwrap_or_default().to_string()
 }
@@ -748,26 +767,7 @@ fn down_leaves_look_alikes_alone() {
     let Some(sb) = Sandbox::new("netns-vxlan-look-alike") else {
         return;
     };
-    let h1 = Host::new(&sb, "h1", 1);
-    h1.sh("ip netns add c1").ok();
-    h1.vxlan(&[
-        "--name",
-        "w",
-        "--vni",
-        "7",
-        "--remote",
-        "192.168.99.2",
-        "c1:eth1",
-    ]);
-    h1.vxlan(&[
-        "--name",
-        "l",
-        "--vni",
-        "8",
-        "--remote",
-        "192.168.99.2",
-        "vxl_l,bridge=lan9",
-    ]);
+    let h1 = host_with_two_ends(&sb);
     // Each device replaced by hand by a VXLAN device of its name that is not in the group.
     h1.sh(
         "ip -n c1 link del eth1 && ip -n c1 link add eth1 type vxlan id 7 dstport 4789 && \
@@ -910,26 +910,7 @@ fn gc_removes_what_a_killed_vxlan_left() {
     let Some(sb) = Sandbox::new("netns-vxlan-gc") else {
         return;
     };
-    let h1 = Host::new(&sb, "h1", 1);
-    h1.sh("ip netns add c1").ok();
-    h1.vxlan(&[
-        "--name",
-        "w",
-        "--vni",
-        "7",
-        "--remote",
-        "192.168.99.2",
-        "c1:eth1",
-    ]);
-    h1.vxlan(&[
-        "--name",
-        "l",
-        "--vni",
-        "8",
-        "--remote",
-        "192.168.99.2",
-        "vxl_l,bridge=lan9",
-    ]);
+    let h1 = host_with_two_ends(&sb);
     h1.netns(&["gc"], "").ok();
     assert!(
         !h1.link(Some("c1"), "eth1").is_empty(),

@@ -5,7 +5,7 @@
 //! The root filesystem is a plain directory holding a static busybox, so these tests do not
 //! depend on cloon-img or cloon-overlay.
 
-use cloon_tests::{tool_path, unique, Run, Sandbox};
+use cloon_tests::{can_run, tool_path, unique, Run, Sandbox};
 
 const STAGE: &str = "cloon-run";
 use serde_json::Value;
@@ -399,8 +399,8 @@ fn exec_gets_a_terminal_when_stdin_is_one() {
     let Some(sb) = Sandbox::new("run-tty") else {
         return;
     };
-    if sb.sh("command -v script").status != 0 {
-        eprintln!("skipping: script (util-linux) is not installed");
+    let have_script = sb.sh("command -v script").status == 0;
+    if !can_run("run-tty", have_script, "needs script (util-linux)") {
         return;
     }
     let name = unique("rt");

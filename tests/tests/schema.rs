@@ -75,6 +75,21 @@ fn complaints(docs: &[Value], scratch: &Path) -> Vec<String> {
         .collect()
 }
 
+/// Runs each shell step in the sandbox's scratch directory, step N writing `N.json`; the
+/// documents, in order.
+fn run_steps(sb: &Sandbox, steps: &[String]) -> Vec<Value> {
+    steps
+        .iter()
+        .enumerate()
+        .map(|(i, step)| {
+            sb.sh(&format!("cd {} && {step}", sb.dir.display())).ok();
+            let text = std::fs::read_to_string(sb.path(&format!("{}.json", i + 1)))
+                .unwrap_or_else(|e| panic!("{step}: {e}"));
+            serde_json::from_str(&text).unwrap_or_else(|e| panic!("{step}: {e}: {text}"))
+        })
+        .collect()
+}
+
 #[test]
 fn every_document_of_a_pipeline_is_valid() {
     let Some(sb) = Sandbox::new("schema-pipeline") else {
@@ -101,16 +116,7 @@ fn every_document_of_a_pipeline_is_valid() {
         "cloon-overlay --name E2 </dev/null > 15.json || true".into(),
         "cloon-spec --name E3 </dev/null > 16.json || true".into(),
     ];
-    let docs: Vec<Value> = steps
-        .iter()
-        .enumerate()
-        .map(|(i, step)| {
-            sb.sh(&format!("cd {} && {step}", sb.dir.display())).ok();
-            let text = std::fs::read_to_string(sb.path(&format!("{}.json", i + 1)))
-                .unwrap_or_else(|e| panic!("{step}: {e}"));
-            serde_json::from_str(&text).unwrap_or_else(|e| panic!("{step}: {e}: {text}"))
-        })
-        .collect();
+    let docs = run_steps(&sb, &steps);
     assert_eq!(docs[4]["container"]["status"], "running", "{}", docs[4]);
     assert!(docs[10]["error"]["code"] == 4 && docs[11]["error"]["code"] == 7);
     assert_eq!(docs[12], docs[10], "an error document passes through");
@@ -165,16 +171,7 @@ fn every_document_of_a_dry_run_pipeline_is_valid() {
         "cloon-netns --dry-run vxlan --name lan5 --vni 5 --remote 192.168.99.2 vxl_l,bridge=lan5 </dev/null > 11.json".into(),
         "cloon-netns --dry-run vxlan --name wan1 --vni 42 --local 192.168.99.1 --remote 192.168.99.2 /run/netns/dry_a:eth1,addr=10.42.0.1/24 </dev/null > 12.json".into(),
     ];
-    let docs: Vec<Value> = steps
-        .iter()
-        .enumerate()
-        .map(|(i, step)| {
-            sb.sh(&format!("cd {} && {step}", sb.dir.display())).ok();
-            let text = std::fs::read_to_string(sb.path(&format!("{}.json", i + 1)))
-                .unwrap_or_else(|e| panic!("{step}: {e}"));
-            serde_json::from_str(&text).unwrap_or_else(|e| panic!("{step}: {e}: {text}"))
-        })
-        .collect();
+    let docs = run_steps(&sb, &steps);
     // The placeholders of a dry run: the loop device's shell variable, no pid, no status.
     assert_eq!(docs[1]["overlay"]["loop"], "$loop", "{}", docs[1]);
     assert_eq!(docs[4]["container"]["pid"], 0, "{}", docs[4]);
