@@ -6,8 +6,8 @@
 //! lab's nodes), read from the system at the moment of the TAB.
 //!
 //! The answer is a mode line, then one candidate per line: `words` and the candidates (those
-//! starting with the word under completion), or `files` or `dirs` for the shell to complete a
-//! path itself.
+//! starting with the word under completion), or `files` (with the words offered beside the
+//! paths, if any) or `dirs` for the shell to complete a path itself.
 //!
 //! Written here rather than taken from clap_complete: its completion of live values is behind
 //! an unstable feature, and it is asked for through an environment variable that, left set,
@@ -50,12 +50,21 @@ impl Shell {
 pub enum Reply {
     /// These words (those that start with the word typed).
     Words(Vec<String>),
-    /// A path, completed by the shell.
-    Files,
-    /// A path, completed by the shell, or one of these words.
-    FilesOr(Vec<String>),
+    /// A path, completed by the shell, or one of these words (often none).
+    Files(Vec<String>),
     /// A directory, completed by the shell.
     Dirs,
+}
+
+impl Reply {
+    /// The reply with its words made by `f` from its words.
+    fn map_words(self, f: impl FnOnce(Vec<String>) -> Vec<String>) -> Reply {
+        match self {
+            Reply::Words(words) => Reply::Words(f(words)),
+            Reply::Files(words) => Reply::Files(f(words)),
+            Reply::Dirs => Reply::Dirs,
+        }
+    }
 }
 
 /// The value being completed, and what was typed before it.
@@ -148,11 +157,12 @@ pub fn intercept(make: &dyn Fn() -> Command, args: &[OsString], live: Live) -> O
             .iter()
             .map(|w| w.to_string_lossy().into_owned())
             .collect();
-        return Some(print_reply(&complete(
-            with_subcommand(make()),
-            &words,
-            live,
-        )));
+        let text = match complete(with_subcommand(make()), &words, live) {
+            Reply::Words(words) => lines("words", &words),
+            Reply::Files(words) => lines("files", &words),
+            Reply::Dirs => lines("dirs", &[]),
+        };
+        return Some(print(&text));
     }
     if !args.iter().skip(1).any(|a| a == SUBCOMMAND) {
         return None;
@@ -166,27 +176,16 @@ pub fn intercept(make: &dyn Fn() -> Command, args: &[OsString], live: Live) -> O
                 return None;
             }
             let shell = *sub.get_one::<Shell>("shell")?;
-            let mut out = std::io::stdout().lock();
-            let written = out.write_all(script(shell, &tool).as_bytes());
-            Some(if written.and_then(|()| out.flush()).is_ok() {
-                0
-            } else {
-                1
-            })
+            Some(print(&script(shell, &tool)))
         }
         Err(e) if first == SUBCOMMAND => e.exit(),
         Err(_) => None,
     }
 }
 
-fn print_reply(reply: &Reply) -> i32 {
+/// Writes `text` on stdout; the exit status.
+fn print(text: &str) -> i32 {
     let mut out = std::io::stdout().lock();
-    let text = match reply {
-        Reply::Files => "files\n".to_string(),
-        Reply::Dirs => "dirs\n".to_string(),
-        Reply::FilesOr(words) => lines("files", words),
-        Reply::Words(words) => lines("words", words),
-    };
     match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
         Ok(()) => 0,
         Err(_) => 1,
@@ -278,14 +277,8 @@ pub fn complete(mut cmd: Command, words: &[String], live: Live) -> Reply {
                 current: typed.to_string(),
                 options,
             };
-            let prefixed = |words: Vec<String>| -> Vec<String> {
-                words.into_iter().map(|w| format!("--{name}={w}")).collect()
-            };
-            return match value(&request, live) {
-                Reply::Words(words) => Reply::Words(prefixed(words)),
-                Reply::FilesOr(words) => Reply::FilesOr(prefixed(words)),
-                other => other,
-            };
+            return value(&request, live)
+                .map_words(|words| words.into_iter().map(|w| format!("--{name}={w}")).collect());
         }
         return Reply::Words(starting_with(long_flags(at), &current));
     }
@@ -308,14 +301,11 @@ pub fn complete(mut cmd: Command, words: &[String], live: Live) -> Reply {
         };
         match value(&request, live) {
             Reply::Words(more) => words.extend(more),
-            Reply::FilesOr(more) => {
+            Reply::Files(more) => {
                 words.extend(more);
-                return Reply::FilesOr(starting_with(words, &current));
+                return Reply::Files(starting_with(words, &current));
             }
-            Reply::Files if !words.is_empty() => {
-                return Reply::FilesOr(starting_with(words, &current))
-            }
-            path_reply => return path_reply,
+            Reply::Dirs => return Reply::Dirs,
         }
     } else if words.is_empty() && !only_values {
         words = long_flags(at);
@@ -402,13 +392,8 @@ fn long_flags(cmd: &Command) -> Vec<String> {
 
 /// The candidates for the value `request` completes.
 fn value(request: &Request, live: Live) -> Reply {
-    match live(request) {
-        Some(Reply::Words(words)) => return Reply::Words(starting_with(words, &request.current)),
-        Some(Reply::FilesOr(words)) => {
-            return Reply::FilesOr(starting_with(words, &request.current))
-        }
-        Some(path) => return path,
-        None => {}
+    if let Some(reply) = live(request) {
+        return reply.map_words(|words| starting_with(words, &request.current));
     }
     let closed: Vec<String> = request
         .arg
@@ -428,7 +413,9 @@ fn value(request: &Request, live: Live) -> Reply {
     match request.arg.get_value_hint() {
         ValueHint::DirPath => Reply::Dirs,
         ValueHint::AnyPath if names_a_dir => Reply::Dirs,
-        ValueHint::AnyPath | ValueHint::FilePath | ValueHint::ExecutablePath => Reply::Files,
+        ValueHint::AnyPath | ValueHint::FilePath | ValueHint::ExecutablePath => {
+            Reply::Files(Vec::new())
+        }
         _ => Reply::Words(Vec::new()),
     }
 }
@@ -716,7 +703,7 @@ mod tests {
         assert_eq!(ask(&["down", "--signal", ""]), words(&["kill", "term"]));
         assert_eq!(ask(&["down", "--signal", "t"]), words(&["term"]));
         assert_eq!(ask(&["--state-dir", "/r"]), Reply::Dirs);
-        assert_eq!(ask(&["lab", "x"]), Reply::Files);
+        assert_eq!(ask(&["lab", "x"]), Reply::Files(Vec::new()));
     }
 
     #[test]

@@ -41,9 +41,9 @@ fn netem_args(request: &Request) -> Option<Reply> {
     };
     if given.len() == file_at {
         return Some(if given.is_empty() {
-            Reply::FilesOr(vec!["show".into(), "reset".into()])
+            Reply::Files(vec!["show".into(), "reset".into()])
         } else {
-            Reply::Files
+            Reply::Files(Vec::new())
         });
     }
     if given.len() == file_at + 1 {
