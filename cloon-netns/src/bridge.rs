@@ -362,6 +362,7 @@ mod tests {
             master: None,
             group: tag::DEFAULT_GROUP,
             alias: None,
+            vxlan: None,
         }
     }
 

@@ -430,6 +430,7 @@ mod tests {
             master: None,
             group,
             alias: alias.map(Into::into),
+            vxlan: None,
         }
     }
 

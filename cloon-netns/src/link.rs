@@ -13,8 +13,7 @@ use cloon_core::{Code, Error, Result};
 use futures::TryStreamExt;
 use nix::errno::Errno;
 use rtnetlink::packet_core::{
-    NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_APPEND, NLM_F_CREATE, NLM_F_DUMP,
-    NLM_F_REQUEST,
+    NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_APPEND, NLM_F_CREATE, NLM_F_REQUEST,
 };
 use rtnetlink::packet_route::link::{
     InfoData, InfoKind, InfoVeth, InfoVxlan, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
@@ -46,6 +45,8 @@ pub struct LinkState {
     pub group: u32,
     /// Its alias, if it has one.
     pub alias: Option<String>,
+    /// Its VNI and UDP port, for a VXLAN device.
+    pub vxlan: Option<(u32, u16)>,
 }
 
 impl LinkState {
@@ -60,6 +61,7 @@ impl LinkState {
             master: None,
             group: 0,
             alias: None,
+            vxlan: vxlan_id_port(msg),
         };
         for attr in &msg.attributes {
             match attr {
@@ -338,93 +340,70 @@ impl Netlink {
         })
     }
 
-    /// The VNI and UDP port of the VXLAN device `index`; `None` when it is no VXLAN device.
-    pub fn vxlan_settings(&self, index: u32) -> Result<Option<(u32, u16)>> {
-        let mut request = self.handle.link().get().match_index(index).execute();
-        match self.runtime.block_on(request.try_next()) {
-            Ok(Some(msg)) => Ok(vxlan_id_port(&msg)),
-            Ok(None) => Ok(None),
-            Err(e) => Err(netlink(
-                format!("cannot look up interface number {index}"),
-                e,
-            )),
-        }
-    }
-
     /// The remotes of the all-zeros entries of the VXLAN device `index`'s forwarding database
     /// (what [`Netlink::fdb_append`] adds), as `bridge fdb show dev NAME | grep ^00:00:00:00:00:00`
     /// lists them: each address with its port when the kernel reports one (it does only for a
     /// port other than the device's).
     pub fn fdb_remotes(&self, index: u32) -> Result<Vec<(IpAddr, Option<u16>)>> {
-        let mut message = NeighbourMessage::default();
-        message.header.family = AddressFamily::Bridge;
-        let mut request = NetlinkMessage::from(RouteNetlinkMessage::GetNeighbour(message));
-        request.header.flags = NLM_F_REQUEST | NLM_F_DUMP;
-        let what = || format!("cannot list the forwarding database of interface number {index}");
-        let mut handle = self.handle.clone();
-        let mut response = handle.request(request).map_err(|e| netlink(what(), e))?;
-        self.runtime.block_on(async {
-            let mut remotes = Vec::new();
-            while let Some(message) = futures::StreamExt::next(&mut response).await {
-                let entry = match message.payload {
-                    NetlinkPayload::Error(err) => {
-                        return Err(netlink(what(), rtnetlink::Error::NetlinkError(err)))
-                    }
-                    NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewNeighbour(entry)) => entry,
-                    _ => continue,
-                };
-                if entry.header.ifindex != index {
-                    continue;
+        let mut stream = self
+            .handle
+            .neighbours()
+            .get()
+            .set_address_family(AddressFamily::Bridge)
+            .execute();
+        let mut remotes = Vec::new();
+        loop {
+            let entry = match self.runtime.block_on(stream.try_next()) {
+                Ok(Some(entry)) => entry,
+                Ok(None) => return Ok(remotes),
+                Err(e) => {
+                    return Err(netlink(
+                        format!("cannot list the forwarding database of interface number {index}"),
+                        e,
+                    ))
                 }
-                let (mut zeros, mut dst, mut port) = (false, None, None);
-                for attr in &entry.attributes {
-                    match attr {
-                        NeighbourAttribute::LinkLayerAddress(mac) => {
-                            zeros = mac.len() == 6 && mac.iter().all(|b| *b == 0);
-                        }
-                        NeighbourAttribute::Destination(NeighbourAddress::Inet(a)) => {
-                            dst = Some(IpAddr::V4(*a));
-                        }
-                        NeighbourAttribute::Destination(NeighbourAddress::Inet6(a)) => {
-                            dst = Some(IpAddr::V6(*a));
-                        }
-                        // In an AF_BRIDGE message the address comes unparsed: 4 or 16 bytes.
-                        NeighbourAttribute::Destination(NeighbourAddress::Other(bytes)) => {
-                            dst = match bytes.len() {
-                                4 => <[u8; 4]>::try_from(&bytes[..]).ok().map(IpAddr::from),
-                                16 => <[u8; 16]>::try_from(&bytes[..]).ok().map(IpAddr::from),
-                                _ => None,
-                            };
-                        }
-                        NeighbourAttribute::Port(p) => port = Some(*p),
-                        _ => {}
+            };
+            if entry.header.ifindex != index {
+                continue;
+            }
+            let (mut zeros, mut dst, mut port) = (false, None, None);
+            for attr in &entry.attributes {
+                match attr {
+                    NeighbourAttribute::LinkLayerAddress(mac) => {
+                        zeros = mac.len() == 6 && mac.iter().all(|b| *b == 0);
                     }
-                }
-                if let (true, Some(dst)) = (zeros, dst) {
-                    remotes.push((dst, port));
+                    NeighbourAttribute::Destination(NeighbourAddress::Inet(a)) => {
+                        dst = Some(IpAddr::V4(*a));
+                    }
+                    NeighbourAttribute::Destination(NeighbourAddress::Inet6(a)) => {
+                        dst = Some(IpAddr::V6(*a));
+                    }
+                    // In an AF_BRIDGE message the address comes unparsed: 4 or 16 bytes.
+                    NeighbourAttribute::Destination(NeighbourAddress::Other(bytes)) => {
+                        dst = match bytes.len() {
+                            4 => <[u8; 4]>::try_from(&bytes[..]).ok().map(IpAddr::from),
+                            16 => <[u8; 16]>::try_from(&bytes[..]).ok().map(IpAddr::from),
+                            _ => None,
+                        };
+                    }
+                    NeighbourAttribute::Port(p) => port = Some(*p),
+                    _ => {}
                 }
             }
-            Ok(remotes)
-        })
+            if let (true, Some(dst)) = (zeros, dst) {
+                remotes.push((dst, port));
+            }
+        }
     }
 
     /// The VXLAN devices of this connection's namespace that have the VNI `vni` on the UDP port
     /// `port`, by name.
     pub fn vxlans_with(&self, vni: u32, port: u16) -> Result<Vec<String>> {
-        let mut stream = self.handle.link().get().execute();
-        let mut names = Vec::new();
-        loop {
-            match self.runtime.block_on(stream.try_next()) {
-                Ok(Some(msg)) => {
-                    if vxlan_id_port(&msg) == Some((vni, port)) {
-                        names.push(LinkState::from_message(&msg).name);
-                    }
-                }
-                Ok(None) => break,
-                Err(e) => return Err(netlink("cannot list the interfaces", e)),
-            }
-        }
-        Ok(names)
+        let links = self.links()?.into_iter();
+        Ok(links
+            .filter(|l| l.vxlan == Some((vni, port)))
+            .map(|l| l.name)
+            .collect())
     }
 
     /// Creates the Linux bridge `name` (down, as `ip link add NAME type bridge` does), in the

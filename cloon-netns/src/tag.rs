@@ -293,6 +293,7 @@ mod tests {
             master: None,
             group,
             alias: alias.map(Into::into),
+            vxlan: None,
         }
     }
 

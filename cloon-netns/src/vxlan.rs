@@ -1073,7 +1073,7 @@ pub fn differences(record: &VxlanRecord) -> Result<Vec<Finding>> {
             found.mtu, record.mtu
         )));
     }
-    match netlink.vxlan_settings(found.index)? {
+    match found.vxlan {
         Some((vni, port)) if (vni, port) == (record.vni, record.port) => {}
         Some((vni, port)) => drift.push(Finding::changed(format!(
             "interface {dev} {at} has VNI {vni} on UDP port {port}, recorded VNI {} on port {}",
