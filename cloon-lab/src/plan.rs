@@ -435,11 +435,7 @@ impl Plan {
             "--record-dir".to_string(),
             dir.display().to_string(),
             "--engine".to_string(),
-            if self.tunnel_of(link).is_some() && !self.is_relayed(link) {
-                EngineKind::Kernel.to_string()
-            } else {
-                self.engine.to_string()
-            },
+            self.engine.to_string(),
         ]);
         if self.tunnel_of(link).is_some() {
             c = c.arg("--one-way");

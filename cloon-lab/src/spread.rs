@@ -101,7 +101,7 @@ impl Tunnel {
 /// derives the same): by name (`Names::link` for a link, the bridge node's name for a LAN), from
 /// a hash of the lab and that name, a collision within the lab moved to the next free value in
 /// the file's order.
-pub fn vnis(lab: &Lab, names: &Names) -> BTreeMap<String, u32> {
+pub fn vnis(lab: &Lab, lans: &BTreeMap<String, Lan>, names: &Names) -> BTreeMap<String, u32> {
     let mut out = BTreeMap::new();
     let mut used = BTreeSet::new();
     let mut give = |key: String, seed: String| {
@@ -113,10 +113,10 @@ pub fn vnis(lab: &Lab, names: &Names) -> BTreeMap<String, u32> {
     };
     for l in &lab.links {
         if crosses(lab, l) {
-            give(names.link(l), format!("link\0{}", names.link(l)));
+            let name = names.link(l);
+            give(name.clone(), format!("link\0{name}"));
         }
     }
-    let lans = lans(lab);
     for b in lab.nodes.iter().filter(|n| n.kind == Kind::Bridge) {
         if lans.get(&b.name).is_some_and(Lan::spans) {
             give(b.name.clone(), format!("lan\0{}", b.name));
@@ -213,8 +213,8 @@ pub fn localize(
             ),
         },
     };
-    let vnis = vnis(&lab, names);
     let lans = lans(&lab);
+    let vnis = vnis(&lab, &lans, names);
     let is_here = |node: &str| lab.host_of(node).is_some_and(|h| h.name == here.name);
     let mut tunnels = Vec::new();
     let mut links = Vec::new();
@@ -450,13 +450,17 @@ topology:
     #[test]
     fn vnis_are_stable_distinct_and_in_range() {
         let (lab, names) = lab();
-        let v = vnis(&lab, &names);
+        let v = vnis(&lab, &lans(&lab), &names);
         assert_eq!(v.len(), 2, "one cross link, one spanning LAN: {v:?}");
-        assert_eq!(v, vnis(&lab, &names));
+        assert_eq!(v, vnis(&lab, &lans(&lab), &names));
         let values: BTreeSet<u32> = v.values().copied().collect();
         assert_eq!(values.len(), v.len());
         assert!(values.iter().all(|x| (1..=0xff_ffff).contains(x)));
         let other = Names::new("wan2", Path::new("/run/cloon/labs"));
-        assert_ne!(vnis(&lab, &other), v, "another lab, other VNIs");
+        assert_ne!(
+            vnis(&lab, &lans(&lab), &other),
+            v,
+            "another lab, other VNIs"
+        );
     }
 }

@@ -478,12 +478,7 @@ pub(crate) fn impair_link(
         one_way: tunnel,
         ..impair::Options::default()
     };
-    let engine = if tunnel && !plan.is_relayed(link) {
-        impair::Engine::Kernel
-    } else {
-        engine_of(plan.engine)
-    };
-    impair::apply_with(&ends, &netem, engine, &dir, &opts)
+    impair::apply_with(&ends, &netem, engine_of(plan.engine), &dir, &opts)
 }
 
 /// The engine to ask for, from the one the plan resolved.
