@@ -315,11 +315,8 @@ pub fn run<S: Stage>(state: &StateDir, cmd: Cmd<S::Up, S::Down, S::Verbs>) -> Ex
 pub fn recorded<S: Stage>(state: &StateDir) -> Result<Vec<String>> {
     let mut names = Vec::new();
     for name in state.names()? {
-        for record in std::iter::once(S::RECORD).chain(S::OTHER_PARTS.iter().copied()) {
-            if state.has_record(&name, record)? {
-                names.push(name);
-                break;
-            }
+        if recorded_for::<S>(state, &name)? {
+            names.push(name);
         }
     }
     Ok(names)

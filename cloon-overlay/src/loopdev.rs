@@ -222,7 +222,6 @@ impl std::fmt::Debug for Tag {
 
 /// The `lo_file_name` of the loop device open as `file`.
 fn read_tag(file: &std::fs::File) -> std::io::Result<Tag> {
-    use std::os::fd::AsRawFd;
     let mut info = std::mem::MaybeUninit::<LoopInfo64>::zeroed();
     // SAFETY: `file` is an open loop device and `info` a zeroed `struct loop_info64` with the
     // kernel's layout (its size is checked above), which the kernel fills; it lives across the
@@ -315,15 +314,7 @@ pub fn detach_unused(device: &Path, id: (u64, u64), tag: &Tag) -> Result<Unused>
     if !cloon_core::explain::step(&["losetup", "-d", &device.to_string_lossy()]) {
         return Ok(Unused::WouldDetach);
     }
-    use std::os::fd::AsRawFd;
-    // SAFETY: `file` is an open loop device; LOOP_CLR_FD takes no argument.
-    let rc = unsafe { nix::libc::ioctl(file.as_raw_fd(), LOOP_CLR_FD as _, 0) };
-    if rc < 0 {
-        let e = std::io::Error::last_os_error();
-        if e.raw_os_error() != Some(nix::libc::ENXIO) {
-            return Err(Error::io(format!("cannot detach {}", device.display()), &e));
-        }
-    }
+    clear_fd(&file, device)?;
     Ok(Unused::Detached)
 }
 
@@ -336,8 +327,14 @@ pub fn detach_if_backs(device: &Path, id: (u64, u64)) -> Result<()> {
         return Ok(());
     }
     let ld = File::open(device).context(|| format!("cannot open {}", device.display()))?;
-    // SAFETY: `ld` is an open loop device; LOOP_CLR_FD takes no argument.
-    let rc = unsafe { nix::libc::ioctl(ld.as_raw_fd(), LOOP_CLR_FD as _, 0) };
+    clear_fd(&ld, device)
+}
+
+/// Detaches the loop device `device`, open as `file` (`LOOP_CLR_FD`, as `losetup -d`); one
+/// already detached (ENXIO) is fine.
+fn clear_fd(file: &File, device: &Path) -> Result<()> {
+    // SAFETY: `file` is an open loop device; LOOP_CLR_FD takes no argument.
+    let rc = unsafe { nix::libc::ioctl(file.as_raw_fd(), LOOP_CLR_FD as _, 0) };
     if rc < 0 {
         let e = std::io::Error::last_os_error();
         if e.raw_os_error() != Some(nix::libc::ENXIO) {
