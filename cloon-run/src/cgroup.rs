@@ -38,10 +38,7 @@ pub fn in_every_hierarchy(rel: &str) -> Result<Vec<PathBuf>> {
 /// [`cloon_core::cgroups::ANNOTATION`] and `linux.cgroupsPath`, "" when it names none). A config.json that
 /// cannot be read gives the runtime's mode and no cgroup: the runtime says why at `create`.
 pub fn of_bundle(bundle: &Path) -> (Mode, String) {
-    let config = std::fs::read_to_string(bundle.join("config.json"))
-        .ok()
-        .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
-        .unwrap_or_default();
+    let config = crate::bundle_config(bundle);
     let path = config["linux"]["cgroupsPath"]
         .as_str()
         .map(String::from)
@@ -68,10 +65,15 @@ pub fn remove_parent_of(state: &StateDir, cgroup: &str) -> Result<()> {
 /// runtime makes a container's cgroup under `cloon`, exclusive while `cloon` is removed; `None`
 /// on a host with no cgroup hierarchy.
 pub fn lock_hierarchy(exclusive: bool) -> Result<Option<Flock<std::fs::File>>> {
-    let Some(root) = in_every_hierarchy("")?.into_iter().next() else {
+    lock_first(&in_every_hierarchy("")?, exclusive)
+}
+
+/// [`lock_hierarchy`], of the hierarchies whose root directories are `roots` (sorted).
+fn lock_first(roots: &[PathBuf], exclusive: bool) -> Result<Option<Flock<std::fs::File>>> {
+    let Some(root) = roots.first() else {
         return Ok(None);
     };
-    let dir = std::fs::File::open(&root).context(|| format!("cannot open {}", root.display()))?;
+    let dir = std::fs::File::open(root).context(|| format!("cannot open {}", root.display()))?;
     let arg = if exclusive {
         FlockArg::LockExclusive
     } else {
@@ -97,8 +99,9 @@ pub fn hold_for_create(
 /// `delete` removes a container's own cgroup, not its parents. One that still holds a container
 /// (or another state directory's parent) stays.
 pub fn remove_parent(state: &StateDir, parent: &str) -> Result<()> {
-    let dirs = in_every_hierarchy(parent)?;
-    let tops = in_every_hierarchy(TOP)?;
+    let roots = in_every_hierarchy("")?;
+    let dirs: Vec<PathBuf> = roots.iter().map(|r| r.join(parent)).collect();
+    let tops: Vec<PathBuf> = roots.iter().map(|r| r.join(TOP)).collect();
     let words: Vec<String> = dirs
         .iter()
         .chain(&tops)
@@ -114,7 +117,7 @@ pub fn remove_parent(state: &StateDir, parent: &str) -> Result<()> {
     // Never between a runtime's mkdir of a parent and of a container's cgroup in it.
     let _lock = state.lock_marker(true)?;
     remove_empty(&dirs)?;
-    let _top = lock_hierarchy(true)?;
+    let _top = lock_first(&roots, true)?;
     remove_empty(&tops)
 }
 

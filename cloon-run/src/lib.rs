@@ -845,6 +845,7 @@ pub fn exec(state: &StateDir, args: &ExecArgs) -> Result<i32> {
         host::require_root(STAGE, "enter containers")?;
     }
     let rt = rec.runtime()?;
+    let config = bundle_config(Path::new(&rec.bundle));
     let opts = runtime::ExecOptions {
         tty: !args.detach && (args.tty || std::io::stdin().is_terminal()),
         detach: args.detach,
@@ -853,14 +854,11 @@ pub fn exec(state: &StateDir, args: &ExecArgs) -> Result<i32> {
         } else {
             // crun replaces the command's environment with the `--env` it is given (runc adds
             // them to the container's): the container's come first, so both add.
-            let mut env = bundle_env(Path::new(&rec.bundle));
+            let mut env = process_env(&config);
             env.extend(args.env.iter().cloned());
             env
         },
-        cwd: args
-            .cwd
-            .clone()
-            .or_else(|| bundle_cwd(Path::new(&rec.bundle))),
+        cwd: args.cwd.clone().or_else(|| process_cwd(&config)),
         user: args.user.clone(),
     };
     if args.detach {
@@ -877,23 +875,25 @@ pub fn exec(state: &StateDir, args: &ExecArgs) -> Result<i32> {
     Ok(runtime::shell_status(status))
 }
 
-/// The container's own working directory: `process.cwd` of its bundle's config.json (which
+/// The bundle's config.json, `null` when it cannot be read or parsed.
+pub fn bundle_config(bundle: &Path) -> Value {
+    std::fs::read_to_string(bundle.join("config.json"))
+        .ok()
+        .and_then(|text| serde_json::from_str(&text).ok())
+        .unwrap_or_default()
+}
+
+/// The container's own working directory: `process.cwd` of its bundle's `config` (which
 /// cloon-spec sets from the image's WorkingDir), if it says an absolute one.
-fn bundle_cwd(bundle: &Path) -> Option<String> {
-    let text = std::fs::read_to_string(bundle.join("config.json")).ok()?;
-    let config: Value = serde_json::from_str(&text).ok()?;
+fn process_cwd(config: &Value) -> Option<String> {
     config["process"]["cwd"]
         .as_str()
         .filter(|c| c.starts_with('/'))
         .map(str::to_string)
 }
 
-/// The container's own environment: `process.env` of its bundle's config.json.
-fn bundle_env(bundle: &Path) -> Vec<String> {
-    let Ok(text) = std::fs::read_to_string(bundle.join("config.json")) else {
-        return Vec::new();
-    };
-    let config: Value = serde_json::from_str(&text).unwrap_or_default();
+/// The container's own environment: `process.env` of its bundle's `config`.
+fn process_env(config: &Value) -> Vec<String> {
     config["process"]["env"]
         .as_array()
         .map(|a| {
@@ -1143,18 +1143,20 @@ mod tests {
     fn the_bundles_cwd_is_the_default() {
         let (_st, root) = state("cwd");
         fs::create_dir_all(&root).unwrap();
-        assert_eq!(bundle_cwd(&root), None);
+        let cwd = |root: &Path| process_cwd(&bundle_config(root));
+        let env = |root: &Path| process_env(&bundle_config(root));
+        assert_eq!(cwd(&root), None);
         fs::write(root.join("config.json"), r#"{"process":{"cwd":"/srv"}}"#).unwrap();
-        assert_eq!(bundle_cwd(&root).as_deref(), Some("/srv"));
-        assert!(bundle_env(&root).is_empty());
+        assert_eq!(cwd(&root).as_deref(), Some("/srv"));
+        assert!(env(&root).is_empty());
         fs::write(
             root.join("config.json"),
             r#"{"process":{"env":["PATH=/bin","bad","TERM=xterm"]}}"#,
         )
         .unwrap();
-        assert_eq!(bundle_env(&root), ["PATH=/bin", "TERM=xterm"]);
+        assert_eq!(env(&root), ["PATH=/bin", "TERM=xterm"]);
         fs::write(root.join("config.json"), r#"{"process":{"cwd":"srv"}}"#).unwrap();
-        assert_eq!(bundle_cwd(&root), None);
+        assert_eq!(cwd(&root), None);
         fs::remove_dir_all(&root).unwrap();
     }
 
