@@ -34,23 +34,30 @@ impl Ns {
         }
     }
 
-    /// The start of an `ip` command run inside it: `ip -n NAME`, or for a namespace outside
-    /// `/run/netns` (which `ip -n` cannot name) `nsenter --net=PATH ip`.
-    fn ip(&self) -> Vec<String> {
+    /// The start of a command of iproute2 (`ip`, `bridge`) run inside it: `PROGRAM -n NAME`,
+    /// or for a namespace outside `/run/netns` (which `-n` cannot name) `nsenter --net=PATH
+    /// PROGRAM`.
+    fn iproute2(&self, program: &str) -> Vec<String> {
         match self.ip_name() {
-            Some(name) => words(&["ip", "-n", name]),
+            Some(name) => words(&[program, "-n", name]),
             None => vec![
                 "nsenter".into(),
                 format!("--net={}", self.path.display()),
-                "ip".into(),
+                program.into(),
             ],
         }
     }
 }
 
-/// The start of an `ip` command in namespace `ns`, or in the tool's own (the host's) for `None`.
+/// The start of the iproute2 command `program` in namespace `ns`, or in the tool's own (the
+/// host's) for `None`.
+fn iproute2(program: &str, ns: Option<&Ns>) -> Vec<String> {
+    ns.map_or_else(|| words(&[program]), |ns| ns.iproute2(program))
+}
+
+/// The start of an `ip` command in namespace `ns`, or in the tool's own for `None`.
 fn ip(ns: Option<&Ns>) -> Vec<String> {
-    ns.map(Ns::ip).unwrap_or_else(|| words(&["ip"]))
+    iproute2("ip", ns)
 }
 
 /// One end of a veth pair to create: its name, interface group (0: none), MAC address, MTU, and
@@ -212,18 +219,7 @@ impl Action {
             }
             Action::VxlanAdd(dev) => dev.words(),
             Action::FdbAppend { ns, dev, dst, port } => {
-                let mut w = words(&["bridge"]);
-                match ns.as_ref().map(|ns| (ns, ns.ip_name())) {
-                    None => {}
-                    Some((_, Some(name))) => w.extend(words(&["-n", name])),
-                    Some((ns, None)) => {
-                        w = vec![
-                            "nsenter".into(),
-                            format!("--net={}", ns.path.display()),
-                            "bridge".into(),
-                        ];
-                    }
-                }
+                let mut w = iproute2("bridge", ns.as_ref());
                 w.extend(words(&["fdb", "append", ZERO_MAC, "dev", dev, "dst"]));
                 w.extend([dst.to_string(), "port".into(), port.to_string()]);
                 w
