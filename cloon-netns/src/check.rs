@@ -138,33 +138,29 @@ pub fn check(name: &str, record: &Record) -> Result<cloon_core::doc::Netns> {
     Ok(record.to_part())
 }
 
+/// What is wrong with the namespace file `path` recorded with the nsfs inode `inode`: missing,
+/// no longer a namespace, or another namespace; `None` when it is still the one recorded.
+pub fn namespace_gone(path: &str, inode: u64) -> Result<Option<Finding>> {
+    let why = match namespace::probe(Path::new(path))? {
+        Probe::Missing => format!("the namespace file {path} is missing"),
+        Probe::Stale => format!("{path} is no longer a namespace"),
+        Probe::Namespace(found) if found != inode => {
+            format!("{path} is another namespace (inode {found}, recorded {inode})")
+        }
+        Probe::Namespace(_) => return Ok(None),
+    };
+    Ok(Some(Finding::gone(why)))
+}
+
 /// What differs between the record and the kernel.
 pub fn differences(record: &Record) -> Result<Vec<Finding>> {
     let mut drift = Vec::new();
-    let path = Path::new(&record.path);
-    let netns = match namespace::probe(path)? {
-        Probe::Missing => {
-            drift.push(Finding::gone(format!(
-                "the namespace file {} is missing",
-                record.path
-            )));
+    let netns = match namespace_gone(&record.path, record.inode)? {
+        Some(gone) => {
+            drift.push(gone);
             None
         }
-        Probe::Stale => {
-            drift.push(Finding::gone(format!(
-                "{} is no longer a namespace",
-                record.path
-            )));
-            None
-        }
-        Probe::Namespace(inode) if inode != record.inode => {
-            drift.push(Finding::gone(format!(
-                "{} is another namespace (inode {inode}, recorded {})",
-                record.path, record.inode
-            )));
-            None
-        }
-        Probe::Namespace(_) => Some(Namespace::open(path)?),
+        None => Some(Namespace::open(Path::new(&record.path))?),
     };
     let host = Netlink::connect()?;
     for link in &record.links {

@@ -395,22 +395,10 @@ pub fn check(name: &str, record: &P2pRecord) -> Result<LinkPart> {
 pub fn differences(record: &P2pRecord) -> Result<Vec<Finding>> {
     let mut drift = Vec::new();
     for end in &record.ends {
-        let path = Path::new(&end.path);
-        match namespace::probe(path)? {
-            Probe::Missing => drift.push(Finding::gone(format!(
-                "the namespace file {} is missing",
-                end.path
-            ))),
-            Probe::Stale => drift.push(Finding::gone(format!(
-                "{} is no longer a namespace",
-                end.path
-            ))),
-            Probe::Namespace(inode) if inode != end.inode => drift.push(Finding::gone(format!(
-                "{} is another namespace (inode {inode}, recorded {})",
-                end.path, end.inode
-            ))),
-            Probe::Namespace(_) => {
-                let netlink = Namespace::open(path)?.netlink()?;
+        match crate::check::namespace_gone(&end.path, end.inode)? {
+            Some(gone) => drift.push(gone),
+            None => {
+                let netlink = Namespace::open(Path::new(&end.path))?.netlink()?;
                 let at = where_is(Some(&end.ns()));
                 match netlink.link_by_name(&end.ifname)? {
                     None => drift.push(Finding::gone(format!(

@@ -1020,25 +1020,12 @@ pub fn differences(record: &VxlanRecord) -> Result<Vec<Finding>> {
     let mut drift = Vec::new();
     let ns = record.ns();
     let netlink = match &record.path {
-        Some(path) => match namespace::probe(Path::new(path))? {
-            Probe::Missing => {
-                drift.push(Finding::gone(format!(
-                    "the namespace file {path} is missing"
-                )));
+        Some(path) => match crate::check::namespace_gone(path, record.inode)? {
+            Some(gone) => {
+                drift.push(gone);
                 return Ok(drift);
             }
-            Probe::Stale => {
-                drift.push(Finding::gone(format!("{path} is no longer a namespace")));
-                return Ok(drift);
-            }
-            Probe::Namespace(inode) if inode != record.inode => {
-                drift.push(Finding::gone(format!(
-                    "{path} is another namespace (inode {inode}, recorded {})",
-                    record.inode
-                )));
-                return Ok(drift);
-            }
-            Probe::Namespace(_) => Namespace::open(Path::new(path))?.netlink()?,
+            None => Namespace::open(Path::new(path))?.netlink()?,
         },
         None => crate::link::Netlink::connect()?,
     };
