@@ -157,6 +157,9 @@ pub struct Bridges<'a> {
     pending: Vec<String>,
 }
 
+/// The bridges an `up` uses, by name, each with how it stands on the host.
+pub type Standing = Vec<(String, Found)>;
+
 impl<'a> Bridges<'a> {
     /// Takes the locks of `names` (sorted, so that two tools never wait on each other) when
     /// `acting`.
@@ -197,6 +200,66 @@ impl<'a> Bridges<'a> {
     pub fn pending(&mut self, record: &BridgeRecord) -> Result<()> {
         self.store(record)?;
         self.pending.push(record.name.clone());
+        Ok(())
+    }
+
+    /// How each of the bridges `names` stands on the host (`host`: its connection), and the
+    /// records of those to make, in the interface group `group`: what an `up` plans from.
+    pub fn inspect_all(
+        &mut self,
+        host: &Netlink,
+        names: &[String],
+        group: u32,
+    ) -> Result<(Standing, Vec<BridgeRecord>)> {
+        let mut found = Vec::new();
+        let mut missing = Vec::new();
+        for name in names {
+            let record = self.record(name)?;
+            let link = host.link_by_name(name)?;
+            let f = inspect(name, link.as_ref(), record.as_ref())?;
+            if f == Found::Missing {
+                let path = self.state.shared_path(KIND, name)?;
+                missing.push(BridgeRecord::planned(name, group, tag::alias(&path)));
+            }
+            found.push((name.clone(), f));
+        }
+        Ok((found, missing))
+    }
+
+    /// Before an `up` runs `action`: a bridge it makes is recorded first (said, and its planned
+    /// record among `missing` written as pending when `acting`).
+    pub fn before(
+        &mut self,
+        action: &crate::action::Action,
+        missing: &[BridgeRecord],
+        acting: bool,
+    ) -> Result<()> {
+        if let crate::action::Action::BridgeAdd { name, .. } = action {
+            cloon_core::explain::note(&format!(
+                "record {}",
+                self.state.shared_path(KIND, name)?.display()
+            ));
+            if let (true, Some(planned)) = (acting, missing.iter().find(|b| &b.name == name)) {
+                self.pending(planned)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Once an `up` made everything: each bridge of `found` that was there already gets its
+    /// record, with the index `host` has for it, when `acting`, and is said.
+    pub fn adopt(&mut self, host: &Netlink, found: &[(String, Found)], acting: bool) -> Result<()> {
+        for (name, f) in found.iter().filter(|(_, f)| *f != Found::Missing) {
+            if acting {
+                let index = host.find(name, "on the host")?.index;
+                let before = self.record(name)?;
+                self.store(&f.record(name, index, before))?;
+            }
+            cloon_core::explain::note(&format!(
+                "record {}",
+                self.state.shared_path(KIND, name)?.display()
+            ));
+        }
         Ok(())
     }
 

@@ -6,7 +6,7 @@
 //! `--dry-run` it only says them, and the document gets the planned part.
 
 use crate::action::{Action, Ns, VethEnd};
-use crate::bridge::{self, BridgeRecord, Bridges, Found};
+use crate::bridge::{BridgeRecord, Bridges, Found};
 use crate::namespace::{self, Namespace, Probe};
 use crate::parse::{self, VethSpec};
 use crate::record::{LinkRecord, Record};
@@ -190,18 +190,7 @@ pub fn up(state: &StateDir, args: &UpArgs, input: Option<Document>) -> Result<Do
     _root = hold_root(state)?;
     let names = parse::bridges(&plan.veths);
     bridges = Bridges::open(state, &names, acting)?;
-    let mut found = Vec::new();
-    let mut missing = Vec::new();
-    for name in &names {
-        let record = bridges.record(name)?;
-        let link = sys.host().link_by_name(name)?;
-        let f = bridge::inspect(name, link.as_ref(), record.as_ref())?;
-        if f == Found::Missing {
-            let path = state.shared_path(bridge::KIND, name)?;
-            missing.push(BridgeRecord::planned(name, group, tag::alias(&path)));
-        }
-        found.push((name.clone(), f));
-    }
+    let (found, missing) = bridges.inspect_all(sys.host(), &names, group)?;
 
     if let Target::Existing(path) = &plan.target {
         let existing = Namespace::open(path)?;
@@ -213,17 +202,7 @@ pub fn up(state: &StateDir, args: &UpArgs, input: Option<Document>) -> Result<Do
     }
 
     for action in plan.actions(&missing, group, record.alias.as_deref()) {
-        if let Action::BridgeAdd { name, .. } = &action {
-            explain::note(&format!(
-                "record {}",
-                state.shared_path(bridge::KIND, name)?.display()
-            ));
-            if acting {
-                if let Some(planned) = missing.iter().find(|b| &b.name == name) {
-                    bridges.pending(planned)?;
-                }
-            }
-        }
+        bridges.before(&action, &missing, acting)?;
         if !explain::step(&action.words()) {
             continue;
         }
@@ -253,25 +232,11 @@ pub fn up(state: &StateDir, args: &UpArgs, input: Option<Document>) -> Result<Do
     if acting {
         read_back(&sys, &ns, &mut record)?;
         state.update(&plan.name, PART, &record)?;
-        for (name, found) in &found {
-            let (name, found) = (name.as_str(), *found);
-            if found == Found::Missing {
-                continue;
-            }
-            let index = sys.host().find(name, "on the host")?.index;
-            let before = bridges.record(name)?;
-            bridges.store(&found.record(name, index, before))?;
-        }
+    }
+    bridges.adopt(sys.host(), &found, acting)?;
+    if acting {
         undo.commit();
         bridges.commit();
-    }
-    for (name, found) in &found {
-        if *found != Found::Missing {
-            explain::note(&format!(
-                "record {}",
-                state.shared_path(bridge::KIND, name)?.display()
-            ));
-        }
     }
 
     let mut doc = input.unwrap_or_default();
@@ -311,7 +276,7 @@ pub fn hold_root(state: &StateDir) -> Result<Option<RootLock>> {
 
 /// Refuses, before anything is made, the names that are taken: the host ends on the host, the
 /// namespace, and the container's name (by another container, or by a point-to-point link).
-/// (A bridge's name may exist, as a bridge: [`bridge::inspect`] decides.)
+/// (A bridge's name may exist, as a bridge: [`crate::bridge::inspect`] decides.)
 fn refuse_taken_names(state: &StateDir, plan: &Plan, sys: &System) -> Result<()> {
     for veth in &plan.veths {
         if sys.host().link_by_name(&veth.host)?.is_some() {
@@ -438,7 +403,7 @@ mod tests {
         let missing: Vec<BridgeRecord> = missing
             .iter()
             .map(|m| {
-                let path = state.shared_path(bridge::KIND, m).unwrap();
+                let path = state.shared_path(crate::bridge::KIND, m).unwrap();
                 BridgeRecord::planned(m, tag::DEFAULT_GROUP, tag::alias(&path))
             })
             .collect();

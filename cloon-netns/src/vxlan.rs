@@ -462,15 +462,12 @@ impl Plan {
     /// device (its alias and bridge when on the host), its flooding entries, up, its addresses.
     pub fn actions(
         &self,
-        missing: Option<&BridgeRecord>,
+        missing: &[BridgeRecord],
         group: u32,
         mtu: Option<u32>,
         alias: Option<&str>,
     ) -> Vec<Action> {
-        let mut actions = Vec::new();
-        if let Some(bridge) = missing {
-            actions.extend(bridge.make());
-        }
+        let mut actions: Vec<Action> = missing.iter().flat_map(BridgeRecord::make).collect();
         let ns = self.end.ns();
         let dev = self.end.ifname.clone();
         actions.push(Action::VxlanAdd(self.device(group, mtu)));
@@ -776,34 +773,10 @@ pub fn up(state: &StateDir, args: &VxlanArgs, input: Option<Document>) -> Result
     _root = crate::up::hold_root(state)?;
     let names: Vec<String> = record.bridge.iter().cloned().collect();
     bridges = Bridges::open(state, &names, acting)?;
-    let mut found = None;
-    let mut missing = None;
-    if let Some(br) = &record.bridge {
-        let before = bridges.record(br)?;
-        let link = sys.host().link_by_name(br)?;
-        let f = bridge::inspect(br, link.as_ref(), before.as_ref())?;
-        if f == Found::Missing {
-            let path = state.shared_path(bridge::KIND, br)?;
-            missing = Some(BridgeRecord::planned(br, group, tag::alias(&path)));
-        }
-        found = Some((br.clone(), f));
-    }
+    let (found, missing) = bridges.inspect_all(sys.host(), &names, group)?;
 
-    for action in plan.actions(
-        missing.as_ref(),
-        group,
-        request_mtu,
-        record.alias.as_deref(),
-    ) {
-        if let Action::BridgeAdd { name: br, .. } = &action {
-            explain::note(&format!(
-                "record {}",
-                state.shared_path(bridge::KIND, br)?.display()
-            ));
-            if let (true, Some(planned)) = (acting, &missing) {
-                bridges.pending(planned)?;
-            }
-        }
+    for action in plan.actions(&missing, group, request_mtu, record.alias.as_deref()) {
+        bridges.before(&action, &missing, acting)?;
         if !explain::step(&action.words()) {
             continue;
         }
@@ -813,7 +786,8 @@ pub fn up(state: &StateDir, args: &VxlanArgs, input: Option<Document>) -> Result
                 state.update(&name, PART, &record)
             }
             (Made::Link(index), Action::BridgeAdd { name: br, .. }) => {
-                bridges.store(&Found::Missing.record(br, index, missing.clone()))
+                let before = missing.iter().find(|b| &b.name == br).cloned();
+                bridges.store(&Found::Missing.record(br, index, before))
             }
             _ => Ok(()),
         });
@@ -833,23 +807,11 @@ pub fn up(state: &StateDir, args: &VxlanArgs, input: Option<Document>) -> Result
         record.mac = found_dev.mac;
         record.mtu = found_dev.mtu;
         state.update(&name, PART, &record)?;
-        if let Some((br, f)) = &found {
-            if *f != Found::Missing {
-                let index = sys.host().find(br, "on the host")?.index;
-                let before = bridges.record(br)?;
-                bridges.store(&f.record(br, index, before))?;
-            }
-        }
+    }
+    bridges.adopt(sys.host(), &found, acting)?;
+    if acting {
         undo.commit();
         bridges.commit();
-    }
-    if let Some((br, f)) = &found {
-        if *f != Found::Missing {
-            explain::note(&format!(
-                "record {}",
-                state.shared_path(bridge::KIND, br)?.display()
-            ));
-        }
     }
     let mut doc = input.unwrap_or_default();
     doc.set_name(&name)?;
@@ -1334,7 +1296,7 @@ mod tests {
         .unwrap();
         let (_, mtu) = p.mtu(None).unwrap();
         assert_eq!(
-            lines(&p.actions(None, 7, mtu, Some("cloon:/run/cloon/x1/vxlan.json"))),
+            lines(&p.actions(&[], 7, mtu, Some("cloon:/run/cloon/x1/vxlan.json"))),
             [
                 "ip link add eth1 group 7 mtu 1450 netns c1 type vxlan id 42 dstport 4789 \
                  local 192.168.99.1 nolearning",
@@ -1362,7 +1324,7 @@ mod tests {
         );
         assert_eq!(
             lines(&p.actions(
-                Some(&missing),
+                std::slice::from_ref(&missing),
                 7,
                 mtu,
                 Some("cloon:/run/cloon/x1/vxlan.json")
