@@ -146,20 +146,14 @@ pub trait Stage: Sized {
     /// `down --dry-run` (or `--explain`) of a container that has no record of this stage, whose
     /// document has the stage's `part` (a document made by a `--dry-run` pipeline, whose steps a
     /// script did): says the shell commands that undo what the part describes, computing at run
-    /// time what only the system knows (a loop device), and does nothing. By default it says
-    /// that the stage cannot.
+    /// time what only the system knows (a loop device), and does nothing. The removal of the
+    /// record is said after them, by [`down_document`].
     fn down_unrecorded(
-        _state: &StateDir,
+        state: &StateDir,
         name: &str,
-        _part: &Self::Part,
-        _flags: &Self::Down,
-    ) -> Result<()> {
-        explain::note(&format!(
-            "{} cannot say them without its record of \"{name}\": undo its part by hand",
-            Self::TOOL
-        ));
-        Ok(())
-    }
+        part: &Self::Part,
+        flags: &Self::Down,
+    ) -> Result<()>;
 
     /// `down --all`: brings down each of `names` (every name with a record of the stage), each
     /// under its lock, one after the other. A stage may do part of the work for all at once
@@ -361,7 +355,9 @@ pub fn down_document<S: Stage>(
                     S::WHAT,
                     <S::Part as doc::Part>::KEY
                 ));
-                return S::down_unrecorded(state, name, &part, flags);
+                S::down_unrecorded(state, name, &part, flags)?;
+                explain::say_release(state, name, S::RECORD)?;
+                return Ok(());
             }
         }
     }

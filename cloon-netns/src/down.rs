@@ -241,7 +241,7 @@ fn namespace_del(record: &Record) -> Result<Option<Action>> {
 /// goes with its pair (`ip link del`, the guest end with it); a bridge it joined goes when no
 /// port is left on it, tested when the script runs; the namespace last, when the part names one
 /// under /run/netns (a namespace given by path is not cloon's to delete).
-pub fn unrecorded(state: &StateDir, name: &str, part: &cloon_core::doc::Netns) -> Result<()> {
+pub fn unrecorded(part: &cloon_core::doc::Netns) -> Result<()> {
     for link in &part.links {
         explain::step(&["ip", "link", "del", link.host.as_str()]);
     }
@@ -257,9 +257,8 @@ pub fn unrecorded(state: &StateDir, name: &str, part: &cloon_core::doc::Netns) -
             "if [ -z \"$(ls /sys/class/net/{br}/brif 2>/dev/null)\" ]; then ip link del {br}; fi"
         ));
     }
-    if std::path::Path::new(&part.path).parent() == Some(std::path::Path::new("/run/netns")) {
+    if crate::action::Ns::new(&part.path).ip_name().is_some() {
         explain::step(&["ip", "netns", "del", part.name.as_str()]);
     }
-    explain::say_release(state, name, PART)?;
     Ok(())
 }

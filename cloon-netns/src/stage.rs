@@ -173,8 +173,8 @@ impl Stage for Net {
     const JUDGE: fn(&StateDir, &str, &Self::Record) -> Result<Verdict> =
         |_, _, record| Ok(crate::gc::verdict(&check::differences(record)?));
 
-    fn down_unrecorded(state: &StateDir, name: &str, part: &Netns, _: &NoFlags) -> Result<()> {
-        crate::down::unrecorded(state, name, part)
+    fn down_unrecorded(_: &StateDir, _: &str, part: &Netns, _: &NoFlags) -> Result<()> {
+        crate::down::unrecorded(part)
     }
 
     fn check_document(

@@ -239,7 +239,7 @@ pub fn down_locked(state: &StateDir, name: &str) -> Result<()> {
 /// the lower is known only when the script runs: the lower's commands run if none has. Its loop
 /// device (`$loop` in the document) goes with the unmount of the lower: the up script's
 /// `losetup -d` marked it to (autoclear).
-pub fn down_unrecorded(state: &StateDir, name: &str, part: &Overlay) -> Result<()> {
+pub fn down_unrecorded(state: &StateDir, part: &Overlay) -> Result<()> {
     let q = |p: &Path| explain::quote(&p.to_string_lossy());
     let rootfs = Path::new(&part.rootfs);
     let lower = Path::new(&part.lower);
@@ -270,7 +270,6 @@ pub fn down_unrecorded(state: &StateDir, name: &str, part: &Overlay) -> Result<(
     if let Some(dir) = rootfs.parent() {
         explain::step(&["rm", "-rf", "--one-file-system", &dir.to_string_lossy()]);
     }
-    explain::say_release(state, name, PART)?;
     Ok(())
 }
 

@@ -85,8 +85,8 @@ impl Stage for Overlay {
     const CHECK: fn(&StateDir, &str) -> Result<Self::Part> = crate::check;
     const JUDGE: fn(&StateDir, &str, &Self::Record) -> Result<Verdict> = crate::gc::judge;
 
-    fn down_unrecorded(state: &StateDir, name: &str, part: &Part, _: &NoFlags) -> Result<()> {
-        crate::down_unrecorded(state, name, part)
+    fn down_unrecorded(state: &StateDir, _: &str, part: &Part, _: &NoFlags) -> Result<()> {
+        crate::down_unrecorded(state, part)
     }
 
     fn gc_start(_state: &StateDir) -> Result<()> {

@@ -692,7 +692,6 @@ pub fn down_unrecorded(
         "the cgroup parent {}, if the runtime made one, stays: cloon-run gc removes it once empty",
         state.cgroup_parent()?
     ));
-    explain::say_release(state, name, RECORD)?;
     Ok(())
 }
 

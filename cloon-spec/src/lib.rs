@@ -297,9 +297,8 @@ pub fn down_locked(state: &StateDir, name: &str) -> Result<()> {
 /// `down --dry-run` of a bundle that the document's `bundle` part describes and that cloon has no
 /// record of (a dry-run pipeline's script wrote it): says the commands that remove it, as
 /// [`down_locked`] says them, and does nothing.
-pub fn down_unrecorded(state: &StateDir, name: &str, part: &Bundle) -> Result<()> {
+pub fn down_unrecorded(part: &Bundle) -> Result<()> {
     explain::step(&["rm", "-rf", "--one-file-system", &part.path]);
-    explain::say_release(state, name, RECORD)?;
     Ok(())
 }
 

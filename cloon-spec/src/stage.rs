@@ -82,8 +82,8 @@ impl Stage for Spec {
     const CHECK: fn(&StateDir, &str) -> Result<Self::Part> = crate::check;
     const JUDGE: fn(&StateDir, &str, &Self::Record) -> Result<Verdict> = crate::gc::judge;
 
-    fn down_unrecorded(state: &StateDir, name: &str, part: &Bundle, _: &NoFlags) -> Result<()> {
-        crate::down_unrecorded(state, name, part)
+    fn down_unrecorded(_: &StateDir, _: &str, part: &Bundle, _: &NoFlags) -> Result<()> {
+        crate::down_unrecorded(part)
     }
 
     fn has_strays(state: &StateDir, name: &str) -> Result<bool> {
