@@ -561,19 +561,6 @@ where
     Ok(doc)
 }
 
-/// `show`: prints the stage's record for the container named by `--name` or the document.
-pub fn run_show<T: serde::Serialize>(
-    stage: &str,
-    name: Option<&str>,
-    show: impl FnOnce(&str) -> Result<T>,
-) -> ExitCode {
-    let doc = match read_input() {
-        Ok(doc) => doc,
-        Err(e) => return fail(stage, &e),
-    };
-    run_query(stage, || show(&pick_name(name, doc.as_ref(), stage)?))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

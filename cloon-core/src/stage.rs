@@ -289,16 +289,13 @@ pub fn run<S: Stage>(state: &StateDir, cmd: Cmd<S::Up, S::Down, S::Verbs>) -> Ex
             })
         }
         Cmd::Check(n) => cli::run_step(S::TOOL, |doc| S::check_document(state, n.get(), doc)),
-        Cmd::Show(ShowArgs { name, output }) if output.is_table() => {
+        Cmd::Show(ShowArgs { name, output }) => {
             let doc = match cli::read_input() {
                 Ok(doc) => doc,
                 Err(e) => return cli::fail(S::TOOL, &e),
             };
             let query = || S::show(state, &cli::pick_name(name.get(), doc.as_ref(), S::TOOL)?);
             table::run(S::TOOL, output, query, table::record)
-        }
-        Cmd::Show(ShowArgs { name, .. }) => {
-            cli::run_show(S::TOOL, name.get(), |n| S::show(state, n))
         }
         Cmd::Gc => gc::run(S::TOOL, || collect::<S>(state)),
         Cmd::Verb(v) => S::verb(state, v),
