@@ -57,8 +57,7 @@ pub fn down(
     let mut links: BTreeSet<String> = BTreeSet::new();
     let mut containers: BTreeSet<String> = BTreeSet::new();
     if let Some(plan) = plan {
-        links.extend(plan.p2p_links().map(|l| names.link(l)));
-        links.extend(plan.tunnels().iter().map(|t| t.name.clone()));
+        links.extend(plan.link_names());
         containers.extend(plan.lab.containers().map(|n| names.container(&n.name)));
     }
     for r in recorded {

@@ -221,8 +221,8 @@ pub fn gather(plan: &Plan, tools: &Tools) -> anyhow::Result<View> {
                 )
             })
             .collect();
-        let (ends, netem, applied, line) = match (&t.end, t.link()) {
-            (_, Some(l)) => (
+        let (ends, netem, applied, line) = match &t.end {
+            TunnelEnd::Node { link: l, .. } => (
                 [l.ends[0].label(), l.ends[1].label()],
                 l.netem.clone(),
                 crate::impair::status(&names.impair_dir(&t.name))
@@ -230,7 +230,7 @@ pub fn gather(plan: &Plan, tools: &Tools) -> anyhow::Result<View> {
                     .flatten(),
                 l.line,
             ),
-            (TunnelEnd::Bridge { bridge, ifname }, None) => (
+            TunnelEnd::Bridge { bridge, ifname } => (
                 [
                     format!("{bridge}:{ifname}"),
                     "its ports on the other hosts".into(),
@@ -239,7 +239,6 @@ pub fn gather(plan: &Plan, tools: &Tools) -> anyhow::Result<View> {
                 None,
                 plan.lab.node(bridge).map_or(0, |n| n.line),
             ),
-            (TunnelEnd::Node { .. }, None) => continue,
         };
         links.push(LinkView {
             name: t.name.clone(),
@@ -318,30 +317,35 @@ pub fn gather(plan: &Plan, tools: &Tools) -> anyhow::Result<View> {
             }
         }
         for t in tunnels {
-            let Some(link) = t.link() else {
-                if let TunnelEnd::Bridge { bridge, ifname } = &t.end {
-                    if *bridge == n.name {
-                        interfaces.push(InterfaceView {
-                            name: ifname.clone(),
-                            addrs: Vec::new(),
-                            mac: None,
-                            peer: format!("VXLAN {} to {}", t.vni, remote_names(t)),
-                            host_end: Some(ifname.clone()),
-                            netem: None,
-                        });
-                    }
+            let (link, local) = match &t.end {
+                TunnelEnd::Bridge { bridge, ifname } if *bridge == n.name => {
+                    interfaces.push(InterfaceView {
+                        name: ifname.clone(),
+                        addrs: Vec::new(),
+                        mac: None,
+                        peer: format!("VXLAN {} to {}", t.vni, t.remote_names()),
+                        host_end: Some(ifname.clone()),
+                        netem: None,
+                    });
+                    continue;
                 }
-                continue;
+                TunnelEnd::Bridge { .. } => continue,
+                TunnelEnd::Node { link, local } => (link, *local),
             };
-            let Some(e) = t.local_end().filter(|e| e.node == n.name) else {
+            let (e, other) = (&link.ends[local], &link.ends[1 - local]);
+            if e.node != n.name {
                 continue;
-            };
-            let other = link.ends.iter().find(|x| *x != e).unwrap_or(e);
+            }
             let mut iv = InterfaceView {
                 name: e.interface.clone(),
                 addrs: e.addrs.clone(),
                 mac: e.mac.clone(),
-                peer: format!("{} on {} (VXLAN {})", other.label(), remote_names(t), t.vni),
+                peer: format!(
+                    "{} on {} (VXLAN {})",
+                    other.label(),
+                    t.remote_names(),
+                    t.vni
+                ),
                 host_end: None,
                 netem: link.netem.clone(),
             };
@@ -384,14 +388,6 @@ pub fn gather(plan: &Plan, tools: &Tools) -> anyhow::Result<View> {
 }
 
 /// The names of a tunnel's remote hosts.
-fn remote_names(t: &crate::spread::Tunnel) -> String {
-    t.remotes
-        .iter()
-        .map(|h| h.name.as_str())
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
 /// The pids the node documents record.
 fn node_pids(plan: &Plan) -> std::collections::BTreeMap<String, i64> {
     plan.lab

@@ -234,11 +234,7 @@ pub fn makefile(plan: &Plan) -> anyhow::Result<String> {
             t.link()
                 .map(|l| format!("Link {}", l.label()))
                 .unwrap_or_else(|| format!("LAN {}", t.name)),
-            t.remotes
-                .iter()
-                .map(|h| h.name.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
+            t.remote_names()
         );
         let _ = writeln!(m, "{doc}: {deps}");
         let _ = writeln!(m, "\t{}\n", recipe(&plan.tunnel_up(t).shell(false)));
@@ -290,11 +286,8 @@ pub fn makefile(plan: &Plan) -> anyhow::Result<String> {
             let _ = writeln!(m, "\t{}", recipe(&line));
         }
     }
-    for l in &links {
-        let _ = writeln!(m, "\t{}", recipe(&plan.link_down(&n.link(l)).shell(false)));
-    }
-    for t in tunnels {
-        let _ = writeln!(m, "\t{}", recipe(&plan.link_down(&t.name).shell(false)));
+    for name in plan.link_names() {
+        let _ = writeln!(m, "\t{}", recipe(&plan.link_down(&name).shell(false)));
     }
     if links.is_empty() && netem_links.is_empty() && tunnels.is_empty() {
         m.push_str("\t@:\n");
@@ -448,11 +441,8 @@ pub fn script(plan: &Plan) -> anyhow::Result<String> {
             let _ = writeln!(s, "  {line}");
         }
     }
-    for l in plan.p2p_links() {
-        let _ = writeln!(s, "  {}", plan.link_down(&n.link(l)).shell(false));
-    }
-    for t in plan.tunnels() {
-        let _ = writeln!(s, "  {}", plan.link_down(&t.name).shell(false));
+    for name in plan.link_names() {
+        let _ = writeln!(s, "  {}", plan.link_down(&name).shell(false));
     }
     for c in &containers {
         for p in plan.down_by_name(&n.container(&c.name)) {

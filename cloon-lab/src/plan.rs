@@ -344,6 +344,13 @@ impl Plan {
             .filter(|l| self.is_p2p(l) && !self.is_relayed(l))
     }
 
+    /// The names of the links the tools make for this host (each with its own record): the
+    /// point-to-point links, then the VXLAN ends to other hosts.
+    pub fn link_names(&self) -> impl Iterator<Item = String> + '_ {
+        let p2p = self.p2p_links().map(|l| self.names.link(l));
+        p2p.chain(self.tunnels().iter().map(|t| t.name.clone()))
+    }
+
     /// Whether the lab has a link with `netem:` (and so an engine to choose).
     pub fn has_netem(&self) -> bool {
         self.links_here().any(|l| l.netem.is_some())

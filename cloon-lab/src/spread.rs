@@ -95,6 +95,12 @@ impl Tunnel {
             TunnelEnd::Bridge { ifname, .. } => ifname,
         }
     }
+
+    /// The names of the hosts it goes to, `h2, h3`.
+    pub fn remote_names(&self) -> String {
+        let names: Vec<&str> = self.remotes.iter().map(|h| h.name.as_str()).collect();
+        names.join(", ")
+    }
 }
 
 /// The VNI of each link and LAN that crosses hosts, for the whole lab (so that every host

@@ -165,8 +165,7 @@ pub fn up(plan: &Plan, tools: &Tools, opts: &UpOptions) -> anyhow::Result<Report
         .lab
         .containers()
         .map(|n| plan.names.container(&n.name))
-        .chain(plan.p2p_links().map(|l| plan.names.link(l)))
-        .chain(plan.tunnels().iter().map(|t| t.name.clone()))
+        .chain(plan.link_names())
         .collect();
     let strays: Vec<String> = state::recorded_names(&plan.names)
         .into_iter()
@@ -301,7 +300,7 @@ pub fn up(plan: &Plan, tools: &Tools, opts: &UpOptions) -> anyhow::Result<Report
             Some(l) => format!("link {}", l.label()),
             None => format!("LAN {}", t.name),
         };
-        let to: Vec<&str> = t.remotes.iter().map(|h| h.name.as_str()).collect();
+        let to = t.remote_names();
         match r {
             Ok(Some(())) => {
                 say(
@@ -309,7 +308,7 @@ pub fn up(plan: &Plan, tools: &Tools, opts: &UpOptions) -> anyhow::Result<Report
                     format!(
                         "{lab}: {what}: VXLAN {} to {} (VNI {}, MTU {})",
                         t.ifname(),
-                        to.join(", "),
+                        to,
                         t.vni,
                         t.mtu
                     ),
@@ -318,7 +317,7 @@ pub fn up(plan: &Plan, tools: &Tools, opts: &UpOptions) -> anyhow::Result<Report
             }
             Ok(None) => {}
             Err(e) => {
-                failures.push(format!("{what} to {}: {e:#}", to.join(", ")));
+                failures.push(format!("{what} to {to}: {e:#}"));
                 made_links.push(t.name.clone());
             }
         }
