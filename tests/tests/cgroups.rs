@@ -127,10 +127,18 @@ fn each_mode_puts_the_container_where_it_says_and_down_leaves_nothing() {
         if let Some(dir) = &expected_dir {
             assert!(!Path::new(dir).exists(), "{mode}: {dir} left by down");
         }
-        // No process of the sandbox is left in the container's pid namespace.
+        // No process of the sandbox is left in the container's pid namespace. The container's
+        // first process may still be a zombie for a moment after down, until its parent (the
+        // sandbox's init here, the host's init or a subreaper elsewhere) reaps it: wait for that.
         let left = sb
             .sh(&format!(
-                "for p in /proc/[0-9]*; do [ \"$(readlink $p/ns/pid 2>/dev/null)\" = '{}' ] && echo $p; done; true",
+                "for _ in $(seq 50); do left=''; \
+                   for p in /proc/[0-9]*; do \
+                     [ \"$(readlink $p/ns/pid 2>/dev/null)\" = '{}' ] \
+                       && left=\"$left $p:$(sed -n 's/^State:\\s*//p' $p/status 2>/dev/null)\"; \
+                   done; \
+                   [ -z \"$left\" ] && break; sleep 0.1; \
+                 done; echo \"$left\"",
                 pidns.trim()
             ))
             .ok();
