@@ -377,11 +377,7 @@ pub fn up(state: &StateDir, args: &UpArgs, input: Option<Document>) -> Result<Do
          most {} ms: a command that ended by then fails up",
         args.settle
     ));
-    let alive_line = format!(
-        "grep -q '^State:[[:space:]]*[^ZX]' /proc/\"$(cat {})\"/status",
-        explain::quote(&pid_file.to_string_lossy())
-    );
-    let alive = explain::shell(&alive_line);
+    let alive = explain::shell(&alive_test(&pid_file));
     let Some(init) = init.filter(|_| alive) else {
         // A dry run: the container's pid and status are known once it runs.
         doc.set_name(&name)?;
@@ -588,10 +584,7 @@ fn stop_recorded(
              (cloon-run waits {} s on a pidfd, then sends KILL)",
             timeout.as_secs()
         ));
-        let wait = format!(
-            "while grep -qs '^State:[[:space:]]*[^ZX]' /proc/\"$(cat {})\"/status; do sleep 0.1; done",
-            explain::quote(&pid_file.to_string_lossy())
-        );
+        let wait = format!("while {}; do sleep 0.1; done", alive_test(pid_file));
         if explain::shell(&wait) && !ended(timeout)? {
             let _ = rt.kill(id, Signal::Kill.as_str());
             if !ended(Duration::from_secs(5))? {
@@ -647,6 +640,15 @@ pub fn down_locked(state: &StateDir, name: &str, stop: &StopArgs) -> Result<()> 
     explain::release(state, name, RECORD)
 }
 
+/// The shell's test that the process whose pid `pid_file` holds is alive: it exists and is neither
+/// a zombie nor dead (State Z or X in /proc/PID/status), as [`process::Stat::running`] tells.
+fn alive_test(pid_file: &Path) -> String {
+    format!(
+        "grep -qs '^State:[[:space:]]*[^ZX]' /proc/\"$(cat {})\"/status",
+        explain::quote(&pid_file.to_string_lossy())
+    )
+}
+
 /// `down --dry-run` of a container that the document's `container` part describes and that cloon
 /// has no record of (a dry-run pipeline's script made it): says the commands that stop and delete
 /// it, in the words of [`down_locked`] for a recorded one (the process is the one in the pid file
@@ -661,10 +663,7 @@ pub fn down_unrecorded(
     let dir = state.dir(name)?;
     let pid_file = dir.join(PID_FILE);
     let id = std::ffi::OsStr::new(&part.id);
-    let alive = format!(
-        "grep -qs '^State:[[:space:]]*[^ZX]' /proc/\"$(cat {})\"/status",
-        explain::quote(&pid_file.to_string_lossy())
-    );
+    let alive = alive_test(&pid_file);
     explain::shell(&rt.command_line("kill", &[id, std::ffi::OsStr::new(stop.signal.as_str())]));
     if stop.signal == Signal::Kill {
         explain::note("wait until its process ends");

@@ -504,7 +504,7 @@ fn run_commands_run_the_same_container_and_down_commands_remove_it() {
                 &format!("(umask 077 && : > {log})"),
                 &format!("{rt} {}create --bundle /run/cloon/{name}/bundle --pid-file {pid_file} {name} </dev/null >/dev/null 2>>{log}", if runtime == "crun" { "--cgroup-manager=disabled " } else { "" }),
                 &format!("{rt} start {name} </dev/null >/dev/null 2>>{log}"),
-                &format!("grep -q '^State:[[:space:]]*[^ZX]' /proc/\"$(cat {pid_file})\"/status"),
+                &format!("grep -qs '^State:[[:space:]]*[^ZX]' /proc/\"$(cat {pid_file})\"/status"),
             ],
         );
         assert_eq!(doc["container"]["status"], "running");
