@@ -164,14 +164,12 @@ impl Plan {
             }
             TunnelEnd::Node { link, local } => {
                 let e = &link.ends[*local];
-                let mut s = format!("{}:{}", self.names.netns(&e.node), e.interface);
-                for a in &e.addrs {
-                    s.push_str(&format!(",addr={a}"));
-                }
-                if let Some(m) = &e.mac {
-                    s.push_str(&format!(",mac={m}"));
-                }
-                s
+                format!(
+                    "{}:{}{}",
+                    self.names.netns(&e.node),
+                    e.interface,
+                    e.options()
+                )
             }
             TunnelEnd::Bridge { bridge, ifname } => {
                 format!("{ifname},bridge={}", self.names.bridge(bridge))
@@ -209,19 +207,13 @@ impl Plan {
             if e.node != node.name || !self.is_relayed(l) {
                 continue;
             }
-            let mut v = format!(
-                "{}:{}",
+            out.push(format!(
+                "{}:{}{},mtu={3},host-mtu={3}",
                 self.names.host_end(&e.node, &e.interface),
-                e.interface
-            );
-            for a in &e.addrs {
-                v.push_str(&format!(",addr={a}"));
-            }
-            if let Some(m) = &e.mac {
-                v.push_str(&format!(",mac={m}"));
-            }
-            v.push_str(&format!(",mtu={0},host-mtu={0}", t.mtu));
-            out.push(v);
+                e.interface,
+                e.options(),
+                t.mtu
+            ));
         }
         for l in &self.lab.links {
             let relayed = self.is_relayed(l);
@@ -240,12 +232,7 @@ impl Plan {
                 if other_is_bridge {
                     v.push_str(&format!(",bridge={}", self.names.bridge(&other.node)));
                 }
-                for a in &e.addrs {
-                    v.push_str(&format!(",addr={a}"));
-                }
-                if let Some(m) = &e.mac {
-                    v.push_str(&format!(",mac={m}"));
-                }
+                v.push_str(&e.options());
                 if let Some(mtu) = l.mtu {
                     v.push_str(&format!(",mtu={mtu},host-mtu={mtu}"));
                 }
@@ -313,13 +300,12 @@ impl Plan {
         link.ends
             .iter()
             .map(|e| {
-                let mut s = format!("{}:{}", self.names.netns(&e.node), e.interface);
-                for a in &e.addrs {
-                    s.push_str(&format!(",addr={a}"));
-                }
-                if let Some(m) = &e.mac {
-                    s.push_str(&format!(",mac={m}"));
-                }
+                let mut s = format!(
+                    "{}:{}{}",
+                    self.names.netns(&e.node),
+                    e.interface,
+                    e.options()
+                );
                 if let Some(mtu) = link.mtu {
                     s.push_str(&format!(",mtu={mtu}"));
                 }

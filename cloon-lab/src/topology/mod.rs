@@ -187,6 +187,15 @@ impl Endpoint {
     pub fn label(&self) -> String {
         format!("{}:{}", self.node, self.interface)
     }
+
+    /// Its addresses and MAC as cloon-netns's end options: `,addr=A,...[,mac=M]`.
+    pub fn options(&self) -> String {
+        let mut s: String = self.addrs.iter().map(|a| format!(",addr={a}")).collect();
+        if let Some(m) = &self.mac {
+            s.push_str(&format!(",mac={m}"));
+        }
+        s
+    }
 }
 
 /// Where a node's image comes from.
