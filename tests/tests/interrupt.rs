@@ -58,8 +58,14 @@ fn prepare(sb: &Sandbox, img: &str, stage: usize, name: &str) -> String {
 }
 
 /// Starts `tool` with `doc` on stdin and kills it after `delay`; returns whether it was killed
-/// before it finished.
-fn kill_after(sb: &Sandbox, tool: &str, args: &[String], doc: &str, delay: Duration) -> bool {
+/// before it finished, and how long it ran.
+fn kill_after(
+    sb: &Sandbox,
+    tool: &str,
+    args: &[String],
+    doc: &str,
+    delay: Duration,
+) -> (bool, Duration) {
     let mut child = sb
         .cmd(tool_path(tool))
         .args(args)
@@ -74,13 +80,13 @@ fn kill_after(sb: &Sandbox, tool: &str, args: &[String], doc: &str, delay: Durat
     let start = Instant::now();
     while start.elapsed() < delay {
         if child.try_wait().expect("wait").is_some() {
-            return false;
+            return (false, start.elapsed());
         }
         std::thread::sleep(Duration::from_micros(200));
     }
     let killed = child.try_wait().expect("wait").is_none();
     cloon_tests::kill_tool(&mut child);
-    killed
+    (killed, start.elapsed())
 }
 
 /// Every tool's `down --name`, last stage first; each must succeed.
@@ -100,7 +106,9 @@ fn gc(sb: &Sandbox) {
 }
 
 /// How long the `up` of stage `stage` takes here, run to its end once (then brought down): the
-/// kill trials pick their moments within it, so that most of them interrupt the tool.
+/// kill trials pick their moments within it, so that most of them interrupt the tool. A trial
+/// whose tool ended before its kill lowers it to that run's time (see [`shorter`]): a first run
+/// slowed by a cold cache or a loaded machine would leave most later runs to end unkilled.
 fn calibrate(sb: &Sandbox, img: &str, stage: usize, name: &str) -> u64 {
     let doc = prepare(sb, img, stage, name);
     let start = Instant::now();
@@ -109,6 +117,15 @@ fn calibrate(sb: &Sandbox, img: &str, stage: usize, name: &str) -> u64 {
     down(sb, name);
     gc(sb);
     u64::try_from(took.as_micros()).unwrap_or(u64::MAX).max(1)
+}
+
+/// The span of the kill moments after a trial: the run's time when the tool ended unkilled.
+fn shorter(span_us: u64, (killed, took): (bool, Duration)) -> u64 {
+    if killed {
+        span_us
+    } else {
+        span_us.min(u64::try_from(took.as_micros()).unwrap_or(u64::MAX).max(1))
+    }
 }
 
 /// The seed of the moments tried: `CLOON_KILL_SEED=N` explores others; the default makes every
@@ -145,13 +162,13 @@ fn killed_at_any_moment_then_down_and_gc_leave_nothing() {
             .ok();
         let sum = sha256(&img);
         let links_before = links(&sb);
-        let span_us = calibrate(&sb, &img, stage, &name);
+        let mut span_us = calibrate(&sb, &img, stage, &name);
         for _ in 0..30 {
             let doc = prepare(&sb, &img, stage, &name);
             let delay = Duration::from_micros(rng.next() % span_us);
-            if kill_after(&sb, tool, &args(stage, &name), &doc, delay) {
-                killed += 1;
-            }
+            let run = kill_after(&sb, tool, &args(stage, &name), &doc, delay);
+            killed += usize::from(run.0);
+            span_us = shorter(span_us, run);
             trials += 1;
             down(&sb, &name);
             gc(&sb);
@@ -187,11 +204,14 @@ fn killed_at_any_moment_then_gc_alone_leaves_each_part_whole_or_gone() {
         let img = sb.path("bb.img").display().to_string();
         sb.tool("cloon-img", &["create", "--busybox", &img], "")
             .ok();
-        let span_us = calibrate(&sb, &img, stage, &name);
+        let mut span_us = calibrate(&sb, &img, stage, &name);
         for _ in 0..10 {
             let doc = prepare(&sb, &img, stage, &name);
             let delay = Duration::from_micros(rng.next() % span_us);
-            kill_after(&sb, tool, &args(stage, &name), &doc, delay);
+            span_us = shorter(
+                span_us,
+                kill_after(&sb, tool, &args(stage, &name), &doc, delay),
+            );
             // gc leaves what a tool is at work on, as a runtime command that cloon-run's guardian
             // lets finish after a kill: wait until the container's directory is free.
             sb.sh(&format!(
