@@ -125,8 +125,11 @@ fn a_lab_over_three_hosts() {
     // kernel has netem, the netem qdisc on the VXLAN interface in the node's namespace. Either
     // way the round trip has both ends' delay.
     pings(&h1, "h1", &file, "a", "10.9.0.2");
-    // The second ping: the first waits for ARP too, whose request and answer are delayed as well.
-    let rtt = pings(&h1, "h1", &file, "a", "10.9.0.2");
+    // The next pings: the first waits for ARP too, whose request and answer are delayed as well.
+    // The fastest of three, as the machine's load can delay one.
+    let rtt = (0..3)
+        .map(|_| pings(&h1, "h1", &file, "a", "10.9.0.2"))
+        .fold(f64::MAX, f64::min);
     eprintln!("MEASURE a (h1) -> b (h2) over VXLAN with netem 15ms on each end: {rtt} ms");
     assert!(
         rtt >= 30.0,
