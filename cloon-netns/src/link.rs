@@ -7,7 +7,7 @@
 
 use crate::action::{VethEnd, VxlanDev};
 use crate::errors::{netlink, netlink_errno};
-use crate::settings::{format_mac, Cidr};
+use crate::settings::{format_mac, Cidr, Mac};
 use crate::system::where_is;
 use cloon_core::{Code, Error, Result};
 use futures::TryStreamExt;
@@ -120,6 +120,29 @@ pub struct Netlink {
     handle: Handle,
 }
 
+/// What every interface cloon makes may carry in the request that creates it: its MAC address
+/// and MTU when given, its group (0: none), and the namespace (file) it is made in (`None`: the
+/// connection's).
+fn with_end<T>(
+    mut message: LinkMessageBuilder<T>,
+    (mac, mtu, group): (Option<Mac>, Option<u32>, u32),
+    ns: Option<BorrowedFd<'_>>,
+) -> LinkMessageBuilder<T> {
+    if let Some(mac) = mac {
+        message = message.address(mac.0.to_vec());
+    }
+    if let Some(mtu) = mtu {
+        message = message.mtu(mtu);
+    }
+    if group != 0 {
+        message = message.link_group(group);
+    }
+    if let Some(fd) = ns {
+        message = message.setns_by_fd(fd.as_raw_fd());
+    }
+    message
+}
+
 impl Netlink {
     /// Opens a connection in the calling thread's network namespace.
     pub fn connect() -> Result<Netlink> {
@@ -201,36 +224,18 @@ impl Netlink {
         b: &VethEnd,
         b_ns: Option<BorrowedFd<'_>>,
     ) -> Result<()> {
-        let mut peer = LinkMessageBuilder::<LinkUnspec>::new().name(b.name.clone());
-        if let Some(mac) = b.mac {
-            peer = peer.address(mac.0.to_vec());
-        }
-        if let Some(mtu) = b.mtu {
-            peer = peer.mtu(mtu);
-        }
-        if b.group != 0 {
-            peer = peer.link_group(b.group);
-        }
-        if let Some(fd) = b_ns {
-            peer = peer.setns_by_fd(fd.as_raw_fd());
-        }
-        let mut message =
-            LinkMessageBuilder::<LinkVeth>::new_with_info_kind(InfoKind::Veth).name(a.name.clone());
-        if let Some(mac) = a.mac {
-            message = message.address(mac.0.to_vec());
-        }
-        if let Some(mtu) = a.mtu {
-            message = message.mtu(mtu);
-        }
-        if a.group != 0 {
-            message = message.link_group(a.group);
-        }
-        if let Some(fd) = a_ns {
-            message = message.setns_by_fd(fd.as_raw_fd());
-        }
-        let message = message
-            .set_info_data(InfoData::Veth(InfoVeth::Peer(peer.build())))
-            .build();
+        let peer = with_end(
+            LinkMessageBuilder::<LinkUnspec>::new().name(b.name.clone()),
+            (b.mac, b.mtu, b.group),
+            b_ns,
+        );
+        let message = with_end(
+            LinkMessageBuilder::<LinkVeth>::new_with_info_kind(InfoKind::Veth).name(a.name.clone()),
+            (a.mac, a.mtu, a.group),
+            a_ns,
+        )
+        .set_info_data(InfoData::Veth(InfoVeth::Peer(peer.build())))
+        .build();
         let request = self.handle.link().add(message).execute();
         let pair = format!("{}:{}", a.name, b.name);
         self.runtime.block_on(request).map_err(|e| {
@@ -277,18 +282,7 @@ impl Netlink {
         if let Some(index) = dev_index {
             message = message.dev(index);
         }
-        if let Some(mac) = vx.mac {
-            message = message.address(mac.0.to_vec());
-        }
-        if let Some(mtu) = vx.mtu {
-            message = message.mtu(mtu);
-        }
-        if vx.group != 0 {
-            message = message.link_group(vx.group);
-        }
-        if let Some(fd) = ns {
-            message = message.setns_by_fd(fd.as_raw_fd());
-        }
+        let message = with_end(message, (vx.mac, vx.mtu, vx.group), ns);
         let request = self.handle.link().add(message.build()).execute();
         self.runtime.block_on(request).map_err(|e| {
             let errno = netlink_errno(&e);

@@ -88,6 +88,24 @@ impl System {
         })
     }
 
+    /// After the link `name` was made in `ns` (`None`: the host): registers on `undo` its
+    /// deletion (only while it is still the one made, by its index) and tells `journal` its index.
+    fn made_link(
+        &self,
+        ns: Option<&Ns>,
+        name: &str,
+        undo: &mut Undo,
+        journal: &mut dyn FnMut(Made) -> Result<()>,
+    ) -> Result<()> {
+        let netlink = self.netlink(ns)?;
+        let index = netlink.find(name, &where_is(ns))?.index;
+        let name = name.to_string();
+        undo.push(move || {
+            let _ = netlink.delete_if_same(&name, index);
+        });
+        journal(Made::Link(index))
+    }
+
     fn fd(&self, ns: Option<&Ns>) -> Result<Option<BorrowedFd<'_>>> {
         ns.map(|ns| self.inside(ns).map(|i| i.ns.as_fd()))
             .transpose()
@@ -130,12 +148,7 @@ impl System {
             }
             Action::BridgeAdd { name, group } => {
                 self.host.add_bridge(name, *group)?;
-                let index = self.host.find(name, "on the host")?.index;
-                let (host, name) = (self.host.clone(), name.clone());
-                undo.push(move || {
-                    let _ = host.delete_if_same(&name, index);
-                });
-                journal(Made::Link(index))
+                self.made_link(None, name, undo, journal)
             }
             Action::BridgeDel { name, index }
             | Action::LinkDel {
@@ -153,13 +166,7 @@ impl System {
             Action::VethAdd { a, b } => {
                 self.host
                     .add_veth(a, self.fd(a.ns.as_ref())?, b, self.fd(b.ns.as_ref())?)?;
-                let netlink = self.netlink(a.ns.as_ref())?;
-                let index = netlink.find(&a.name, &where_is(a.ns.as_ref()))?.index;
-                let name = a.name.clone();
-                undo.push(move || {
-                    let _ = netlink.delete_if_same(&name, index);
-                });
-                journal(Made::Link(index))
+                self.made_link(a.ns.as_ref(), &a.name, undo, journal)
             }
             Action::VxlanAdd(vx) => {
                 let dev_index = match &vx.dev {
@@ -168,13 +175,7 @@ impl System {
                 };
                 self.host
                     .add_vxlan(vx, dev_index, self.fd(vx.ns.as_ref())?)?;
-                let netlink = self.netlink(vx.ns.as_ref())?;
-                let index = netlink.find(&vx.name, &where_is(vx.ns.as_ref()))?.index;
-                let name = vx.name.clone();
-                undo.push(move || {
-                    let _ = netlink.delete_if_same(&name, index);
-                });
-                journal(Made::Link(index))
+                self.made_link(vx.ns.as_ref(), &vx.name, undo, journal)
             }
             Action::FdbAppend { ns, dev, dst, port } => {
                 let netlink = self.netlink(ns.as_ref())?;
