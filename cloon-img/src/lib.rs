@@ -147,6 +147,16 @@ pub fn create(req: &Create) -> Result<Image> {
         Some(r) => r.will_make(path),
         None => Ok(()),
     };
+    // A staging directory: said (`mkdir`), named in the record ahead, made when acting, and
+    // removed if the create fails.
+    let make_staging = |dir: &Path, undo: &mut Undo| -> Result<()> {
+        if explain::step(&["mkdir", &dir.to_string_lossy()]) {
+            will_make(dir)?;
+            std::fs::create_dir(dir).context(|| format!("cannot create {}", dir.display()))?;
+        }
+        remove_on_failure(undo, dir);
+        Ok(())
+    };
     let mut undo = Undo::new();
     let staging_name =
         |part| parent.join(StagingName::new(&file_name, std::process::id(), part).file_name());
@@ -185,15 +195,7 @@ pub fn create(req: &Create) -> Result<Image> {
             explain::note(
                 "fill a staging directory, then write the image from it with mkfs.ext4 -d: no loop device, no mount",
             );
-            if explain::step(&["mkdir", &staging.to_string_lossy()]) {
-                will_make(&staging)?;
-                std::fs::create_dir(&staging)
-                    .context(|| format!("cannot create {}", staging.display()))?;
-            }
-            let s = staging.clone();
-            undo.push(move || {
-                let _ = remove_staging(&s);
-            });
+            make_staging(&staging, &mut undo)?;
             match &req.source {
                 Source::Busybox => busybox::populate(&staging)?,
                 Source::Debootstrap {
@@ -226,10 +228,7 @@ pub fn create(req: &Create) -> Result<Image> {
                             explain::step(&["mv", "-T", &st, &ar]);
                             std::fs::rename(&staging, &archive)
                                 .context(|| format!("cannot move {} aside", staging.display()))?;
-                            let a = archive.clone();
-                            undo.push(move || {
-                                let _ = remove_staging(&a);
-                            });
+                            remove_on_failure(&mut undo, &archive);
                             explain::step(&["mkdir", &st]);
                             std::fs::create_dir(&staging)
                                 .context(|| format!("cannot create {}", staging.display()))?;
@@ -248,19 +247,14 @@ pub fn create(req: &Create) -> Result<Image> {
                     }
                 }
                 Source::Oci { tag, .. } => {
-                    let layout = match oci_input.take().expect("opened above") {
+                    let input = oci_input.take().expect("opened above");
+                    // An oci-archive is extracted to a staging directory, removed once read.
+                    let extracted = matches!(input, OciInput::Archive(_));
+                    let layout = match input {
                         OciInput::Layout(layout) => Some(layout),
                         OciInput::Archive((name, total, mut reader)) => {
                             let archive = staging_name(Part::Layer(0));
-                            if explain::step(&["mkdir", &archive.to_string_lossy()]) {
-                                will_make(&archive)?;
-                                std::fs::create_dir(&archive)
-                                    .context(|| format!("cannot create {}", archive.display()))?;
-                            }
-                            let a = archive.clone();
-                            undo.push(move || {
-                                let _ = remove_staging(&a);
-                            });
+                            make_staging(&archive, &mut undo)?;
                             tar::extract(reader.as_mut(), &name, total, &archive)?;
                             if acting {
                                 match tar::classify(&archive) {
@@ -290,7 +284,7 @@ pub fn create(req: &Create) -> Result<Image> {
                             &mut undo,
                             record.as_ref(),
                         )?);
-                        if layout.dir == staging_name(Part::Layer(0)) {
+                        if extracted {
                             remove_staging(&layout.dir)?;
                         }
                     }
@@ -445,6 +439,14 @@ fn copy_tree(dir: &Path, staging: &Path) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// Registers on `undo` the removal of the staging directory `dir`.
+fn remove_on_failure(undo: &mut Undo, dir: &Path) {
+    let dir = dir.to_path_buf();
+    undo.push(move || {
+        let _ = remove_staging(&dir);
+    });
 }
 
 /// `rm -rf --one-file-system DIR`: removes the staging directory, never across a mount point,
