@@ -383,6 +383,66 @@ fn run(cmd: &mut Command, stdin: &str, timeout: Option<Duration>) -> Run {
     Run::from(out.expect("wait"))
 }
 
+/// Starts `cmd` (made with [`Sandbox::cmd`]) with `stdin` and SIGKILLs it ([`kill_tool`]) once
+/// `delay` has passed since its input was given: whether it was still running then, and how
+/// long it ran.
+pub fn kill_after(cmd: &mut Command, stdin: &str, delay: Duration) -> (bool, Duration) {
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let mut input = child.stdin.take().expect("piped");
+    let _ = input.write_all(stdin.as_bytes());
+    drop(input);
+    let start = std::time::Instant::now();
+    while start.elapsed() < delay {
+        if child.try_wait().expect("wait").is_some() {
+            return (false, start.elapsed());
+        }
+        std::thread::sleep(Duration::from_micros(100));
+    }
+    let running = child.try_wait().expect("wait").is_none();
+    kill_tool(&mut child);
+    (running, start.elapsed())
+}
+
+/// Where the kills of a kill-at-any-moment test fall: below the fastest uninterrupted run seen
+/// so far. It starts at a run measured to its end, and every trial whose tool ended before its
+/// kill lowers it to that run's time: a first measure slowed by a cold cache or by the other
+/// tests starting beside it would let most later, faster runs end before their kill.
+#[derive(Debug)]
+pub struct KillWindow(pub Duration);
+
+impl KillWindow {
+    /// A moment within the window, from the random number `r`.
+    pub fn pick(&self, r: u64) -> Duration {
+        Duration::from_micros(r % (self.0.as_micros() as u64).max(1))
+    }
+
+    /// Takes in a trial's outcome, as [`kill_after`] returns it.
+    pub fn ended(&mut self, (killed, took): (bool, Duration)) {
+        if !killed {
+            self.0 = self.0.min(took);
+        }
+    }
+}
+
+/// A deterministic sequence of numbers (xorshift64), so that every run of a test tries the same
+/// moments.
+#[derive(Debug)]
+pub struct Seeded(pub u64);
+
+impl Seeded {
+    pub fn draw(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
+
 /// SIGKILLs a tool started with [`Sandbox::cmd`] and reaps it. nsenter forks to enter the
 /// sandbox's pid namespace, so the tool is nsenter's child: the tool is killed first (as a kill
 /// of the tool by a user would), then nsenter (which may not have forked yet: then the tool never

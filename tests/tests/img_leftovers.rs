@@ -4,7 +4,7 @@
 //! merely look like staging items, and records that are not cloon-img's are kept; `gc --dry-run`
 //! changes nothing; removal never follows a symbolic link nor crosses a mount point.
 
-use cloon_tests::{tool_path, Run, Sandbox};
+use cloon_tests::{tool_path, Run, Sandbox, Seeded};
 use serde_json::Value;
 use std::io::Write;
 use std::path::Path;
@@ -149,18 +149,6 @@ fn programs_in(dir: &Path) -> Vec<String> {
     find()
 }
 
-/// A tiny deterministic generator (xorshift), so that every run tries the same moments.
-struct Seeded(u64);
-
-impl Seeded {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-}
-
 /// `cloon-img gc ARGS` in the sandbox, its report.
 fn gc(sb: &Sandbox, args: &[&str]) -> (Run, Value) {
     let mut all = vec!["gc"];
@@ -261,7 +249,7 @@ fn a_busybox_create_killed_at_any_moment_is_cleaned_by_the_next_create() {
         let pid = match moment {
             Some(marker) => kill_busybox_at(&sb, "bb.img", marker),
             None => {
-                let delay = Duration::from_micros(rng.next() % span);
+                let delay = Duration::from_micros(rng.draw() % span);
                 let mut tool = start(&sb, &["create", "--busybox", img_s], false);
                 std::thread::sleep(delay);
                 tool.kill9();
@@ -507,7 +495,7 @@ fn a_tar_create_killed_halfway_is_cleaned_and_its_tar_does_not_go_on() {
         let mut stdin = tool.stdin.take().expect("piped");
         // Part of the tarball: tar extracts it, then waits for the rest.
         // More than tar's first record (10 KiB), which it waits for before extracting.
-        let cut = 64 * 1024 + usize::try_from(rng.next() % (bytes.len() as u64 / 2)).unwrap();
+        let cut = 64 * 1024 + usize::try_from(rng.draw() % (bytes.len() as u64 / 2)).unwrap();
         stdin.write_all(&bytes[..cut]).unwrap();
         stdin.flush().unwrap();
         let rootfs = sb.path(&format!(".t.img.cloon-rootfs-{pid}"));

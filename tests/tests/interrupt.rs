@@ -3,10 +3,8 @@
 //! every trial no loop device, mount, namespace, link, bridge, bundle, container or record of
 //! cloon's is left, the image is unchanged, and nothing else in the sandbox changed.
 
-use cloon_tests::{sha256, tool_path, unique, Sandbox};
-use std::io::Write;
-use std::process::Stdio;
-use std::time::{Duration, Instant};
+use cloon_tests::{kill_after, sha256, tool_path, unique, KillWindow, Sandbox, Seeded};
+use std::time::Instant;
 
 /// The stages of the pipeline, in order.
 const TOOLS: [&str; 4] = ["cloon-overlay", "cloon-netns", "cloon-spec", "cloon-run"];
@@ -35,18 +33,6 @@ fn tool_ok(sb: &Sandbox, tool: &str, args: &[String], doc: &str) -> String {
     sb.tool(tool, &args, doc).ok()
 }
 
-/// A tiny deterministic generator (xorshift), so that every run tries the same moments.
-struct Seeded(u64);
-
-impl Seeded {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-}
-
 /// Runs the stages before `stage` to completion for `name`, returns the document they made.
 fn prepare(sb: &Sandbox, img: &str, stage: usize, name: &str) -> String {
     // `cloon-img info` prints the image's document, as `create` does.
@@ -55,38 +41,6 @@ fn prepare(sb: &Sandbox, img: &str, stage: usize, name: &str) -> String {
         doc = tool_ok(sb, tool, &args(i, name), &doc);
     }
     doc
-}
-
-/// Starts `tool` with `doc` on stdin and kills it after `delay`; returns whether it was killed
-/// before it finished, and how long it ran.
-fn kill_after(
-    sb: &Sandbox,
-    tool: &str,
-    args: &[String],
-    doc: &str,
-    delay: Duration,
-) -> (bool, Duration) {
-    let mut child = sb
-        .cmd(tool_path(tool))
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn");
-    let mut stdin = child.stdin.take().expect("piped");
-    let _ = stdin.write_all(doc.as_bytes());
-    drop(stdin);
-    let start = Instant::now();
-    while start.elapsed() < delay {
-        if child.try_wait().expect("wait").is_some() {
-            return (false, start.elapsed());
-        }
-        std::thread::sleep(Duration::from_micros(200));
-    }
-    let killed = child.try_wait().expect("wait").is_none();
-    cloon_tests::kill_tool(&mut child);
-    (killed, start.elapsed())
 }
 
 /// Every tool's `down --name`, last stage first; each must succeed.
@@ -106,26 +60,15 @@ fn gc(sb: &Sandbox) {
 }
 
 /// How long the `up` of stage `stage` takes here, run to its end once (then brought down): the
-/// kill trials pick their moments within it, so that most of them interrupt the tool. A trial
-/// whose tool ended before its kill lowers it to that run's time (see [`shorter`]): a first run
-/// slowed by a cold cache or a loaded machine would leave most later runs to end unkilled.
-fn calibrate(sb: &Sandbox, img: &str, stage: usize, name: &str) -> u64 {
+/// kill trials pick their moments within it, so that most of them interrupt the tool.
+fn calibrate(sb: &Sandbox, img: &str, stage: usize, name: &str) -> KillWindow {
     let doc = prepare(sb, img, stage, name);
     let start = Instant::now();
     tool_ok(sb, TOOLS[stage], &args(stage, name), &doc);
     let took = start.elapsed();
     down(sb, name);
     gc(sb);
-    u64::try_from(took.as_micros()).unwrap_or(u64::MAX).max(1)
-}
-
-/// The span of the kill moments after a trial: the run's time when the tool ended unkilled.
-fn shorter(span_us: u64, (killed, took): (bool, Duration)) -> u64 {
-    if killed {
-        span_us
-    } else {
-        span_us.min(u64::try_from(took.as_micros()).unwrap_or(u64::MAX).max(1))
-    }
+    KillWindow(took)
 }
 
 /// The seed of the moments tried: `CLOON_KILL_SEED=N` explores others; the default makes every
@@ -162,13 +105,17 @@ fn killed_at_any_moment_then_down_and_gc_leave_nothing() {
             .ok();
         let sum = sha256(&img);
         let links_before = links(&sb);
-        let mut span_us = calibrate(&sb, &img, stage, &name);
+        let mut window = calibrate(&sb, &img, stage, &name);
         for _ in 0..30 {
             let doc = prepare(&sb, &img, stage, &name);
-            let delay = Duration::from_micros(rng.next() % span_us);
-            let run = kill_after(&sb, tool, &args(stage, &name), &doc, delay);
+            let delay = window.pick(rng.draw());
+            let run = kill_after(
+                sb.cmd(tool_path(tool)).args(args(stage, &name)),
+                &doc,
+                delay,
+            );
             killed += usize::from(run.0);
-            span_us = shorter(span_us, run);
+            window.ended(run);
             trials += 1;
             down(&sb, &name);
             gc(&sb);
@@ -204,14 +151,15 @@ fn killed_at_any_moment_then_gc_alone_leaves_each_part_whole_or_gone() {
         let img = sb.path("bb.img").display().to_string();
         sb.tool("cloon-img", &["create", "--busybox", &img], "")
             .ok();
-        let mut span_us = calibrate(&sb, &img, stage, &name);
+        let mut window = calibrate(&sb, &img, stage, &name);
         for _ in 0..10 {
             let doc = prepare(&sb, &img, stage, &name);
-            let delay = Duration::from_micros(rng.next() % span_us);
-            span_us = shorter(
-                span_us,
-                kill_after(&sb, tool, &args(stage, &name), &doc, delay),
-            );
+            let delay = window.pick(rng.draw());
+            window.ended(kill_after(
+                sb.cmd(tool_path(tool)).args(args(stage, &name)),
+                &doc,
+                delay,
+            ));
             // gc leaves what a tool is at work on, as a runtime command that cloon-run's guardian
             // lets finish after a kill: wait until the container's directory is free.
             sb.sh(&format!(

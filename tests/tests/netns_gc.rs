@@ -7,7 +7,7 @@
 
 mod netns_util;
 
-use cloon_tests::{gc_item, gc_items, tool_path, Sandbox};
+use cloon_tests::{gc_item, gc_items, kill_after, tool_path, KillWindow, Sandbox};
 use netns_util::{link, netns, records, snapshot, STAGE};
 use serde_json::Value;
 use std::io::Write;
@@ -42,31 +42,10 @@ impl Moments {
     }
 }
 
-/// Starts `cloon-netns up` in the sandbox and kills it (SIGKILL) once `delay` has passed since
-/// the start; returns whether it was still running, and how long it ran.
+/// Starts `cloon-netns up` (of [`UP`]) in the sandbox and kills it once `delay` has passed: see
+/// [`kill_after`].
 fn run_killed(sb: &Sandbox, delay: Duration) -> (bool, Duration) {
-    let mut child = sb
-        .cmd(tool_path(STAGE))
-        .args(UP)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn");
-    drop(child.stdin.take());
-    let start = Instant::now();
-    loop {
-        if child.try_wait().expect("wait").is_some() {
-            return (false, start.elapsed());
-        }
-        if start.elapsed() >= delay {
-            break;
-        }
-        std::thread::sleep(Duration::from_micros(100));
-    }
-    let running = child.try_wait().expect("wait").is_none();
-    cloon_tests::kill_tool(&mut child);
-    (running, start.elapsed())
+    kill_after(sb.cmd(tool_path(STAGE)).args(UP), "", delay)
 }
 
 /// Objects made by hand that look like cloon's: a veth named as cloon names its host ends, one
@@ -129,24 +108,6 @@ fn span_of_up(sb: &Sandbox) -> Duration {
     took[0]
 }
 
-/// The moments a trial kills `up` at lie below the fastest uninterrupted `up` seen so far. It
-/// starts at [`span_of_up`]'s, and every trial whose `up` ended before its kill lowers it: the
-/// first runs can all be slow (the test binary's other tests start beside them), and a bound
-/// measured then would let most later, faster runs end before their moment.
-struct Bound(Duration);
-
-impl Bound {
-    fn pick(&self, moments: &mut Moments) -> Duration {
-        Duration::from_micros(moments.next() % (self.0.as_micros() as u64).max(1))
-    }
-
-    fn ended(&mut self, was_killed: bool, took: Duration) {
-        if !was_killed {
-            self.0 = self.0.min(took);
-        }
-    }
-}
-
 /// How many trials must really interrupt `up`, and how many may be tried to get them.
 const KILLS: usize = 40;
 const MAX_TRIALS: usize = 120;
@@ -156,7 +117,7 @@ fn up_killed_at_any_moment_then_down_and_gc_leave_nothing_and_touch_nothing_else
     let Some(sb) = Sandbox::new("netns-kill-span") else {
         return;
     };
-    let mut bound = Bound(span_of_up(&sb));
+    let mut window = KillWindow(span_of_up(&sb));
     drop(sb);
     // Moments from 0 to the fastest run: most of them interrupt it, some come after it ended.
     let mut moments = Moments(0x0c10_0de5_9a11);
@@ -166,7 +127,7 @@ fn up_killed_at_any_moment_then_down_and_gc_leave_nothing_and_touch_nothing_else
         assert!(
             trial < MAX_TRIALS,
             "only {killed} of {trial} trials killed up before it ended (moments below {:?})",
-            bound.0
+            window.0
         );
         trial += 1;
         let Some(sb) = Sandbox::new(&format!("netns-kill-{trial}")) else {
@@ -174,9 +135,10 @@ fn up_killed_at_any_moment_then_down_and_gc_leave_nothing_and_touch_nothing_else
         };
         sb.sh(FOREIGN).ok();
         let foreign = foreign_state(&sb);
-        let delay = bound.pick(&mut moments);
-        let (was_killed, took) = run_killed(&sb, delay);
-        bound.ended(was_killed, took);
+        let delay = window.pick(moments.next());
+        let run = run_killed(&sb, delay);
+        window.ended(run);
+        let was_killed = run.0;
         killed += usize::from(was_killed);
         let context =
             format!("trial {trial}, killed after {delay:?} (still running: {was_killed})");
@@ -208,16 +170,17 @@ fn up_killed_then_gc_alone_brings_a_broken_container_down() {
     let Some(sb) = Sandbox::new("netns-kill-gc-span") else {
         return;
     };
-    let mut bound = Bound(span_of_up(&sb));
+    let mut window = KillWindow(span_of_up(&sb));
     drop(sb);
     let mut moments = Moments(0x9c0_11ec7);
     for trial in 0..16 {
         let Some(sb) = Sandbox::new(&format!("netns-kill-gc-{trial}")) else {
             return;
         };
-        let delay = bound.pick(&mut moments);
-        let (was_killed, took) = run_killed(&sb, delay);
-        bound.ended(was_killed, took);
+        let delay = window.pick(moments.next());
+        let run = run_killed(&sb, delay);
+        window.ended(run);
+        let was_killed = run.0;
         let context =
             format!("trial {trial}, killed after {delay:?} (still running: {was_killed})");
         let report = gc(&sb, &[]);

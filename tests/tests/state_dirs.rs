@@ -2,7 +2,7 @@
 //! one with a space in its path. A tool acts only on its own state directory: kill trials, `gc`
 //! and concurrent pipelines in one leave the others' containers, links and data whole.
 
-use cloon_tests::{unique, Sandbox};
+use cloon_tests::{unique, Sandbox, Seeded};
 use std::time::Duration;
 
 /// The state directories: `outer`, one nested in it whose path has a space, one beside them.
@@ -135,18 +135,6 @@ fn gc_of_a_state_directory_leaves_the_nested_and_the_sibling_ones_whole() {
     sb.assert_clean(&[]);
 }
 
-/// A tiny deterministic generator (xorshift), so that every run tries the same moments.
-struct Seeded(u64);
-
-impl Seeded {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-}
-
 #[test]
 fn a_pipeline_killed_at_any_moment_in_one_state_directory_leaves_the_others_whole() {
     let Some(sb) = Sandbox::new("dirs-kill") else {
@@ -205,7 +193,7 @@ fn a_pipeline_killed_at_any_moment_in_one_state_directory_leaves_the_others_whol
     sb.sh(&in_dir(&sb, &teardown(OUTER, "k.json"))).ok();
     for trial in 0..12 {
         // The whole pipeline in the outer directory, killed after a seeded delay within it.
-        let delay = Duration::from_micros(span_us / 10 + rng.next() % (span_us * 8 / 10));
+        let delay = Duration::from_micros(span_us / 10 + rng.draw() % (span_us * 8 / 10));
         let mut child = spawn();
         // Then its process group (the shell and every tool of the pipeline) is killed at once.
         // A runtime command cloon-run's guardian runs, in a group of its own, is left to end.
